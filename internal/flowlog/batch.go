@@ -1,0 +1,292 @@
+package flowlog
+
+import (
+	"net/netip"
+	"unsafe"
+)
+
+// Batch is a block of flow log records of one format from one source, held
+// as columns. Text batches keep the raw lines and convert a column only when
+// someone asks for it, and only for the rows asked for: a query that reads
+// two fields never converts the other twelve.
+//
+// A Batch handed to a callback is valid until the callback returns; do not
+// keep references to it or to the slices its methods return.
+type Batch struct {
+	Format *Format
+	Source string // file name or s3:// URL
+	Seq    int    // position of this batch among the batches of Source
+	N      int    // number of records
+
+	line []int // 1-based line number of each record (0 for non-text sources)
+
+	text []byte   // text batches: the raw bytes
+	offs []uint32 // text batches: N*(nf+1) field start offsets; the last of each record is one past the line end
+
+	cols []column
+	bad  []bool // rows found malformed while converting a column
+	nbad int
+
+	errs ErrorSink
+}
+
+type column struct {
+	done    bool // converted (for every row in the selection it was asked for, and all later ones)
+	u64     []uint64
+	present []bool
+	addr    []netip.Addr
+	enum    []uint8
+	// Strings of non-text batches: strBuf[strOff[i]:strOff[i+1]]; absent
+	// when present[i] is false.
+	strBuf []byte
+	strOff []uint32
+}
+
+// ErrorSink receives the malformed input found while decoding.
+type ErrorSink interface {
+	// Skip is called once per skipped record or line.
+	Skip(e *LineError)
+}
+
+// reset prepares b for a new block of n records of format f.
+func (b *Batch) reset(f *Format, source string, seq int) {
+	b.Format = f
+	b.Source = source
+	b.Seq = seq
+	b.N = 0
+	b.line = b.line[:0]
+	b.text = nil
+	b.offs = b.offs[:0]
+	nf := f.Len()
+	if cap(b.cols) < nf {
+		b.cols = make([]column, nf)
+	}
+	b.cols = b.cols[:nf]
+	for i := range b.cols {
+		b.cols[i].done = false
+	}
+	b.bad = b.bad[:0]
+	b.nbad = 0
+}
+
+// Line returns the 1-based line number of record i in its source, or 0 when
+// the source has no lines (Parquet).
+func (b *Batch) Line(i int) int {
+	if i < len(b.line) {
+		return b.line[i]
+	}
+	return 0
+}
+
+// Bad reports whether record i was found malformed while converting a
+// column; such records are reported once and must be skipped.
+func (b *Batch) Bad(i int) bool { return b.nbad > 0 && b.bad[i] }
+
+// NumBad returns the number of records found malformed so far.
+func (b *Batch) NumBad() int { return b.nbad }
+
+// Raw returns the text of field pos of record i as it appears in the line
+// ("-" for absent), or nil for non-text batches.
+func (b *Batch) Raw(i, pos int) []byte {
+	if b.text == nil {
+		return nil
+	}
+	k := i*(len(b.cols)+1) + pos
+	return b.text[b.offs[k] : b.offs[k+1]-1]
+}
+
+// Message returns record i as a line of text (@message): the raw line for
+// text sources, the values joined by spaces otherwise.
+func (b *Batch) Message(i int, dst []byte) []byte {
+	if b.text != nil {
+		k := i * (len(b.cols) + 1)
+		return append(dst, b.text[b.offs[k]:b.offs[k+len(b.cols)]-1]...)
+	}
+	for pos := range b.cols {
+		if pos > 0 {
+			dst = append(dst, ' ')
+		}
+		dst = b.AppendText(dst, i, pos)
+	}
+	return dst
+}
+
+// markBad records that record i is malformed; the first call for a record
+// reports it.
+func (b *Batch) markBad(i, pos int, msg string) {
+	if len(b.bad) < b.N {
+		b.bad = append(b.bad[:len(b.bad)], make([]bool, b.N-len(b.bad))...)
+	}
+	if b.bad[i] {
+		return
+	}
+	b.bad[i] = true
+	b.nbad++
+	if b.errs != nil {
+		e := &LineError{Source: b.Source, Line: b.Line(i), Msg: msg}
+		if pos >= 0 {
+			e.Field = b.Format.Name(pos)
+			if b.text != nil {
+				k := i * (len(b.cols) + 1)
+				e.Column = int(b.offs[k+pos]-b.offs[k]) + 1
+				e.Text = string(b.Raw(i, pos))
+			}
+		}
+		b.errs.Skip(e)
+	}
+}
+
+func bytesString(p []byte) string { return unsafe.String(unsafe.SliceData(p), len(p)) }
+
+func isAbsent(p []byte) bool { return len(p) == 1 && p[0] == '-' }
+
+// forRows calls fn for every row in sel, or for every row when sel is nil.
+func forRows(n int, sel []uint32, fn func(i int)) {
+	if sel == nil {
+		for i := 0; i < n; i++ {
+			fn(i)
+		}
+		return
+	}
+	for _, i := range sel {
+		fn(int(i))
+	}
+}
+
+func (c *column) grow(n int, kind Kind) {
+	switch kind {
+	case KindUint:
+		if cap(c.u64) < n {
+			c.u64 = make([]uint64, n)
+			c.present = make([]bool, n)
+		}
+		c.u64, c.present = c.u64[:n], c.present[:n]
+	case KindAddr:
+		if cap(c.addr) < n {
+			c.addr = make([]netip.Addr, n)
+		}
+		c.addr = c.addr[:n]
+	case KindAction, KindLogStatus:
+		if cap(c.enum) < n {
+			c.enum = make([]uint8, n)
+		}
+		c.enum = c.enum[:n]
+	}
+}
+
+// Uints returns the values of the integer field at position pos and whether
+// each is present, converting the rows in sel (all rows when sel is nil) if
+// that was not done yet. Rows whose text is not a number are marked bad.
+func (b *Batch) Uints(pos int, sel []uint32) (vals []uint64, present []bool) {
+	c := &b.cols[pos]
+	if !c.done {
+		c.grow(b.N, KindUint)
+		vals, present := c.u64, c.present
+		forRows(b.N, sel, func(i int) {
+			raw := b.Raw(i, pos)
+			v, ok, valid := parseUint(raw)
+			vals[i], present[i] = v, ok
+			if !valid {
+				b.markBad(i, pos, "not a number")
+			}
+		})
+		c.done = true
+	}
+	return c.u64, c.present
+}
+
+// parseUint parses a decimal number; "-" is absent.
+func parseUint(p []byte) (v uint64, present, valid bool) {
+	if len(p) == 0 || len(p) > 20 {
+		return 0, false, false
+	}
+	if p[0] == '-' {
+		return 0, false, len(p) == 1
+	}
+	for _, c := range p {
+		d := uint64(c - '0')
+		if d > 9 {
+			return 0, false, false
+		}
+		n := v*10 + d
+		if n < v {
+			return 0, false, false
+		}
+		v = n
+	}
+	return v, true, true
+}
+
+// Addrs returns the addresses of the address field at position pos; an
+// absent address is the zero netip.Addr. Rows are converted as for Uints.
+func (b *Batch) Addrs(pos int, sel []uint32) []netip.Addr {
+	c := &b.cols[pos]
+	if !c.done {
+		c.grow(b.N, KindAddr)
+		vals := c.addr
+		forRows(b.N, sel, func(i int) {
+			raw := b.Raw(i, pos)
+			if isAbsent(raw) {
+				vals[i] = netip.Addr{}
+				return
+			}
+			a, err := netip.ParseAddr(bytesString(raw))
+			if err != nil || a.Zone() != "" {
+				vals[i] = netip.Addr{}
+				b.markBad(i, pos, "not an IP address")
+				return
+			}
+			vals[i] = a
+		})
+		c.done = true
+	}
+	return c.addr
+}
+
+// Actions returns the action field at position pos.
+func (b *Batch) Actions(pos int, sel []uint32) []Action {
+	return unsafe.Slice((*Action)(unsafe.SliceData(b.enums(pos, sel, func(p []byte) (uint8, bool) {
+		a, ok := parseAction(p)
+		return uint8(a), ok
+	}, "action is not ACCEPT or REJECT"))), b.N)
+}
+
+// LogStatuses returns the log-status field at position pos.
+func (b *Batch) LogStatuses(pos int, sel []uint32) []LogStatus {
+	return unsafe.Slice((*LogStatus)(unsafe.SliceData(b.enums(pos, sel, func(p []byte) (uint8, bool) {
+		s, ok := parseLogStatus(p)
+		return uint8(s), ok
+	}, "log-status is not OK, NODATA or SKIPDATA"))), b.N)
+}
+
+func (b *Batch) enums(pos int, sel []uint32, parse func([]byte) (uint8, bool), msg string) []uint8 {
+	c := &b.cols[pos]
+	if !c.done {
+		c.grow(b.N, KindAction)
+		vals := c.enum
+		forRows(b.N, sel, func(i int) {
+			v, ok := parse(b.Raw(i, pos))
+			vals[i] = v
+			if !ok {
+				b.markBad(i, pos, msg)
+			}
+		})
+		c.done = true
+	}
+	return c.enum[:b.N]
+}
+
+// String returns the text of the string field at position pos of record i
+// and whether it is present ("-" is absent). The bytes are valid as long as
+// the batch.
+func (b *Batch) String(i, pos int) ([]byte, bool) {
+	if b.text != nil {
+		raw := b.Raw(i, pos)
+		return raw, !isAbsent(raw)
+	}
+	c := &b.cols[pos]
+	if !c.present[i] {
+		return nil, false
+	}
+	return c.strBuf[c.strOff[i]:c.strOff[i+1]], true
+}

@@ -15,8 +15,10 @@ import (
 type Batch struct {
 	Format *Format
 	Source string // file name or s3:// URL
-	Seq    int    // position of this batch among the batches of Source
-	N      int    // number of records
+	Input  int    // index of the source among the scanned inputs
+	Seq    int    // block of the source this batch comes from, from 0
+	Part   int    // batch within the block (a header line can split one), from 0
+	N      int    // number of records; may be 0
 
 	line []int // 1-based line number of each record (0 for non-text sources)
 
@@ -53,6 +55,7 @@ func (b *Batch) reset(f *Format, source string, seq int) {
 	b.Format = f
 	b.Source = source
 	b.Seq = seq
+	b.Part = 0
 	b.N = 0
 	b.line = b.line[:0]
 	b.text = nil

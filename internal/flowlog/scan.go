@@ -1,0 +1,471 @@
+package flowlog
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// Input is one source of flow log bytes: a file, standard input or an S3
+// object. The scanner recognises gzip and Parquet by their first bytes.
+type Input struct {
+	Name string // path, "-" or s3://bucket/key, used in messages
+	Size int64  // bytes, or -1 if unknown
+	Open func(ctx context.Context) (io.ReadCloser, error)
+}
+
+// Scanner decodes inputs into batches, in parallel across inputs and across
+// chunks of one large input.
+type Scanner struct {
+	// Format is used for text without a header line (--format); nil means
+	// the default v2 format. A header line in the input takes precedence.
+	Format *Format
+	// Workers is the number of decoding goroutines; 0 means GOMAXPROCS.
+	Workers int
+	// ChunkSize is the size of the blocks a text input is cut into; 0
+	// means 1 MiB.
+	ChunkSize int
+	// Errors receives every skipped line, record or input; nil drops them.
+	Errors ErrorSink
+}
+
+const (
+	defaultChunkSize = 1 << 20
+	maxLineLen       = 64 << 10 // longer lines are not flow log records
+	parquetBatchRows = 16 << 10
+)
+
+// job is one unit of work for a decoding worker: a block of complete text
+// lines, or a whole Parquet input.
+type job struct {
+	input  int
+	name   string
+	seq    int
+	format *Format
+	data   []byte // complete lines, each ending in '\n'
+	line   int    // line number of data's first line
+	buf    *[]byte
+
+	parquet     io.ReaderAt
+	parquetSize int64
+	closer      io.Closer
+}
+
+// Scan decodes every input and calls fn for each batch, from the worker
+// goroutine numbered w (0 <= w < Workers), so that fn can keep per-worker
+// state without locks. Batches of one input may arrive out of order. Bad
+// input is reported to Errors and skipped; Scan returns an error only when
+// ctx is done or fn fails.
+func (s *Scanner) Scan(ctx context.Context, inputs []Input, fn func(w int, b *Batch) error) error {
+	return s.run(ctx, inputs, fn, nil)
+}
+
+// ScanOrdered is Scan for consumers that need input order: work runs on the
+// workers in parallel, and deliver receives the results one at a time, in
+// the order of the inputs and of the records within each input.
+func ScanOrdered[T any](ctx context.Context, s *Scanner, inputs []Input, work func(w int, b *Batch) T, deliver func(T) error) error {
+	o := newOrderer(len(inputs), func(v any) error { return deliver(v.(T)) })
+	err := s.run(ctx, inputs, func(w int, b *Batch) error {
+		o.add(b.Input, b.Seq, work(w, b))
+		return nil
+	}, o)
+	if err != nil {
+		return err
+	}
+	return o.err
+}
+
+// Workers returns the number of workers Scan will use.
+func (s *Scanner) workers() int {
+	if s.Workers > 0 {
+		return s.Workers
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+func (s *Scanner) run(ctx context.Context, inputs []Input, fn func(int, *Batch) error, ord *orderer) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	nw := s.workers()
+	chunk := s.ChunkSize
+	if chunk <= 0 {
+		chunk = defaultChunkSize
+	}
+	jobs := make(chan *job, 2*nw)
+	pool := &sync.Pool{New: func() any { b := make([]byte, 0, chunk+maxLineLen); return &b }}
+
+	var wg sync.WaitGroup
+	for w := 0; w < nw; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wk := &worker{id: w, s: s, fn: fn, ord: ord}
+			for j := range jobs {
+				if ctx.Err() != nil {
+					wk.release(j, pool)
+					continue
+				}
+				if err := wk.do(ctx, j); err != nil {
+					cancel(err)
+				}
+				wk.release(j, pool)
+			}
+		}()
+	}
+
+	// Readers: several inputs are read at once, so that many small files
+	// (S3 delivers one every five minutes) keep the workers busy.
+	nr := min(len(inputs), nw)
+	next := make(chan int)
+	var rg sync.WaitGroup
+	for r := 0; r < nr; r++ {
+		rg.Add(1)
+		go func() {
+			defer rg.Done()
+			for i := range next {
+				rd := reader{s: s, ctx: ctx, jobs: jobs, pool: pool, chunk: chunk, input: i, in: &inputs[i]}
+				n := rd.read()
+				if ord != nil {
+					ord.inputDone(i, n)
+				}
+			}
+		}()
+	}
+feed:
+	for i := range inputs {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	rg.Wait()
+	close(jobs)
+	wg.Wait()
+	if ord != nil {
+		ord.finish()
+	}
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
+}
+
+func (s *Scanner) skip(e *LineError) {
+	if s.Errors != nil {
+		s.Errors.Skip(e)
+	}
+}
+
+// reader cuts one input into jobs.
+type reader struct {
+	s     *Scanner
+	ctx   context.Context
+	jobs  chan<- *job
+	pool  *sync.Pool
+	chunk int
+	input int
+	in    *Input
+	seq   int
+	line  int
+}
+
+// read sends the input's jobs and returns how many it sent.
+func (r *reader) read() int {
+	rc, err := r.in.Open(r.ctx)
+	if err != nil {
+		r.s.skip(&LineError{Source: r.in.Name, Msg: fmt.Sprintf("cannot open: %v", err)})
+		return 0
+	}
+	br := bufio.NewReaderSize(rc, 64<<10)
+	head, _ := br.Peek(512)
+	switch {
+	case len(head) >= 4 && string(head[:4]) == "PAR1":
+		r.readParquet(rc, br)
+		return r.seq
+	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b:
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			rc.Close()
+			r.s.skip(&LineError{Source: r.in.Name, Msg: fmt.Sprintf("bad gzip header: %v", err)})
+			return 0
+		}
+		r.readText(zr, true)
+	default:
+		r.readText(br, false)
+	}
+	rc.Close()
+	return r.seq
+}
+
+func (r *reader) readParquet(rc io.ReadCloser, br *bufio.Reader) {
+	var ra io.ReaderAt
+	size := r.in.Size
+	if f, ok := rc.(*os.File); ok && size >= 0 && br.Buffered() == min(int(size), 64<<10) {
+		ra = f
+	} else {
+		data, err := io.ReadAll(br)
+		rc.Close()
+		if err != nil {
+			r.s.skip(&LineError{Source: r.in.Name, Msg: fmt.Sprintf("cannot read: %v", err)})
+			return
+		}
+		ra, size, rc = bytes.NewReader(data), int64(len(data)), nil
+	}
+	j := &job{input: r.input, name: r.in.Name, seq: r.seq, parquet: ra, parquetSize: size}
+	if rc != nil {
+		j.closer = rc
+	}
+	r.seq++
+	r.send(j)
+}
+
+func (r *reader) send(j *job) bool {
+	select {
+	case r.jobs <- j:
+		return true
+	case <-r.ctx.Done():
+		if j.closer != nil {
+			j.closer.Close()
+		}
+		return false
+	}
+}
+
+// readText cuts a text stream into blocks of complete lines, finds header
+// lines (the first line, or a line after a blank line) and sends the blocks.
+func (r *reader) readText(src io.Reader, gz bool) {
+	format := r.s.Format
+	if format == nil {
+		format = DefaultFormat()
+	}
+	r.line = 1
+	bufp := r.pool.Get().(*[]byte)
+	buf := (*bufp)[:0]
+	first := true
+	prevBlank := false
+	for {
+		n, err := io.ReadFull(src, buf[len(buf):r.chunk])
+		buf = buf[:len(buf)+n]
+		eof := err != nil
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF || gz && err == io.ErrUnexpectedEOF {
+			if gz || !errors.Is(err, io.ErrUnexpectedEOF) {
+				// A truncated or corrupt stream: keep the complete
+				// lines read so far, report the rest.
+				cut := bytes.LastIndexByte(buf, '\n') + 1
+				if rest := buf[cut:]; len(rest) > 0 {
+					buf = buf[:cut]
+				}
+				r.s.skip(&LineError{Source: r.in.Name, Line: r.line + bytes.Count(buf, nl), Msg: describeReadError(err, gz)})
+			}
+		} else if eof && len(buf) > 0 && buf[len(buf)-1] != '\n' {
+			buf = append(buf, '\n') // last line without newline
+		}
+		if first {
+			first = false
+			if bad := sniffText(buf); bad != "" {
+				r.s.skip(&LineError{Source: r.in.Name, Msg: "not a flow log file: " + bad})
+				*bufp = buf[:0]
+				r.pool.Put(bufp)
+				return
+			}
+		}
+		cut := bytes.LastIndexByte(buf, '\n') + 1
+		if cut == 0 && !eof {
+			if len(buf) >= r.chunk {
+				// A line longer than a chunk: not a flow log record.
+				// Skip to the next newline.
+				r.s.skip(&LineError{Source: r.in.Name, Line: r.line, Msg: "line too long"})
+				if !skipLine(src) {
+					break
+				}
+				r.line++
+				buf = buf[:0]
+			}
+			continue
+		}
+		data := buf[:cut]
+		// Split at header lines: the first line of the input, or a line
+		// after a blank line.
+		start := 0
+		for {
+			h := findHeader(data, start, prevBlank && start == 0 || start == 0 && r.line == 1 && r.seq == 0)
+			if h < 0 {
+				break
+			}
+			end := h + bytes.IndexByte(data[h:], '\n')
+			f, err := ParseFormat(string(trimCR(data[h:end])))
+			if err != nil {
+				break // leave it to the worker to report
+			}
+			if h > start {
+				r.emit(format, data[start:h], nil)
+			}
+			r.line++ // the header line
+			format = f
+			start = end + 1
+		}
+		prevBlank = len(data) >= 2 && data[len(data)-2] == '\n' || len(data) == 1
+		rest := buf[cut:]
+		nextp := r.pool.Get().(*[]byte)
+		next := append((*nextp)[:0], rest...)
+		if start < len(data) {
+			if !r.emit(format, data[start:], bufp) {
+				return
+			}
+		} else {
+			*bufp = buf[:0]
+			r.pool.Put(bufp)
+		}
+		bufp, buf = nextp, next
+		if eof {
+			break
+		}
+	}
+	*bufp = buf[:0]
+	r.pool.Put(bufp)
+}
+
+var nl = []byte{'\n'}
+
+func (r *reader) emit(f *Format, data []byte, bufp *[]byte) bool {
+	j := &job{input: r.input, name: r.in.Name, seq: r.seq, format: f, data: data, line: r.line, buf: bufp}
+	r.seq++
+	r.line += bytes.Count(data, nl)
+	return r.send(j)
+}
+
+func describeReadError(err error, gz bool) string {
+	if gz && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) {
+		return "truncated gzip stream: the rest of the file is lost"
+	}
+	if gz {
+		return fmt.Sprintf("corrupt gzip stream: %v", err)
+	}
+	return fmt.Sprintf("read error: %v", err)
+}
+
+// skipLine reads up to and including the next newline.
+func skipLine(src io.Reader) bool {
+	var b [4096]byte
+	for {
+		n, err := src.Read(b[:])
+		if i := bytes.IndexByte(b[:n], '\n'); i >= 0 {
+			// The bytes after the newline are lost; such a line is
+			// garbage anyway and the next lines are reported on their
+			// own if they are bad too.
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
+}
+
+// sniffText tells why the start of an input is not flow log text, or "".
+func sniffText(p []byte) string {
+	head := p[:min(len(p), 512)]
+	if bytes.IndexByte(head, 0) >= 0 {
+		return "binary data"
+	}
+	t := bytes.TrimLeft(head, " \t\r\n")
+	if len(t) > 0 && (t[0] == '{' || t[0] == '[') {
+		return "JSON, not flow log text"
+	}
+	return ""
+}
+
+// findHeader returns the offset of the first header line in data at or after
+// start that follows a blank line (or is at start itself when atStart), or -1.
+func findHeader(data []byte, start int, atStart bool) int {
+	if atStart && start < len(data) && looksLikeHeader(lineAt(data, start)) {
+		return start
+	}
+	for i := start; ; {
+		k := bytes.Index(data[i:], []byte("\n\n"))
+		if k < 0 {
+			return -1
+		}
+		h := i + k + 2
+		for h < len(data) && data[h] == '\n' {
+			h++
+		}
+		if h >= len(data) {
+			return -1
+		}
+		if looksLikeHeader(lineAt(data, h)) {
+			return h
+		}
+		i = h
+	}
+}
+
+func lineAt(data []byte, i int) []byte {
+	end := bytes.IndexByte(data[i:], '\n')
+	if end < 0 {
+		return trimCR(data[i:])
+	}
+	return trimCR(data[i : i+end])
+}
+
+func trimCR(p []byte) []byte {
+	if n := len(p); n > 0 && p[n-1] == '\r' {
+		return p[:n-1]
+	}
+	return p
+}
+
+// worker decodes jobs into its own batch.
+type worker struct {
+	id  int
+	s   *Scanner
+	fn  func(int, *Batch) error
+	ord *orderer
+	b   Batch
+}
+
+func (w *worker) release(j *job, pool *sync.Pool) {
+	if j.buf != nil {
+		*j.buf = (*j.buf)[:0]
+		pool.Put(j.buf)
+	}
+	if j.closer != nil {
+		j.closer.Close()
+	}
+}
+
+func (w *worker) do(ctx context.Context, j *job) error {
+	if j.parquet != nil {
+		part := 0
+		err := decodeParquet(ctx, j.name, j.parquet, j.parquetSize, parquetBatchRows, w.s.Errors, func(b *Batch) error {
+			b.Input, b.Seq, b.Part = j.input, j.seq, part
+			part++
+			return w.fn(w.id, b)
+		})
+		if err != nil && ctx.Err() == nil {
+			// A broken file is bad input, not a reason to stop the run.
+			w.s.skip(&LineError{Source: j.name, Msg: err.Error()})
+			err = nil
+		}
+		w.jobDone(j, part)
+		return err
+	}
+	parts, err := w.splitText(j)
+	w.jobDone(j, parts)
+	return err
+}
+
+func (w *worker) jobDone(j *job, parts int) {
+	if w.ord != nil {
+		w.ord.jobDone(j.input, j.seq, parts)
+	}
+}

@@ -1,0 +1,110 @@
+package flowlog
+
+import (
+	"bytes"
+	"fmt"
+)
+
+// maxFields bounds the fields of one line; longer lines are malformed.
+const maxFields = 255
+
+// splitText finds the records and their fields in a block of lines. This is
+// the decoder's hot path: one pass over the bytes, no allocation once the
+// worker's buffers have grown, and no conversion of any field (columns are
+// converted when read).
+func (w *worker) splitText(j *job) (parts int, err error) {
+	b := &w.b
+	part := 0
+	flush := func() error {
+		b.Input, b.Seq, b.Part = j.input, j.seq, part
+		part++
+		err := w.fn(w.id, b)
+		return err
+	}
+	w.startBatch(j.format, j)
+	data := j.data
+	line := j.line
+	nf := b.Format.Len()
+	offs := b.offs
+	for pos := 0; pos < len(data); line++ {
+		end := pos + bytes.IndexByte(data[pos:], '\n')
+		le := end
+		for le > pos && (data[le-1] == '\r' || data[le-1] == ' ' || data[le-1] == '\t') {
+			le--
+		}
+		if le == pos { // blank line
+			pos = end + 1
+			continue
+		}
+		base := len(offs)
+		if cap(offs)-base < maxFields+2 {
+			offs = append(offs[:base:base], make([]uint32, maxFields+2+base)...)[:base]
+		}
+		o := offs[base : base+maxFields+2]
+		o[0] = uint32(pos)
+		k := 0
+		for i := pos; i < le; i++ {
+			o[(k+1)&maxFields] = uint32(i + 1)
+			k += int((uint32(data[i]^' ') - 1) >> 31)
+		}
+		if k+1 != nf {
+			if looksLikeHeader(data[pos:le]) {
+				// A header line that did not follow a blank line.
+				f, err := ParseFormat(string(data[pos:le]))
+				if err == nil {
+					b.offs = offs
+					if b.N > 0 {
+						if err := flush(); err != nil {
+							return part, err
+						}
+					}
+					w.startBatch(f, j)
+					nf = f.Len()
+					offs = b.offs
+					pos = end + 1
+					continue
+				}
+			}
+			w.s.skip(&LineError{Source: j.name, Line: line, Text: string(data[pos:min(le, pos+80)]),
+				Msg: fmt.Sprintf("expected %d fields, found %d", nf, k+1)})
+			pos = end + 1
+			continue
+		}
+		if empty := emptyField(o[:nf], le); empty >= 0 {
+			w.s.skip(&LineError{Source: j.name, Line: line, Column: int(o[empty]) - pos + 1,
+				Field: b.Format.Name(empty), Msg: "empty field (two spaces in a row)"})
+			pos = end + 1
+			continue
+		}
+		o[nf] = uint32(le + 1)
+		offs = offs[:base+nf+1]
+		b.line = append(b.line, line)
+		b.N++
+		pos = end + 1
+	}
+	b.offs = offs
+	if b.N > 0 || part == 0 {
+		err = flush()
+	}
+	return part, err
+}
+
+// emptyField returns the position of the first empty field, or -1.
+func emptyField(o []uint32, le int) int {
+	for i := 0; i+1 < len(o); i++ {
+		if o[i+1] == o[i]+1 {
+			return i
+		}
+	}
+	if int(o[len(o)-1]) == le {
+		return len(o) - 1
+	}
+	return -1
+}
+
+func (w *worker) startBatch(f *Format, j *job) {
+	b := &w.b
+	b.reset(f, j.name, j.seq)
+	b.text = j.data
+	b.errs = w.s.Errors
+}

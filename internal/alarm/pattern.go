@@ -336,7 +336,6 @@ func (p *parser) regex() (*regexp.Regexp, string, error) {
 
 func (p *parser) parseTerms(pat *Pattern) error {
 	var cur *termGroup
-	anyOr := false
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.src) {
@@ -354,7 +353,11 @@ func (p *parser) parseTerms(pat *Pattern) error {
 		if or || not {
 			p.skipSpace()
 			if p.pos >= len(p.src) {
-				return p.errorf("a term after '" + map[bool]string{true: "?", false: "-"}[or] + "'")
+				prefix := "-"
+				if or {
+					prefix = "?"
+				}
+				return p.errorf("a term after '" + prefix + "'")
 			}
 		}
 		var t term
@@ -382,7 +385,6 @@ func (p *parser) parseTerms(pat *Pattern) error {
 			t.text = p.src[start:p.pos]
 		}
 		if or {
-			anyOr = true
 			pat.groups = append(pat.groups, termGroup{})
 			cur = &pat.groups[len(pat.groups)-1]
 		} else if cur == nil {
@@ -397,7 +399,6 @@ func (p *parser) parseTerms(pat *Pattern) error {
 		// Re-take the pointer: append may have moved the backing array.
 		cur = &pat.groups[len(pat.groups)-1]
 	}
-	_ = anyOr
 	return nil
 }
 
@@ -436,6 +437,9 @@ func (p *parser) parseSpaceDelimited(pat *Pattern) error {
 			}
 			pat.ellipsis = len(pat.slots)
 		} else if c := p.peek(); c == ',' || c == ']' {
+			if c == ']' && len(pat.slots) == 0 && pat.ellipsis < 0 {
+				return p.errorf("at least one field")
+			}
 			pat.slots = append(pat.slots, slot{}) // empty slot: an unnamed field
 		} else {
 			col := p.pos
@@ -446,6 +450,9 @@ func (p *parser) parseSpaceDelimited(pat *Pattern) error {
 			idx := len(pat.slots)
 			pat.slots = append(pat.slots, slot{name: n})
 			p.skipSpace()
+			if p.pos >= len(p.src) {
+				return p.errorf("a comparison operator, ',' or ']'")
+			}
 			if c := p.peek(); c != ',' && c != ']' {
 				// A condition: its first comparison's subject is this field.
 				c, err := p.spaceOr(&refs, &pendingCond{slot: idx, name: n, col: col})
@@ -630,9 +637,6 @@ func (p *parser) value(op cmpOp) (value, error) {
 	if op >= opLt && op <= opGe && v.kind != valNumber {
 		p.pos = start
 		return v, p.errorf("a number after '" + op.String() + "'")
-	}
-	if (op == opLt || op == opGt || op == opLe || op == opGe) && v.kind == valNumber {
-		return v, nil
 	}
 	return v, nil
 }

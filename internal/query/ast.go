@@ -673,10 +673,8 @@ func regexString(p string) string {
 			b.WriteString(`\\`)
 		case c == '/':
 			b.WriteString(`\/`)
-		case c == '\n':
+		case c == '\n': // the lexer ends a regex at a line break
 			b.WriteString(`\n`)
-		case c == '\r':
-			b.WriteString(`\r`)
 		default:
 			b.WriteByte(c)
 		}

@@ -3,6 +3,7 @@ package query
 import (
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // SyntaxError is a query that cannot be parsed: where, and what was wrong.
@@ -444,7 +445,7 @@ func (p *parser) parse(kw token) (Command, error) {
 
 // groupNames lists the named capture groups of a regex, (?<name>...) or
 // (?P<name>...), in order. It returns an error message when there are none,
-// a name is empty or unterminated, or a name repeats.
+// a name is invalid or unterminated, or a name repeats.
 func groupNames(re string) ([]string, string) {
 	var names []string
 	inClass := false
@@ -478,8 +479,8 @@ func groupNames(re string) ([]string, string) {
 				return nil, "unterminated group name in regular expression"
 			}
 			name := re[start : start+end]
-			if name == "" {
-				return nil, "empty group name in regular expression"
+			if !validGroupName(name) {
+				return nil, "invalid group name " + strconv.Quote(name) + " in regular expression: use letters, digits and _ (an optional @ first)"
 			}
 			for _, n := range names {
 				if n == name {
@@ -494,6 +495,21 @@ func groupNames(re string) ([]string, string) {
 		return nil, "the regular expression has no named group (?<name>...) to extract"
 	}
 	return names, ""
+}
+
+// validGroupName reports whether a regex group name can name a field: an
+// optional @, then letters, digits and underscores.
+func validGroupName(name string) bool {
+	name = strings.TrimPrefix(name, "@")
+	if name == "" {
+		return false
+	}
+	for _, r := range name {
+		if r != '_' && !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // Expressions. Precedence, lowest first: or; and; not; comparisons (= != <

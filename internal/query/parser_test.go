@@ -236,9 +236,9 @@ func TestParseTrees(t *testing.T) {
 		},
 		{
 			name: "parse regex takes names from named groups",
-			src:  `parse @message /(?<user>\S+) (?P<ip>\S+) (?:x)(?<=y)[(?<no>]/ | parse /(?<NetworkInterface>eni-.*?) / | display NetworkInterface`,
+			src:  `parse @message /(?<user>\S+) (?P<ip>\S+) (?:x)(?<=y)[(?<no>](?<@t_1>z)/ | parse /(?<NetworkInterface>eni-.*?) / | display NetworkInterface`,
 			want: []Command{
-				&ParseCmd{Source: fld("@message"), IsRegex: true, Regex: `(?<user>\S+) (?P<ip>\S+) (?:x)(?<=y)[(?<no>]`, Names: []string{"user", "ip"}},
+				&ParseCmd{Source: fld("@message"), IsRegex: true, Regex: `(?<user>\S+) (?P<ip>\S+) (?:x)(?<=y)[(?<no>](?<@t_1>z)`, Names: []string{"user", "ip", "@t_1"}},
 				&ParseCmd{Source: fld("@message"), IsRegex: true, Regex: `(?<NetworkInterface>eni-.*?) `, Names: []string{"NetworkInterface"}},
 				&DisplayCmd{Items: items(fld("NetworkInterface"))},
 			},
@@ -560,6 +560,9 @@ func TestParseErrors(t *testing.T) {
 		{"parse glob without star", "parse @message \"abc\" as a", Pos{1, 16}, "no '*'"},
 		{"parse regex without group", "parse @message /abc/", Pos{1, 16}, "no named group"},
 		{"parse regex duplicate group", "parse /(?<a>x)(?<a>y)/", Pos{1, 7}, "appears twice"},
+		{"parse regex bad group name", "parse /(?<a-b>x)/", Pos{1, 7}, "invalid group name \"a-b\""},
+		{"parse regex empty group name", "parse /(?<>x)/", Pos{1, 7}, "invalid group name"},
+		{"parse regex open group name", "parse /(?<abc/", Pos{1, 7}, "unterminated group name"},
 		{"parse regex with as", "parse /(?<a>x)/ as b", Pos{1, 17}, "'as' is not allowed"},
 		{"dedup keyword", "dedup by", Pos{1, 7}, "expected a field name after 'dedup'"},
 		{"alias missing", "fields a as", Pos{1, 12}, "expected a name after 'as'"},

@@ -44,11 +44,8 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	for _, sub := range subcommands {
-		root.AddCommand(sub())
-	}
+	root.AddCommand(
+		newParseCmd(),
+	)
 	return root
 }
-
-// subcommands are registered by the files that define them.
-var subcommands []func() *cobra.Command

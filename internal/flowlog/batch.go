@@ -33,7 +33,9 @@ type Batch struct {
 }
 
 type column struct {
-	done    bool // converted (for every row in the selection it was asked for, and all later ones)
+	done    bool   // every row converted
+	rowDone []bool // rows converted so far, when not done
+	touched bool   // rowDone is in use for this batch
 	u64     []uint64
 	present []bool
 	addr    []netip.Addr
@@ -66,7 +68,12 @@ func (b *Batch) reset(f *Format, source string, seq int) {
 	}
 	b.cols = b.cols[:nf]
 	for i := range b.cols {
-		b.cols[i].done = false
+		c := &b.cols[i]
+		c.done = false
+		if c.touched {
+			clear(c.rowDone)
+			c.touched = false
+		}
 	}
 	b.bad = b.bad[:0]
 	b.nbad = 0
@@ -143,16 +150,31 @@ func bytesString(p []byte) string { return unsafe.String(unsafe.SliceData(p), le
 
 func isAbsent(p []byte) bool { return len(p) == 1 && p[0] == '-' }
 
-// forRows calls fn for every row in sel, or for every row when sel is nil.
-func forRows(n int, sel []uint32, fn func(i int)) {
+// convert calls fn for every row of sel (every row when sel is nil) that
+// column c has not converted yet, and remembers that it did.
+func (c *column) convert(n int, sel []uint32, fn func(i int)) {
 	if sel == nil {
 		for i := 0; i < n; i++ {
-			fn(i)
+			if !c.touched || !c.rowDone[i] {
+				fn(i)
+			}
 		}
+		c.done = true
 		return
 	}
+	if !c.touched {
+		if cap(c.rowDone) < n {
+			c.rowDone = make([]bool, n)
+		}
+		c.rowDone = c.rowDone[:n]
+		c.touched = true
+	}
+	done := c.rowDone
 	for _, i := range sel {
-		fn(int(i))
+		if !done[i] {
+			done[i] = true
+			fn(int(i))
+		}
 	}
 }
 
@@ -178,14 +200,17 @@ func (c *column) grow(n int, kind Kind) {
 }
 
 // Uints returns the values of the integer field at position pos and whether
-// each is present, converting the rows in sel (all rows when sel is nil) if
-// that was not done yet. Rows whose text is not a number are marked bad.
+// each is present, converting the rows in sel (all rows when sel is nil)
+// that were not converted yet; only those rows (and rows converted before)
+// hold values. Rows whose text is not a number are marked bad.
 func (b *Batch) Uints(pos int, sel []uint32) (vals []uint64, present []bool) {
 	c := &b.cols[pos]
 	if !c.done {
-		c.grow(b.N, KindUint)
+		if !c.touched {
+			c.grow(b.N, KindUint)
+		}
 		vals, present := c.u64, c.present
-		forRows(b.N, sel, func(i int) {
+		c.convert(b.N, sel, func(i int) {
 			raw := b.Raw(i, pos)
 			v, ok, valid := parseUint(raw)
 			vals[i], present[i] = v, ok
@@ -193,7 +218,6 @@ func (b *Batch) Uints(pos int, sel []uint32) (vals []uint64, present []bool) {
 				b.markBad(i, pos, "not a number")
 			}
 		})
-		c.done = true
 	}
 	return c.u64, c.present
 }
@@ -225,9 +249,11 @@ func parseUint(p []byte) (v uint64, present, valid bool) {
 func (b *Batch) Addrs(pos int, sel []uint32) []netip.Addr {
 	c := &b.cols[pos]
 	if !c.done {
-		c.grow(b.N, KindAddr)
+		if !c.touched {
+			c.grow(b.N, KindAddr)
+		}
 		vals := c.addr
-		forRows(b.N, sel, func(i int) {
+		c.convert(b.N, sel, func(i int) {
 			raw := b.Raw(i, pos)
 			if isAbsent(raw) {
 				vals[i] = netip.Addr{}
@@ -241,7 +267,6 @@ func (b *Batch) Addrs(pos int, sel []uint32) []netip.Addr {
 			}
 			vals[i] = a
 		})
-		c.done = true
 	}
 	return c.addr
 }
@@ -265,16 +290,17 @@ func (b *Batch) LogStatuses(pos int, sel []uint32) []LogStatus {
 func (b *Batch) enums(pos int, sel []uint32, parse func([]byte) (uint8, bool), msg string) []uint8 {
 	c := &b.cols[pos]
 	if !c.done {
-		c.grow(b.N, KindAction)
+		if !c.touched {
+			c.grow(b.N, KindAction)
+		}
 		vals := c.enum
-		forRows(b.N, sel, func(i int) {
+		c.convert(b.N, sel, func(i int) {
 			v, ok := parse(b.Raw(i, pos))
 			vals[i] = v
 			if !ok {
 				b.markBad(i, pos, msg)
 			}
 		})
-		c.done = true
 	}
 	return c.enum[:b.N]
 }
@@ -292,4 +318,14 @@ func (b *Batch) String(i, pos int) ([]byte, bool) {
 		return nil, false
 	}
 	return c.strBuf[c.strOff[i]:c.strOff[i+1]], true
+}
+
+// RawLine returns record i's line as it is in the input, or nil for
+// sources without lines.
+func (b *Batch) RawLine(i int) []byte {
+	if b.text == nil {
+		return nil
+	}
+	k := i * (len(b.cols) + 1)
+	return b.text[b.offs[k] : b.offs[k+len(b.cols)]-1]
 }

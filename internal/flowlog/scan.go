@@ -72,15 +72,23 @@ func (s *Scanner) Scan(ctx context.Context, inputs []Input, fn func(w int, b *Ba
 // workers in parallel, and deliver receives the results one at a time, in
 // the order of the inputs and of the records within each input.
 func ScanOrdered[T any](ctx context.Context, s *Scanner, inputs []Input, work func(w int, b *Batch) T, deliver func(T) error) error {
-	o := newOrderer(len(inputs), func(v any) error { return deliver(v.(T)) })
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	o := newOrderer(len(inputs), func(v any) error {
+		err := deliver(v.(T))
+		if err != nil {
+			cancel(err) // the consumer has had enough: stop reading
+		}
+		return err
+	})
 	err := s.run(ctx, inputs, func(w int, b *Batch) error {
 		o.add(b.Input, b.Seq, work(w, b))
 		return nil
 	}, o)
-	if err != nil {
-		return err
+	if o.err != nil {
+		return o.err
 	}
-	return o.err
+	return err
 }
 
 // Workers returns the number of workers Scan will use.

@@ -41,11 +41,12 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 			offs = append(offs[:base:base], make([]uint32, maxFields+2+base)...)[:base]
 		}
 		o := offs[base : base+maxFields+2]
-		o[0] = uint32(pos)
-		k := 0
-		for i := pos; i < le; i++ {
-			o[(k+1)&maxFields] = uint32(i + 1)
-			k += int((uint32(data[i]^' ') - 1) >> 31)
+		k := splitFields(data, pos, le, o)
+		if k+1 != nf && bytes.Contains(data[pos:le], doubleSpace) {
+			// AWS's own examples separate fields with two spaces now
+			// and then: fold runs of spaces in place and split again.
+			le = pos + len(foldSpaces(data[pos:le]))
+			k = splitFields(data, pos, le, o)
 		}
 		if k+1 != nf {
 			if looksLikeHeader(data[pos:le]) {
@@ -87,6 +88,36 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 		err = flush()
 	}
 	return part, err
+}
+
+var doubleSpace = []byte("  ")
+
+// splitFields records in o the start offset of every space-separated field
+// of data[pos:le] and returns the number of spaces. It is branch-free: the
+// start of the next field is written on every byte and kept on a space.
+func splitFields(data []byte, pos, le int, o []uint32) int {
+	o[0] = uint32(pos)
+	k := 0
+	for i := pos; i < le; i++ {
+		o[(k+1)&maxFields] = uint32(i + 1)
+		k += int((uint32(data[i]^' ') - 1) >> 31)
+	}
+	return k
+}
+
+// foldSpaces turns every run of spaces in line into one space, dropping
+// leading ones, in place, and returns the shortened line.
+func foldSpaces(line []byte) []byte {
+	out := line[:0]
+	prev := byte(' ')
+	for _, c := range line {
+		if c == ' ' && prev == ' ' {
+			continue
+		}
+		out = append(out, c)
+		prev = c
+	}
+	return out
 }
 
 // emptyField returns the position of the first empty field, or -1.

@@ -373,7 +373,9 @@ type timedAgg struct {
 	seq    int64
 }
 
-func (a *timedAgg) grow(g int) { a.v, a.ts, a.has = growZero(a.v, g), growZero(a.ts, g), growZero(a.has, g) }
+func (a *timedAgg) grow(g int) {
+	a.v, a.ts, a.has = growZero(a.v, g), growZero(a.ts, g), growZero(a.has, g)
+}
 func (a *timedAgg) update(gid []int32, sel []uint32, arg, ts *Vec) {
 	for _, i := range sel {
 		v := arg.Value(int(i))

@@ -34,12 +34,12 @@ func (f *frame) dropBad() {
 // wctx is one worker's scratch space: the output vectors of every
 // expression node, reused from batch to batch.
 type wctx struct {
-	vecs   []Vec
-	valid  [][]bool
-	sel    [2][]uint32
-	which  int
-	buf    []byte
-	sels   map[int][]uint32 // selection scratch of and/or nodes
+	vecs  []Vec
+	valid [][]bool
+	sel   [2][]uint32
+	which int
+	buf   []byte
+	sels  map[int][]uint32 // selection scratch of and/or nodes
 }
 
 func newWctx(nodes int) *wctx {

@@ -86,10 +86,10 @@ var scalarFuncs = map[string]scalarFunc{
 	"ltrim":       {1, 2, fixed(TString), trimFunc(strings.TrimLeft, func(s string) string { return strings.TrimLeft(s, " \t\r\n") })},
 	"rtrim":       {1, 2, fixed(TString), trimFunc(strings.TrimRight, func(s string) string { return strings.TrimRight(s, " \t\r\n") })},
 	// Presence.
-	"isempty": {1, 1, fixed(TBool), nil},
-	"isblank": {1, 1, fixed(TBool), nil},
+	"isempty":   {1, 1, fixed(TBool), nil},
+	"isblank":   {1, 1, fixed(TBool), nil},
 	"ispresent": {1, 1, fixed(TBool), nil},
-	"coalesce": {1, -1, commonType, nil},
+	"coalesce":  {1, -1, commonType, nil},
 	// Numbers.
 	"abs": {1, 1, firstType, func(a []Value) Value {
 		if a[0].T == TInt {

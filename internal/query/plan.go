@@ -599,4 +599,3 @@ func (p *pipeline) runTable(t *Table) *Table {
 	_ = st.rows.add(p.rows.extract(st.w, &st.f, order))
 	return st.rows.table()
 }
-

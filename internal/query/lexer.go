@@ -333,6 +333,9 @@ func (l *lexer) number(t token) (token, error) {
 	num := l.src[t.off:numEnd]
 	if unitStart < l.off { // letters right after the number: a duration
 		word := l.src[unitStart:l.off]
+		if c := word[0]; c == '.' || c == '_' || c >= '0' && c <= '9' {
+			return t, errAt(t.pos, "invalid number "+strconv.Quote(t.text)+" (write text such as IP addresses in quotes)")
+		}
 		unit, ok := durationUnits[word]
 		if !ok {
 			return t, errAt(t.pos, "invalid duration "+strconv.Quote(t.text)+

@@ -528,6 +528,8 @@ func TestParseErrors(t *testing.T) {
 		{"unsupported SOURCE", "SOURCE logGroups() | fields a", Pos{1, 1}, "'SOURCE' command is not supported"},
 		{"unsupported filterIndex", "filterIndex a = 1", Pos{1, 1}, "not supported"},
 		{"bad duration unit", "stats count(*) by bin(5x)", Pos{1, 23}, "invalid duration \"5x\""},
+		{"unquoted IP address", "filter srcaddr = 10.0.0.1", Pos{1, 18}, "invalid number \"10.0.0.1\" (write text such as IP addresses in quotes)"},
+		{"number then underscore", "filter a = 5_000", Pos{1, 12}, "invalid number"},
 		{"fractional duration", "stats count(*) by bin(1.5h)", Pos{1, 23}, "whole number"},
 		{"zero duration", "stats count(*) by bin(0m)", Pos{1, 23}, "between 1 and"},
 		{"dedup followed by sort", "dedup a | sort a", Pos{1, 11}, "only 'limit' may follow 'dedup'"},

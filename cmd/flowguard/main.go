@@ -46,6 +46,9 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(
 		newParseCmd(),
+		newQueryCmd(),
+		newGenCmd(),
+		newDemoCmd(),
 	)
 	return root
 }

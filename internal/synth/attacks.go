@@ -108,20 +108,20 @@ type episode struct {
 	plannedRecords int
 	step           func(g *Generator, ep *episode, w int, ws int64)
 
-	actor     netip.Addr   // single actor
-	actorNet  netip.Prefix // flood sources
-	sources   []netip.Addr
-	target    *Interface // our interface (target of inbound, actor of outbound)
-	external  netip.Addr // external target (exfiltration)
-	targets   []*Interface
-	ports     []uint16
-	pos       int // progress through the plan
-	perWin    int
-	total     int
-	sport     uint16
-	natPort   uint16
-	callWins  []int // threat caller: the windows of its connections
-	proto     uint8
+	actor    netip.Addr   // single actor
+	actorNet netip.Prefix // flood sources
+	sources  []netip.Addr
+	target   *Interface // our interface (target of inbound, actor of outbound)
+	external netip.Addr // external target (exfiltration)
+	targets  []*Interface
+	ports    []uint16
+	pos      int // progress through the plan
+	perWin   int
+	total    int
+	sport    uint16
+	natPort  uint16
+	callWins []int // threat caller: the windows of its connections
+	proto    uint8
 
 	// observed
 	records    int

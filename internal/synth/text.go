@@ -59,43 +59,45 @@ func (g *Generator) AppendText(dst []byte, r *Record) []byte {
 }
 
 func (tw *textWriter) appendRecord(b []byte, r *Record) []byte {
-	ok := r.LogStatus == flowlog.LogStatusOK
 	for i, f := range tw.fields {
 		if i > 0 {
 			b = append(b, ' ')
 		}
-		switch f {
-		case flowlog.FieldVersion:
-			b = strconv.AppendInt(b, tw.version, 10)
-		case flowlog.FieldAccountID:
-			b = append(b, tw.account...)
-		case flowlog.FieldInterfaceID:
-			b = append(b, r.Iface.ID...)
-		case flowlog.FieldStart:
-			b = strconv.AppendInt(b, r.Start, 10)
-		case flowlog.FieldEnd:
-			b = strconv.AppendInt(b, r.End, 10)
-		case flowlog.FieldLogStatus:
-			b = append(b, r.LogStatus.String()...)
-		case flowlog.FieldVPCID:
-			b = append(b, r.Iface.VPCID...)
-		case flowlog.FieldSubnetID:
-			b = append(b, r.Iface.SubnetID...)
-		case flowlog.FieldInstanceID:
-			b = appendOpt(b, r.Iface.InstanceID)
-		case flowlog.FieldRegion:
-			b = append(b, tw.region...)
-		case flowlog.FieldAZID:
-			b = append(b, r.Iface.AZID...)
-		default:
-			if !ok {
-				b = append(b, '-')
-				continue
-			}
-			b = appendTraffic(b, f, r)
-		}
+		b = tw.appendField(b, f, r)
 	}
 	return b
+}
+
+// appendField appends the text of field f of r, "-" when absent.
+func (tw *textWriter) appendField(b []byte, f flowlog.Field, r *Record) []byte {
+	switch f {
+	case flowlog.FieldVersion:
+		return strconv.AppendInt(b, tw.version, 10)
+	case flowlog.FieldAccountID:
+		return append(b, tw.account...)
+	case flowlog.FieldInterfaceID:
+		return append(b, r.Iface.ID...)
+	case flowlog.FieldStart:
+		return strconv.AppendInt(b, r.Start, 10)
+	case flowlog.FieldEnd:
+		return strconv.AppendInt(b, r.End, 10)
+	case flowlog.FieldLogStatus:
+		return append(b, r.LogStatus.String()...)
+	case flowlog.FieldVPCID:
+		return append(b, r.Iface.VPCID...)
+	case flowlog.FieldSubnetID:
+		return append(b, r.Iface.SubnetID...)
+	case flowlog.FieldInstanceID:
+		return appendOpt(b, r.Iface.InstanceID)
+	case flowlog.FieldRegion:
+		return append(b, tw.region...)
+	case flowlog.FieldAZID:
+		return append(b, r.Iface.AZID...)
+	}
+	if r.LogStatus != flowlog.LogStatusOK {
+		return append(b, '-')
+	}
+	return appendTraffic(b, f, r)
 }
 
 // appendTraffic appends a field that only records with log-status OK have.

@@ -18,10 +18,10 @@ var (
 	// attackerNet holds scanners, brute-forcers and the exfiltration
 	// destination.
 	attackerNet = netip.MustParsePrefix("198.51.100.0/24")
-	threatNet   = netip.MustParsePrefix("192.0.2.0/24")   // threat-list entries
-	floodNet    = netip.MustParsePrefix("198.18.0.0/15")  // flood sources (RFC 2544 range)
-	s3Net       = netip.MustParsePrefix("52.216.0.0/15")  // S3 (us-east-1), via the gateway endpoint
-	internet6   = netip.MustParsePrefix("2001:db8::/32")  // IPv6 internet hosts
+	threatNet   = netip.MustParsePrefix("192.0.2.0/24")  // threat-list entries
+	floodNet    = netip.MustParsePrefix("198.18.0.0/15") // flood sources (RFC 2544 range)
+	s3Net       = netip.MustParsePrefix("52.216.0.0/15") // S3 (us-east-1), via the gateway endpoint
+	internet6   = netip.MustParsePrefix("2001:db8::/32") // IPv6 internet hosts
 	natPrivate  = netip.MustParseAddr("10.0.0.220")
 	albPrivate  = [2]netip.Addr{netip.MustParseAddr("10.0.0.100"), netip.MustParseAddr("10.0.1.100")}
 	bastionAddr = netip.MustParseAddr("10.0.0.10")
@@ -35,17 +35,17 @@ type Role uint8
 
 // Interface roles.
 const (
-	RoleALB        Role = iota + 1 // Application Load Balancer node
-	RoleNAT                        // NAT gateway
-	RoleBastion                    // SSH bastion, port 22 from the office only
-	RoleLegacyWeb                  // old public web server: 80, 443 and 22 open to the world
-	RoleRDP                        // Windows jump host: 3389 open to the world
-	RolePublicWeb                  // public web server: 80 and 443
-	RoleApp                        // application server behind the ALB (8080)
-	RoleWorker                     // batch worker: outbound only
-	RolePostgres                   // database, 5432
-	RoleMySQL                      // database, 3306
-	RoleRedis                      // cache, 6379
+	RoleALB       Role = iota + 1 // Application Load Balancer node
+	RoleNAT                       // NAT gateway
+	RoleBastion                   // SSH bastion, port 22 from the office only
+	RoleLegacyWeb                 // old public web server: 80, 443 and 22 open to the world
+	RoleRDP                       // Windows jump host: 3389 open to the world
+	RolePublicWeb                 // public web server: 80 and 443
+	RoleApp                       // application server behind the ALB (8080)
+	RoleWorker                    // batch worker: outbound only
+	RolePostgres                  // database, 5432
+	RoleMySQL                     // database, 3306
+	RoleRedis                     // cache, 6379
 )
 
 var roleNames = [...]string{"", "alb", "nat-gateway", "bastion", "legacy-web", "rdp-jump", "public-web", "app", "worker", "postgres", "mysql", "redis"}

@@ -1,0 +1,300 @@
+package query
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/flowguard/flowguard/internal/synth"
+)
+
+// rec is a v2 record parsed the plain way, for computing expected answers
+// independently of the decoder and the engine.
+type rec struct {
+	src, dst             string
+	srcport, dstport     int64
+	proto                int64
+	packets, bytes       int64
+	start, end           int64
+	action, status, line string
+	hasAddr              bool
+}
+
+func plainParse(text string) []rec {
+	var out []rec
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 14 {
+			continue
+		}
+		num := func(s string) int64 { n, _ := strconv.ParseInt(s, 10, 64); return n }
+		out = append(out, rec{src: f[3], dst: f[4], srcport: num(f[5]), dstport: num(f[6]), proto: num(f[7]),
+			packets: num(f[8]), bytes: num(f[9]), start: num(f[10]), end: num(f[11]), action: f[12], status: f[13],
+			line: line, hasAddr: f[3] != "-"})
+	}
+	return out
+}
+
+func genText(t testing.TB, n int, seed uint64) string {
+	t.Helper()
+	cfg := synth.DefaultConfig()
+	cfg.Records, cfg.Seed = n, seed
+	var buf bytes.Buffer
+	if err := synth.New(cfg).WriteText(&buf, false); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+// canonAddr prints an address as netip does, as the engine prints it.
+func canonAddr(s string) string {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return s
+	}
+	return a.String()
+}
+
+type kv struct {
+	key string
+	n   int64
+}
+
+// countBy counts records by key, in key order (the engine's order of
+// groups before a sort), then sorts by count descending, stably.
+func countBy(rs []rec, keep func(rec) bool, key func(rec) string) []kv {
+	m := map[string]int64{}
+	for _, r := range rs {
+		if keep(r) {
+			m[key(r)]++
+		}
+	}
+	var out []kv
+	for k, n := range m {
+		out = append(out, kv{k, n})
+	}
+	return out
+}
+
+func TestQueriesAgainstPlainGo(t *testing.T) {
+	text := genText(t, 60000, 7)
+	rs := plainParse(text)
+	if len(rs) < 50000 {
+		t.Fatalf("generator gave %d records", len(rs))
+	}
+	addrLess := func(a, b string) int {
+		x, _ := netip.ParseAddr(a)
+		y, _ := netip.ParseAddr(b)
+		return x.Compare(y)
+	}
+	cases := []struct {
+		name  string
+		query string
+		want  func() string
+	}{{
+		name:  "seed",
+		query: "filter action=\"REJECT\"\n| stats count() by srcaddr\n| filter count >= 2\n| sort count desc",
+		want: func() string {
+			kvs := countBy(rs, func(r rec) bool { return r.action == "REJECT" }, func(r rec) string { return r.src })
+			slices.SortFunc(kvs, func(a, b kv) int { return addrLess(a.key, b.key) })
+			slices.SortStableFunc(kvs, func(a, b kv) int { return int(b.n - a.n) })
+			var s strings.Builder
+			s.WriteString("srcaddr,count()\n")
+			for _, e := range kvs {
+				if e.n >= 2 {
+					fmt.Fprintf(&s, "%s,%d\n", canonAddr(e.key), e.n)
+				}
+			}
+			return s.String()
+		},
+	}, {
+		name:  "aws sample: packets by pair",
+		query: "stats sum(packets) as packetsTransferred by srcAddr, dstAddr | sort packetsTransferred desc | limit 15",
+		want: func() string {
+			type pair struct{ s, d string }
+			m := map[pair]int64{}
+			for _, r := range rs {
+				if r.hasAddr {
+					m[pair{r.src, r.dst}] += r.packets
+				}
+			}
+			type row struct {
+				p pair
+				n int64
+			}
+			var rows []row
+			for p, n := range m {
+				rows = append(rows, row{p, n})
+			}
+			slices.SortFunc(rows, func(a, b row) int {
+				if c := addrLess(a.p.s, b.p.s); c != 0 {
+					return c
+				}
+				return addrLess(a.p.d, b.p.d)
+			})
+			slices.SortStableFunc(rows, func(a, b row) int { return int(b.n - a.n) })
+			var s strings.Builder
+			s.WriteString("srcAddr,dstAddr,packetsTransferred\n")
+			for _, r := range rows[:15] {
+				fmt.Fprintf(&s, "%s,%s,%d\n", canonAddr(r.p.s), canonAddr(r.p.d), r.n)
+			}
+			return s.String()
+		},
+	}, {
+		name:  "aws sample: skipdata by hour",
+		query: `filter logStatus="SKIPDATA" or logStatus = "NODATA" | stats count(*) by bin(1h) as hour, logStatus | sort hour asc, logStatus asc`,
+		want: func() string {
+			type k struct {
+				h int64
+				s string
+			}
+			m := map[k]int64{}
+			for _, r := range rs {
+				if r.status == "SKIPDATA" || r.status == "NODATA" {
+					m[k{r.start - r.start%3600, r.status}]++
+				}
+			}
+			var keys []k
+			for x := range m {
+				keys = append(keys, x)
+			}
+			sort.Slice(keys, func(i, j int) bool {
+				if keys[i].h != keys[j].h {
+					return keys[i].h < keys[j].h
+				}
+				return keys[i].s < keys[j].s
+			})
+			var s strings.Builder
+			s.WriteString("hour,logStatus,count(*)\n")
+			for _, x := range keys {
+				fmt.Fprintf(&s, "%s,%s,%d\n", Value{T: TTime, I: x.h * 1000}.String(), x.s, m[x])
+			}
+			return s.String()
+		},
+	}, {
+		name: "subnet, in, several aggregates",
+		query: `filter isIpInSubnet(srcaddr, "10.0.0.0/16") and dstport in [5432, 3306, 6379]
+		        | stats count() as n, sum(bytes) as total, max(bytes) as biggest, min(start) as first, count_distinct(srcaddr) as clients by dstport
+		        | sort dstport asc`,
+		want: func() string {
+			pfx := netip.MustParsePrefix("10.0.0.0/16")
+			type agg struct {
+				n, total, biggest, first int64
+				clients              map[string]bool
+			}
+			m := map[int64]*agg{}
+			for _, r := range rs {
+				a, err := netip.ParseAddr(r.src)
+				if err != nil || !pfx.Contains(a) || !slices.Contains([]int64{5432, 3306, 6379}, r.dstport) {
+					continue
+				}
+				g := m[r.dstport]
+				if g == nil {
+					g = &agg{first: math.MaxInt64, clients: map[string]bool{}}
+					m[r.dstport] = g
+				}
+				g.n++
+				g.total += r.bytes
+				g.biggest = max(g.biggest, r.bytes)
+				g.first = min(g.first, r.start)
+				g.clients[r.src] = true
+			}
+			var ports []int64
+			for p := range m {
+				ports = append(ports, p)
+			}
+			slices.Sort(ports)
+			var s strings.Builder
+			s.WriteString("dstport,n,total,biggest,first,clients\n")
+			for _, p := range ports {
+				g := m[p]
+				fmt.Fprintf(&s, "%d,%d,%d,%d,%d,%d\n", p, g.n, g.total, g.biggest, g.first, len(g.clients))
+			}
+			return s.String()
+		},
+	}, {
+		name:  "fields, filter, limit keep input order",
+		query: `fields srcaddr, dstport, action | filter dstport = 22 and action = "REJECT" | limit 7`,
+		want: func() string {
+			var s strings.Builder
+			s.WriteString("srcaddr,dstport,action\n")
+			n := 0
+			for _, r := range rs {
+				if r.dstport == 22 && r.action == "REJECT" && n < 7 {
+					fmt.Fprintf(&s, "%s,%d,%s\n", canonAddr(r.src), r.dstport, r.action)
+					n++
+				}
+			}
+			return s.String()
+		},
+	}, {
+		name:  "dedup keeps the first of each",
+		query: `filter dstport = 22 | fields srcaddr, start | dedup srcaddr | limit 5`,
+		want: func() string {
+			var s strings.Builder
+			s.WriteString("srcaddr,start\n")
+			seen := map[string]bool{}
+			for _, r := range rs {
+				if r.dstport == 22 && !seen[r.src] && len(seen) < 5 {
+					seen[r.src] = true
+					fmt.Fprintf(&s, "%s,%d\n", canonAddr(r.src), r.start)
+				}
+			}
+			return s.String()
+		},
+	}, {
+		name:  "arithmetic and sort on a computed field",
+		query: `filter packets > 0 and action = "ACCEPT" | fields bytes / packets as avgsize, srcaddr | sort avgsize desc, srcaddr asc | limit 5 | display srcaddr, avgsize`,
+		want: func() string {
+			type row struct {
+				src string
+				v   float64
+				i   int
+			}
+			var rows []row
+			for i, r := range rs {
+				if r.packets > 0 && r.action == "ACCEPT" {
+					rows = append(rows, row{r.src, float64(r.bytes) / float64(r.packets), i})
+				}
+			}
+			slices.SortStableFunc(rows, func(a, b row) int {
+				if a.v != b.v {
+					if a.v > b.v {
+						return -1
+					}
+					return 1
+				}
+				return addrLess(a.src, b.src)
+			})
+			var s strings.Builder
+			s.WriteString("srcaddr,avgsize\n")
+			for _, r := range rows[:5] {
+				fmt.Fprintf(&s, "%s,%s\n", canonAddr(r.src), FloatValue(r.v).String())
+			}
+			return s.String()
+		},
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			want := c.want()
+			got := tableText(runQuery(t, c.query, text))
+			if got != want {
+				t.Errorf("query %s\ngot:\n%s\nwant:\n%s", c.query, head(got, 20), head(want, 20))
+			}
+		})
+	}
+}
+
+func head(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	if len(lines) > n {
+		lines = append(lines[:n], "…")
+	}
+	return strings.Join(lines, "\n")
+}

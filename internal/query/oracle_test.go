@@ -186,7 +186,7 @@ func TestQueriesAgainstPlainGo(t *testing.T) {
 			pfx := netip.MustParsePrefix("10.0.0.0/16")
 			type agg struct {
 				n, total, biggest, first int64
-				clients              map[string]bool
+				clients                  map[string]bool
 			}
 			m := map[int64]*agg{}
 			for _, r := range rs {

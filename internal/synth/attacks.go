@@ -334,7 +334,7 @@ func (g *Generator) planAttacks() {
 				ep.external = attacker()
 				ep.natPort = uint16(1024 + er.IntN(64511))
 				ep.sport = ephemeralLinux(er)
-				length := min(max(size/6, 5), 180)
+				length := min(max(size/6, 5), 60)
 				ep.plannedRecords = 6 * length
 				place(ep, length)
 				ep.step = stepExfil

@@ -33,6 +33,10 @@ func ParquetSchema(f *flowlog.Format) *parquet.Schema {
 			leaf = parquet.Leaf(parquet.Int64Type)
 		default:
 			leaf = parquet.String()
+			if f.Field(i).Kind() != flowlog.KindAddr {
+				// Few distinct values: IDs, action, log-status, region …
+				leaf = parquet.Encoded(leaf, &parquet.RLEDictionary)
+			}
 		}
 		cols[i] = &column{Node: parquet.Optional(leaf), name: ParquetColumnName(f.Name(i))}
 	}
@@ -124,7 +128,7 @@ func (g *Generator) newParquetWriter(out io.Writer) *parquetWriter {
 	for i := range pw.rows {
 		pw.rows[i] = make(parquet.Row, len(pw.fields))
 	}
-	pw.w = parquet.NewWriter(out, ParquetSchema(f), parquet.Compression(&gzip.Codec{}),
+	pw.w = parquet.NewWriter(out, ParquetSchema(f), parquet.Compression(&gzip.Codec{Level: gzip.DefaultCompression}),
 		parquet.CreatedBy("flowguard synth", "", ""))
 	return pw
 }

@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# bench/compare.sh: flowguard against DuckDB and awk on the seed query.
+#
+# Generates RECORDS synthetic flow log records (v2 text, and the same records
+# as gzip with S3's header line), then runs
+#
+#   filter action="REJECT" | stats count() by srcaddr | filter count >= 2 | sort count desc
+#
+# with flowguard, DuckDB (npm @duckdb/node-api, driven by bench/duckdb/seed.mjs)
+# and mawk (gawk too when installed) on the same files, checks that every tool
+# gives the same answer, and prints the median wall-clock time of each and its
+# ratio to flowguard's. See bench/README.md.
+#
+#   bash bench/compare.sh                    # 10 million records
+#   RECORDS=200000 bash bench/compare.sh     # quick run
+#
+# Environment: RECORDS (10000000), SEED (1), RUNS (3, runs per measurement),
+# BENCH_DIR (work directory; default a fresh temporary directory, removed at
+# the end unless KEEP=1; a given BENCH_DIR is kept and its generated files
+# reused), FLOWGUARD (a flowguard binary to use instead of building
+# ./cmd/flowguard), STRICT=1 (exit 3 when a performance target is missed).
+set -euo pipefail
+export LC_ALL=C
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/bench
+RECORDS=${RECORDS:-10000000}
+SEED=${SEED:-1}
+RUNS=${RUNS:-3}
+STRICT=${STRICT:-0}
+QUERY='filter action="REJECT" | stats count() by srcaddr | filter count >= 2 | sort count desc'
+
+if [[ -n ${BENCH_DIR:-} ]]; then
+	WORK=$BENCH_DIR
+	mkdir -p "$WORK"
+else
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/flowguard-bench.XXXXXX")
+	if [[ ${KEEP:-0} != 1 ]]; then
+		trap 'rm -rf "$WORK"' EXIT
+	fi
+fi
+WORK=$(cd "$WORK" && pwd)
+OUT=$WORK/out
+mkdir -p "$OUT"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() {
+	printf 'compare.sh: %s\n' "$*" >&2
+	exit 1
+}
+
+[[ $RECORDS =~ ^[0-9]+$ && $RECORDS -gt 0 ]] || die "RECORDS=$RECORDS: expected a positive integer"
+[[ $RUNS =~ ^[0-9]+$ && $RUNS -gt 0 ]] || die "RUNS=$RUNS: expected a positive integer"
+
+# --- tools ------------------------------------------------------------------
+
+# apt_install PKG... installs Debian packages (as root, or through sudo).
+apt_install() {
+	local sudo=()
+	[[ $(id -u) == 0 ]] || sudo=(sudo)
+	log "installing $* with apt-get"
+	"${sudo[@]}" apt-get update -qq >&2 || true
+	DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$@" >&2
+}
+
+command -v go >/dev/null || die "go is not on PATH"
+command -v mawk >/dev/null || apt_install mawk
+command -v gzip >/dev/null || apt_install gzip
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	apt_install nodejs npm
+fi
+
+if [[ -n ${FLOWGUARD:-} ]]; then
+	FG=$FLOWGUARD
+	[[ -x $FG ]] || die "FLOWGUARD=$FG is not an executable"
+else
+	log "building flowguard"
+	(cd "$ROOT" && go build -o "$WORK/flowguard" ./cmd/flowguard) || die "cannot build ./cmd/flowguard"
+	FG=$WORK/flowguard
+fi
+
+# DuckDB: the package pinned in bench/duckdb/package.json, installed once
+# into bench/duckdb/node_modules (gitignored).
+if [[ ! -f $BENCH/duckdb/node_modules/@duckdb/node-api/package.json ]]; then
+	log "installing @duckdb/node-api with npm"
+	(cd "$BENCH/duckdb" && npm install --no-audit --no-fund --loglevel=error >&2) ||
+		die "cannot install @duckdb/node-api (npm install in bench/duckdb)"
+fi
+
+GAWK=$(command -v gawk || true)
+
+# Rows without a limit: Logs Insights stops at 10,000 rows, the other tools
+# print every group, so ask flowguard for all of them when it has the flag.
+FG_ALL=()
+if "$FG" query --help 2>&1 | grep -q -- '--max-rows'; then
+	FG_ALL=(--max-rows 0)
+fi
+
+# --- data -------------------------------------------------------------------
+
+PLAIN=$WORK/flows-$RECORDS-$SEED.log
+GZ=$WORK/flows-$RECORDS-$SEED.log.gz
+if [[ ! -s $PLAIN ]]; then
+	log "generating $RECORDS records (v2 text) into $PLAIN"
+	"$FG" gen --records "$RECORDS" --seed "$SEED" --out "$PLAIN.tmp" && mv "$PLAIN.tmp" "$PLAIN"
+fi
+if [[ ! -s $GZ ]]; then
+	log "generating the same records as gzip with a header line into $GZ"
+	"$FG" gen --records "$RECORDS" --seed "$SEED" --gzip --out "$GZ.tmp" && mv "$GZ.tmp" "$GZ"
+fi
+[[ $(head -c 8 "$PLAIN") != version* ]] || die "$PLAIN starts with a header line; expected plain v2 text without one"
+[[ $(gzip -dc "$GZ" | head -n 1) == version* ]] || die "$GZ does not start with a header line"
+
+# --- measuring --------------------------------------------------------------
+
+declare -A MEDIAN   # key -> median wall seconds
+declare -A EXTRA    # key -> median of the seconds a tool reports itself
+declare -A LABEL    # key -> "tool|input"
+KEYS=()
+
+# median prints the median of its numeric arguments.
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+
+# measure KEY TOOL INPUT CMD runs the shell command CMD RUNS times, its
+# standard output into $OUT/KEY.out and standard error into $OUT/KEY.err,
+# and records the median wall-clock time. Any failure stops the script.
+measure() {
+	local key=$1 tool=$2 input=$3 cmd=$4
+	local -a times=() extra=()
+	local i t0 t1
+	for ((i = 1; i <= RUNS; i++)); do
+		t0=$EPOCHREALTIME
+		if ! (eval "$cmd") >"$OUT/$key.out" 2>"$OUT/$key.err"; then
+			cat "$OUT/$key.err" >&2
+			die "$tool on $input failed: $cmd"
+		fi
+		t1=$EPOCHREALTIME
+		times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')")
+		local qs
+		qs=$(sed -n 's/^duckdb_query_seconds=//p' "$OUT/$key.err")
+		[[ -z $qs ]] || extra+=("$qs")
+	done
+	MEDIAN[$key]=$(median "${times[@]}")
+	if ((${#extra[@]})); then EXTRA[$key]=$(median "${extra[@]}"); fi
+	LABEL[$key]="$tool|$input"
+	KEYS+=("$key")
+	printf '    %-34s %-6s runs: %s s  median %s s%s\n' "$tool" "$input" "${times[*]}" "${MEDIAN[$key]}" \
+		"${EXTRA[$key]:+  (query alone ${EXTRA[$key]} s)}" >&2
+}
+
+q() { printf '%q' "$1"; }
+
+log "warming the page cache"
+cat "$PLAIN" "$GZ" >/dev/null
+
+SEED_AWK=$(q "$BENCH/awk/seed.awk")
+DUCK=$(q "$BENCH/duckdb/seed.mjs")
+P=$(q "$PLAIN")
+G=$(q "$GZ")
+
+log "plain text: $(du -h "$PLAIN" | cut -f1), $RUNS runs each"
+measure fg_plain "flowguard" plain "$(q "$FG") query ${FG_ALL[*]} --output csv $(q "$QUERY") $P"
+measure duck_plain "duckdb" plain "node $DUCK $P"
+measure mawk_plain "mawk" plain "mawk -f $SEED_AWK $P | sort -k2,2nr"
+if [[ -n $GAWK ]]; then
+	measure gawk_plain "gawk" plain "gawk -f $SEED_AWK $P | sort -k2,2nr"
+fi
+measure cat_plain "cat (read only)" plain "cat $P"
+
+log "gzip: $(du -h "$GZ" | cut -f1), $RUNS runs each"
+measure gunzip_gz "gzip -dc (decompress only)" gzip "gzip -dc $G"
+measure fgcount_gz "flowguard stats count()" gzip "$(q "$FG") query --output csv 'stats count()' $G"
+measure fg_gz "flowguard" gzip "$(q "$FG") query ${FG_ALL[*]} --output csv $(q "$QUERY") $G"
+measure duck_gz "duckdb" gzip "node $DUCK --gzip $G"
+measure mawk_gz "mawk" gzip "gzip -dc $G | mawk -f $SEED_AWK | sort -k2,2nr"
+if [[ -n $GAWK ]]; then
+	measure gawk_gz "gawk" gzip "gzip -dc $G | gawk -f $SEED_AWK | sort -k2,2nr"
+fi
+
+# --- correctness ------------------------------------------------------------
+
+# normalize KEY writes the rows of a result as sorted "srcaddr count" lines.
+normalize() {
+	local key=$1
+	case $key in
+	fg_*) tail -n +2 "$OUT/$key.out" | tr ',' ' ' ;;
+	*) cat "$OUT/$key.out" ;;
+	esac | awk 'NF' | sort >"$OUT/$key.rows"
+}
+
+log "checking that the answers agree"
+fail=0
+for input in plain gz; do
+	ref=fg_$input
+	normalize "$ref"
+	[[ $(head -n 1 "$OUT/$ref.out") == 'srcaddr,count()' ]] ||
+		{ echo "flowguard ($input): unexpected CSV header: $(head -n 1 "$OUT/$ref.out")" >&2; fail=1; }
+	# flowguard's own order: count descending.
+	if ! tail -n +2 "$OUT/$ref.out" | awk -F, 'NR > 1 && $2 > prev {exit 1} {prev = $2}'; then
+		echo "flowguard ($input): rows are not sorted by count descending" >&2
+		fail=1
+	fi
+	for other in duck mawk gawk; do
+		key=${other}_$input
+		[[ -f $OUT/$key.out ]] || continue
+		normalize "$key"
+		if ! cmp -s "$OUT/$ref.rows" "$OUT/$key.rows"; then
+			echo "MISMATCH ($input): flowguard has $(wc -l <"$OUT/$ref.rows") rows, $other $(wc -l <"$OUT/$key.rows"); first differences (< flowguard, > $other):" >&2
+			diff "$OUT/$ref.rows" "$OUT/$key.rows" | head -n 10 >&2 || true
+			fail=1
+		fi
+	done
+done
+if ! cmp -s "$OUT/fg_plain.rows" "$OUT/fg_gz.rows"; then
+	echo "MISMATCH: the plain and gzip files (same records) give different answers" >&2
+	diff "$OUT/fg_plain.rows" "$OUT/fg_gz.rows" | head -n 10 >&2 || true
+	fail=1
+fi
+counted=$(tail -n +2 "$OUT/fgcount_gz.out" | tr -d '\r')
+if [[ $counted != "$RECORDS" ]]; then
+	echo "flowguard counted $counted records in $GZ, expected $RECORDS" >&2
+	fail=1
+fi
+if ((fail)); then
+	trap - EXIT
+	die "the tools disagree; the files and every tool's output are kept in $WORK"
+fi
+rows=$(wc -l <"$OUT/fg_plain.rows")
+rejects=$(awk '{s += $2} END {print s + 0}' "$OUT/fg_plain.rows")
+echo "all tools agree: $rows addresses rejected twice or more ($rejects of their records)" >&2
+
+# --- summary ----------------------------------------------------------------
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "inf"}'; }
+check() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {ok = (op == ">=") ? v >= t : v <= t; print ok ? "PASS" : "FAIL"}'; }
+
+duck_version=$(sed -n 's/^duckdb_version=//p' "$OUT/duck_plain.err")
+echo
+echo "flowguard seed-query comparison: $RECORDS records (seed $SEED), median of $RUNS runs, wall-clock seconds of the whole command"
+echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), load average at end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "versions: flowguard $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?') ($(go env GOVERSION)), duckdb ${duck_version:-?} (node $(node --version)), $(mawk -W version 2>&1 | head -n 1)${GAWK:+, $(gawk --version | head -n 1)}"
+echo "files: plain $(du -h "$PLAIN" | cut -f1), gzip $(du -h "$GZ" | cut -f1)"
+echo
+printf '%-28s %-6s %9s %12s  %s\n' tool input seconds 'x flowguard' note
+for key in "${KEYS[@]}"; do
+	IFS='|' read -r tool input <<<"${LABEL[$key]}"
+	base=${MEDIAN[fg_plain]}
+	[[ $input == plain ]] || base=${MEDIAN[fg_gz]}
+	note=
+	[[ -z ${EXTRA[$key]:-} ]] || note="query alone ${EXTRA[$key]} s (without node start and library load)"
+	printf '%-28s %-6s %9.3f %12s  %s\n' "$tool" "$input" "${MEDIAN[$key]}" "$(ratio "${MEDIAN[$key]}" "$base")" "$note"
+done
+echo
+
+d=$(ratio "${MEDIAN[duck_plain]}" "${MEDIAN[fg_plain]}")
+m=$(ratio "${MEDIAN[mawk_plain]}" "${MEDIAN[fg_plain]}")
+z=$(ratio "${MEDIAN[fg_gz]}" "${MEDIAN[gunzip_gz]}")
+zc=$(ratio "${MEDIAN[fgcount_gz]}" "${MEDIAN[gunzip_gz]}")
+t1=$(check "$d" '>=' 2)
+t2=$(check "$m" '>=' 10)
+t3=$(check "$z" '<=' 1.3)
+echo "target plain: flowguard >= 2x faster than DuckDB:   ${d}x  $t1"
+echo "target plain: flowguard >= 10x faster than mawk:    ${m}x  $t2"
+echo "target gzip:  seed query <= 1.3x gzip -dc time:     ${z}x  $t3  (flowguard 'stats count()' alone: ${zc}x)"
+
+if [[ $STRICT == 1 && ($t1 != PASS || $t2 != PASS || $t3 != PASS) ]]; then
+	exit 3
+fi

@@ -270,15 +270,27 @@ func (t *groupTable) table() *Table {
 		}
 		out.Rows[g] = row
 	}
+	// Keys are unique, so an unstable sort gives one order.
 	nk := len(t.spec.by)
-	slices.SortStableFunc(out.Rows, func(a, b []Value) int {
-		for k := 0; k < nk; k++ {
-			if c := compareNullsLast(a[k], b[k]); c != 0 {
-				return c
+	switch {
+	case nk == 1 && t.addrIdx != nil:
+		slices.SortFunc(out.Rows, func(a, b []Value) int {
+			x, y := a[0], b[0]
+			if x.T == TNull || y.T == TNull {
+				return compareNullsLast(x, y)
 			}
-		}
-		return 0
-	})
+			return x.A.Compare(y.A)
+		})
+	case nk > 0:
+		slices.SortFunc(out.Rows, func(a, b []Value) int {
+			for k := 0; k < nk; k++ {
+				if c := compareNullsLast(a[k], b[k]); c != 0 {
+					return c
+				}
+			}
+			return 0
+		})
+	}
 	return out
 }
 

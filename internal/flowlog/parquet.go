@@ -29,6 +29,8 @@ import (
 // another tool (Athena CTAS, Glue, Spark writes protocol as bigint) decodes
 // too. A value that cannot be converted marks its record bad.
 
+var notText = []byte{0}
+
 // parquetValueBuf is how many values are read from a column at a time.
 const parquetValueBuf = 1024
 
@@ -245,52 +247,93 @@ func (d *parquetDecoder) fillColumn(b *Batch, pos, n int) error {
 			}
 			return err
 		}
-		for _, v := range d.vals[:got] {
-			switch kind {
-			case KindUint:
-				u, ok, valid := pc.uintValue(v)
-				if !valid {
-					b.MarkBad(row, pos, "not a number")
-				}
-				uints[row], present[row] = u, ok && valid
-			case KindAddr:
+		vals := d.vals[:got]
+		switch kind {
+		case KindUint:
+			d.fillUints(b, pc, pos, row, vals, uints[row:row+got], present[row:row+got])
+		case KindAddr:
+			for k, v := range vals {
 				a, valid := pc.addrValue(v)
 				if !valid {
-					b.MarkBad(row, pos, "not an IP address")
+					b.MarkBad(row+k, pos, "not an IP address")
 				}
-				addrs[row] = a
-			case KindAction:
+				addrs[row+k] = a
+			}
+		case KindAction:
+			for k, v := range vals {
 				var a Action
-				ok := false
-				if v.IsNull() {
-					ok = true
-				} else if pc.kind == parquet.ByteArray {
-					a, ok = parseAction(v.ByteArray())
+				ok := true
+				if !v.IsNull() {
+					a, ok = parseAction(pc.bytes(v))
 				}
 				if !ok {
-					b.MarkBad(row, pos, "action is not ACCEPT or REJECT")
+					b.MarkBad(row+k, pos, "action is not ACCEPT or REJECT")
 				}
-				enums[row] = uint8(a)
-			case KindLogStatus:
+				enums[row+k] = uint8(a)
+			}
+		case KindLogStatus:
+			for k, v := range vals {
 				var s LogStatus
-				ok := false
-				if v.IsNull() {
-					ok = true
-				} else if pc.kind == parquet.ByteArray {
-					s, ok = parseLogStatus(v.ByteArray())
+				ok := true
+				if !v.IsNull() {
+					s, ok = parseLogStatus(pc.bytes(v))
 				}
 				if !ok {
-					b.MarkBad(row, pos, "log-status is not OK, NODATA or SKIPDATA")
+					b.MarkBad(row+k, pos, "log-status is not OK, NODATA or SKIPDATA")
 				}
-				enums[row] = uint8(s)
-			default:
+				enums[row+k] = uint8(s)
+			}
+		default:
+			for _, v := range vals {
 				s, ok := d.stringValue(pc, v)
 				b.AppendString(pos, s, ok)
 			}
-			row++
 		}
+		row += got
 	}
 	return nil
+}
+
+// fillUints converts the values of an integer field, rows row… of the
+// batch, with a tight loop for the types AWS writes.
+func (d *parquetDecoder) fillUints(b *Batch, pc *parquetColumn, pos, row int, vals []parquet.Value, dst []uint64, present []bool) {
+	switch {
+	case pc.kind == parquet.Int32 && !pc.unsigned:
+		for k, v := range vals {
+			x := v.Int32()
+			dst[k], present[k] = uint64(x), !v.IsNull() && x >= 0
+			if x < 0 && !v.IsNull() {
+				dst[k] = 0
+				b.MarkBad(row+k, pos, "not a number")
+			}
+		}
+	case pc.kind == parquet.Int64 && !pc.unsigned:
+		for k, v := range vals {
+			x := v.Int64()
+			dst[k], present[k] = uint64(x), !v.IsNull() && x >= 0
+			if x < 0 && !v.IsNull() {
+				dst[k] = 0
+				b.MarkBad(row+k, pos, "not a number")
+			}
+		}
+	default:
+		for k, v := range vals {
+			u, ok, valid := pc.uintValue(v)
+			if !valid {
+				b.MarkBad(row+k, pos, "not a number")
+			}
+			dst[k], present[k] = u, ok && valid
+		}
+	}
+}
+
+// bytes returns the bytes of a string column's value, or a value no
+// enum parser accepts for a column of another type.
+func (pc *parquetColumn) bytes(v parquet.Value) []byte {
+	if pc.kind != parquet.ByteArray {
+		return notText
+	}
+	return v.ByteArray()
 }
 
 // uintValue converts an integer field's value. present is false for null

@@ -108,7 +108,7 @@ func (s *Scanner) run(ctx context.Context, inputs []Input, fn func(int, *Batch) 
 		chunk = defaultChunkSize
 	}
 	jobs := make(chan *job, 2*nw)
-	pool := &sync.Pool{New: func() any { b := make([]byte, 0, chunk+maxLineLen); return &b }}
+	pool := &sync.Pool{New: func() any { b := make([]byte, 0, chunk+2*maxLineLen); return &b }}
 
 	var wg sync.WaitGroup
 	for w := 0; w < nw; w++ {
@@ -261,20 +261,17 @@ func (r *reader) readText(src io.Reader, gz bool) {
 	buf := (*bufp)[:0]
 	first := true
 	prevBlank := false
+	target := r.chunk // how far to fill buf
 	for {
-		n, err := io.ReadFull(src, buf[len(buf):r.chunk])
+		n, err := fill(src, buf[len(buf):target])
 		buf = buf[:len(buf)+n]
 		eof := err != nil
-		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF || gz && err == io.ErrUnexpectedEOF {
-			if gz || !errors.Is(err, io.ErrUnexpectedEOF) {
-				// A truncated or corrupt stream: keep the complete
-				// lines read so far, report the rest.
-				cut := bytes.LastIndexByte(buf, '\n') + 1
-				if rest := buf[cut:]; len(rest) > 0 {
-					buf = buf[:cut]
-				}
-				r.s.skip(&LineError{Source: r.in.Name, Line: r.line + bytes.Count(buf, nl), Msg: describeReadError(err, gz)})
-			}
+		if err != nil && err != io.EOF {
+			// A truncated or corrupt stream: keep the complete lines
+			// read so far, report the rest.
+			cut := bytes.LastIndexByte(buf, '\n') + 1
+			buf = buf[:cut]
+			r.s.skip(&LineError{Source: r.in.Name, Line: r.line + bytes.Count(buf, nl), Msg: describeReadError(err, gz)})
 		} else if eof && len(buf) > 0 && buf[len(buf)-1] != '\n' {
 			buf = append(buf, '\n') // last line without newline
 		}
@@ -289,15 +286,17 @@ func (r *reader) readText(src io.Reader, gz bool) {
 		}
 		cut := bytes.LastIndexByte(buf, '\n') + 1
 		if cut == 0 && !eof {
-			if len(buf) >= r.chunk {
-				// A line longer than a chunk: not a flow log record.
-				// Skip to the next newline.
-				r.s.skip(&LineError{Source: r.in.Name, Line: r.line, Msg: "line too long"})
+			if len(buf) >= maxLineLen {
+				// Not a flow log record: skip to the next newline.
+				r.s.skip(&LineError{Source: r.in.Name, Line: r.line, Msg: fmt.Sprintf("line longer than %d bytes", maxLineLen)})
 				if !skipLine(src) {
 					break
 				}
 				r.line++
 				buf = buf[:0]
+				target = r.chunk
+			} else {
+				target = min(len(buf)+r.chunk, cap(buf))
 			}
 			continue
 		}
@@ -316,7 +315,9 @@ func (r *reader) readText(src io.Reader, gz bool) {
 				break // leave it to the worker to report
 			}
 			if h > start {
-				r.emit(format, data[start:h], nil)
+				// The buffer goes back to the pool with the block's
+				// last job, so the records before a header get a copy.
+				r.emit(format, bytes.Clone(data[start:h]), nil)
 			}
 			r.line++ // the header line
 			format = f
@@ -335,6 +336,7 @@ func (r *reader) readText(src io.Reader, gz bool) {
 			r.pool.Put(bufp)
 		}
 		bufp, buf = nextp, next
+		target = min(max(r.chunk, len(buf)+4096), cap(buf))
 		if eof {
 			break
 		}
@@ -344,6 +346,24 @@ func (r *reader) readText(src io.Reader, gz bool) {
 }
 
 var nl = []byte{'\n'}
+
+// fill reads into p until it is full or the stream ends, and returns the
+// stream's own error: io.EOF at a clean end, io.ErrUnexpectedEOF only when
+// the stream itself says it was cut short.
+func fill(src io.Reader, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		k, err := src.Read(p[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+		if k == 0 {
+			continue
+		}
+	}
+	return n, nil
+}
 
 func (r *reader) emit(f *Format, data []byte, bufp *[]byte) bool {
 	j := &job{input: r.input, name: r.in.Name, seq: r.seq, format: f, data: data, line: r.line, buf: bufp}

@@ -339,13 +339,11 @@ func lowSampleLimit(pct float64) float64 {
 // Evaluator runs one alarm over a Store: a state machine driven by the
 // caller's clock. It is not safe for concurrent use.
 type Evaluator struct {
-	alarm     Alarm
-	store     *Store
-	key       SeriesKey
-	state     State
-	since     time.Time
-	lastEval  time.Time
-	evaluated bool
+	alarm Alarm
+	store *Store
+	key   SeriesKey
+	state State
+	since time.Time
 }
 
 // NewEvaluator validates the alarm and binds it to a store. The alarm starts
@@ -416,7 +414,6 @@ func (e *Evaluator) Datapoints(now time.Time) []Datapoint {
 func (e *Evaluator) Evaluate(now time.Time) (StateChange, bool) {
 	a := &e.alarm
 	points := e.Datapoints(now)
-	e.lastEval, e.evaluated = now, true
 	d := Decide(points, a.m(), a.EvaluationPeriods, a.tmd(), e.state)
 	if a.EvaluateLowSampleCountPercentile == "ignore" {
 		for _, i := range d.Evaluated {

@@ -82,7 +82,22 @@ func newDemoCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(out, "\n%d addresses were rejected twice or more (top 20 shown).\n", len(res.Rows))
-			fmt.Fprintf(out, "Try: flowguard query '<query>' %s   (keep the data with --keep DIR)\n", path)
+			own := 0
+			for _, row := range res.Rows {
+				for _, p := range gen.HomeNetworks() {
+					if row[0].T == query.TAddr && p.Contains(row[0].A) {
+						own++
+						break
+					}
+				}
+			}
+			if own > 0 {
+				fmt.Fprintf(out, "%d of them are this VPC's own addresses: rejected return traffic and blocked egress,\n"+
+					"not attackers. The classic query cannot tell; flowguard's detectors know the direction.\n", own)
+			}
+			if keep != "" {
+				fmt.Fprintf(out, "Try: flowguard query 'stats sum(bytes) as b by srcAddr, dstAddr | sort b desc | limit 10' %s\n", path)
+			}
 			return nil
 		},
 	}

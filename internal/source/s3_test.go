@@ -88,7 +88,7 @@ func TestExpandS3(t *testing.T) {
 	for _, i := range rng.Perm(len(keys)) {
 		put(t, c, bucket, keys[i], want[keys[i]])
 	}
-	put(t, c, bucket, prefix+"02/", nil)                             // a console "folder"
+	put(t, c, bucket, prefix+"02/", nil)                                 // a console "folder"
 	put(t, c, bucket, "vpc/AWSLogs/123456789012/other.txt", []byte("x")) // outside the prefix
 	slices.Sort(keys)
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"net/netip"
-	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -59,17 +58,10 @@ func decodeParquet(ctx context.Context, name string, r io.ReaderAt, size int64, 
 				panic(p)
 			}
 			err = fmt.Errorf("%s: corrupt Parquet file: %v", name, p)
-			if debugParquetPanics {
-				err = fmt.Errorf("%w\n%s", err, debug.Stack())
-			}
 		}
 	}()
 	return d.decode(ctx, r, size)
 }
-
-// debugParquetPanics adds the stack of a recovered parquet-go panic to the
-// error (for tests chasing a fuzz crash).
-var debugParquetPanics = false
 
 type parquetDecoder struct {
 	name    string

@@ -3,7 +3,6 @@ package query
 import (
 	"encoding/binary"
 	"math"
-	"net/netip"
 	"slices"
 	"strings"
 )
@@ -26,7 +25,7 @@ type groupTable struct {
 	types []Type
 
 	// Single-key tables avoid encoding the key.
-	addrIdx map[netip.Addr]int32
+	addrIdx *addrMap
 	intIdx  map[int64]int32
 	strIdx  map[string]int32
 	multi   map[string]int32
@@ -46,7 +45,7 @@ func newGroupTable(s *statsSpec) *groupTable {
 	}
 	switch {
 	case len(s.by) == 1 && t.types[0] == TAddr:
-		t.addrIdx = make(map[netip.Addr]int32)
+		t.addrIdx = newAddrMap()
 	case len(s.by) == 1 && (t.types[0] == TInt || t.types[0] == TTime):
 		t.intIdx = make(map[int64]int32)
 	case len(s.by) == 1 && t.types[0] == TString:
@@ -112,10 +111,10 @@ func (t *groupTable) consume(w *wctx, f *frame) {
 				gid[i] = t.nullGroup()
 				continue
 			}
-			g, ok := t.addrIdx[a]
+			g, ok := t.addrIdx.get(a)
 			if !ok {
 				g = t.newGroup([]Value{AddrValue(a)})
-				t.addrIdx[a] = g
+				t.addrIdx.put(a, g)
 			}
 			gid[i] = g
 		}
@@ -178,10 +177,10 @@ func (t *groupTable) lookup(key []Value) int32 {
 		case v.IsNull():
 			return t.nullGroup()
 		case t.addrIdx != nil:
-			g, ok := t.addrIdx[v.A]
+			g, ok := t.addrIdx.get(v.A)
 			if !ok {
 				g = t.newGroup(key)
-				t.addrIdx[v.A] = g
+				t.addrIdx.put(v.A, g)
 			}
 			return g
 		case t.intIdx != nil:

@@ -2,6 +2,8 @@ package flowlog
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"fmt"
 )
 
@@ -93,14 +95,33 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 var doubleSpace = []byte("  ")
 
 // splitFields records in o the start offset of every space-separated field
-// of data[pos:le] and returns the number of spaces. It is branch-free: the
-// start of the next field is written on every byte and kept on a space.
+// of data[pos:le] and returns the number of spaces. It looks at eight bytes
+// at a time: a word's spaces become a bit mask, and only the spaces cost a
+// step, not every byte.
 func splitFields(data []byte, pos, le int, o []uint32) int {
+	const (
+		spaces = 0x2020202020202020
+		low7   = 0x7f7f7f7f7f7f7f7f
+	)
 	o[0] = uint32(pos)
 	k := 0
-	for i := pos; i < le; i++ {
-		o[(k+1)&maxFields] = uint32(i + 1)
-		k += int((uint32(data[i]^' ') - 1) >> 31)
+	i := pos
+	for ; i+8 <= le; i += 8 {
+		x := binary.LittleEndian.Uint64(data[i:]) ^ spaces
+		// The high bit of each byte that was a space (exact, no carries
+		// between bytes).
+		m := ^(((x & low7) + low7) | x | low7)
+		for m != 0 {
+			k++
+			o[k&maxFields] = uint32(i + bits.TrailingZeros64(m)>>3 + 1)
+			m &= m - 1
+		}
+	}
+	for ; i < le; i++ {
+		if data[i] == ' ' {
+			k++
+			o[k&maxFields] = uint32(i + 1)
+		}
 	}
 	return k
 }

@@ -210,6 +210,15 @@ func compileQuery(q *Query, opts Options) (*Program, error) {
 		}
 		c.p.pipes = c.p.pipes[:len(c.p.pipes)-1]
 	}
+	for i, pipe := range c.p.pipes {
+		if pipe.stats != nil {
+			next := (*pipeline)(nil)
+			if i+1 < len(c.p.pipes) {
+				next = c.p.pipes[i+1]
+			}
+			pipe.stats.ordered = next == nil || next.rows == nil || len(next.rows.sort) == 0
+		}
+	}
 	for _, k := range c.visible {
 		c.p.columns = append(c.p.columns, k.name)
 	}

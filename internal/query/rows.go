@@ -117,6 +117,13 @@ func (k *rowSink) sortRows() {
 				return c
 			}
 		}
+		// Ties: by the rows' values, so that the order does not depend
+		// on how workers split the input, then by input order.
+		for i := range a.vals {
+			if c := compareNullsLast(a.vals[i], b.vals[i]); c != 0 {
+				return c
+			}
+		}
 		for i := range a.order {
 			if c := a.order[i] - b.order[i]; c != 0 {
 				return c

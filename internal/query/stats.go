@@ -17,6 +17,9 @@ type keySpec struct {
 type statsSpec struct {
 	by   []keySpec
 	aggs []aggSpec
+	// ordered: the groups come out ordered by their keys. Not needed
+	// when a sort follows, whose ties are broken by whole rows.
+	ordered bool
 }
 
 // groupTable is one worker's groups and their aggregate states.
@@ -272,6 +275,7 @@ func (t *groupTable) table() *Table {
 	// Keys are unique, so an unstable sort gives one order.
 	nk := len(t.spec.by)
 	switch {
+	case !t.spec.ordered:
 	case nk == 1 && t.addrIdx != nil:
 		slices.SortFunc(out.Rows, func(a, b []Value) int {
 			x, y := a[0], b[0]

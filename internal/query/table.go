@@ -1,6 +1,7 @@
 package query
 
 import (
+	"net/netip"
 	"strings"
 )
 
@@ -36,11 +37,40 @@ func (t *Table) frame(w *wctx) *frame {
 	}
 	f.slots = make([]*Vec, len(t.Names))
 	for c := range t.Names {
-		v := &Vec{}
-		v.reset(t.Types[c], n)
-		var valid []bool
+		v := &Vec{T: t.Types[c], Valid: make([]bool, n)}
+		switch v.T {
+		case TBool, TInt, TTime:
+			v.I = make([]int64, n)
+		case TFloat:
+			v.F = make([]float64, n)
+		case TString:
+			v.S = make([]string, n)
+		case TAddr:
+			v.A = make([]netip.Addr, n)
+		}
 		for r, row := range t.Rows {
-			v.set(r, conv(row[c], t.Types[c]), &valid, n)
+			x := &row[c]
+			if x.T == TNull {
+				continue
+			}
+			if x.T != v.T {
+				cv := conv(*x, v.T)
+				x = &cv
+				if x.T == TNull {
+					continue
+				}
+			}
+			v.Valid[r] = true
+			switch v.T {
+			case TBool, TInt, TTime:
+				v.I[r] = x.I
+			case TFloat:
+				v.F[r] = x.F
+			case TString:
+				v.S[r] = x.S
+			case TAddr:
+				v.A[r] = x.A
+			}
 		}
 		f.slots[c] = v
 	}

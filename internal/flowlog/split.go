@@ -3,8 +3,8 @@ package flowlog
 import (
 	"bytes"
 	"encoding/binary"
-	"math/bits"
 	"fmt"
+	"math/bits"
 )
 
 // maxFields bounds the fields of one line; longer lines are malformed.

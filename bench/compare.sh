@@ -238,7 +238,7 @@ duck_version=$(sed -n 's/^duckdb_version=//p' "$OUT/duck_plain.err")
 echo
 echo "flowguard seed-query comparison: $RECORDS records (seed $SEED), median of $RUNS runs, wall-clock seconds of the whole command"
 echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), load average at end $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "versions: flowguard $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?') ($(go env GOVERSION)), duckdb ${duck_version:-?} (node $(node --version)), $(mawk -W version 2>&1 | head -n 1)${GAWK:+, $(gawk --version | head -n 1)}"
+echo "versions: flowguard $(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo '?') ($(go env GOVERSION)), duckdb ${duck_version:-?} (node $(node --version)), $(mawk -W version 2>&1 | head -n 1)${GAWK:+, $(gawk --version | head -n 1)}"
 echo "files: plain $(du -h "$PLAIN" | cut -f1), gzip $(du -h "$GZ" | cut -f1)"
 echo
 printf '%-28s %-6s %9s %12s  %s\n' tool input seconds 'x flowguard' note

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"net/netip"
 )
@@ -33,14 +34,12 @@ func (m *addrMap) alloc(size int) {
 }
 
 func addrKey(a netip.Addr) (hi, lo uint64, fam uint8) {
-	b := a.As16()
-	hi = uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 | uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
-	lo = uint64(b[8])<<56 | uint64(b[9])<<48 | uint64(b[10])<<40 | uint64(b[11])<<32 | uint64(b[12])<<24 | uint64(b[13])<<16 | uint64(b[14])<<8 | uint64(b[15])
-	fam = 6
 	if a.Is4() {
-		fam = 4
+		b := a.As4()
+		return 0, uint64(binary.BigEndian.Uint32(b[:])), 4
 	}
-	return
+	b := a.As16()
+	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:]), 6
 }
 
 func hashKey(hi, lo uint64) uint64 {

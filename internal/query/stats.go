@@ -34,8 +34,9 @@ type groupTable struct {
 	multi   map[string]int32
 	nullG   int32 // group of the null key (single key), -1 if none
 
-	keys [][]Value
-	aggs []aggregator
+	keys  []Value // the groups' keys, len(spec.by) values per group
+	ngrp  int
+	aggs  []aggregator
 	gid  []int32
 	buf  []byte
 	vecs []*Vec
@@ -66,16 +67,21 @@ func newGroupTable(s *statsSpec) *groupTable {
 }
 
 func (t *groupTable) newGroup(key []Value) int32 {
-	g := int32(len(t.keys))
-	k := make([]Value, len(key))
-	for i, v := range key {
-		k[i] = copyValue(v)
+	g := int32(t.ngrp)
+	for _, v := range key {
+		t.keys = append(t.keys, copyValue(v))
 	}
-	t.keys = append(t.keys, k)
+	t.ngrp++
 	for _, a := range t.aggs {
-		a.grow(len(t.keys))
+		a.grow(t.ngrp)
 	}
 	return g
+}
+
+// key returns group g's key.
+func (t *groupTable) key(g int) []Value {
+	n := len(t.spec.by)
+	return t.keys[g*n : (g+1)*n : (g+1)*n]
 }
 
 // consume adds the selected rows of a frame.
@@ -147,7 +153,7 @@ func (t *groupTable) consume(w *wctx, f *frame) {
 			g, ok := t.strIdx[s]
 			if !ok {
 				g = t.newGroup([]Value{StringValue(s)})
-				t.strIdx[t.keys[g][0].S] = g
+				t.strIdx[t.key(int(g))[0].S] = g
 			}
 			gid[i] = g
 		}
@@ -197,7 +203,7 @@ func (t *groupTable) lookup(key []Value) int32 {
 			g, ok := t.strIdx[v.S]
 			if !ok {
 				g = t.newGroup(key)
-				t.strIdx[t.keys[g][0].S] = g
+				t.strIdx[t.key(int(g))[0].S] = g
 			}
 			return g
 		}
@@ -238,7 +244,8 @@ func encodeKey(dst []byte, key []Value) []byte {
 
 // merge adds another worker's groups into t.
 func (t *groupTable) merge(o *groupTable) {
-	for sg, key := range o.keys {
+	for sg := 0; sg < o.ngrp; sg++ {
+		key := o.key(sg)
 		var g int32
 		if len(t.spec.by) == 0 {
 			g = 0
@@ -263,10 +270,12 @@ func (t *groupTable) table() *Table {
 		out.Names = append(out.Names, a.name)
 		out.Types = append(out.Types, a.t)
 	}
-	out.Rows = make([][]Value, len(t.keys))
-	for g, key := range t.keys {
-		row := make([]Value, 0, len(out.Names))
-		row = append(row, key...)
+	out.Rows = make([][]Value, t.ngrp)
+	width := len(out.Names)
+	cells := make([]Value, t.ngrp*width)
+	for g := range out.Rows {
+		row := cells[g*width : g*width : (g+1)*width]
+		row = append(row, t.key(g)...)
 		for _, agg := range t.aggs {
 			row = append(row, agg.result(int32(g)))
 		}

@@ -329,3 +329,6 @@ func (b *Batch) RawLine(i int) []byte {
 	k := i * (len(b.cols) + 1)
 	return b.text[b.offs[k] : b.offs[k+len(b.cols)]-1]
 }
+
+// Text reports whether the batch holds text lines (not Parquet values).
+func (b *Batch) Text() bool { return b.text != nil }

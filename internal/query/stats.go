@@ -34,9 +34,9 @@ type groupTable struct {
 	multi   map[string]int32
 	nullG   int32 // group of the null key (single key), -1 if none
 
-	keys  []Value // the groups' keys, len(spec.by) values per group
-	ngrp  int
-	aggs  []aggregator
+	keys []Value // the groups' keys, len(spec.by) values per group
+	ngrp int
+	aggs []aggregator
 	gid  []int32
 	buf  []byte
 	vecs []*Vec

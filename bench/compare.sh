@@ -165,10 +165,10 @@ measure mawk_plain "mawk" plain "mawk -f $SEED_AWK $P | sort -k2,2nr"
 if [[ -n $GAWK ]]; then
 	measure gawk_plain "gawk" plain "gawk -f $SEED_AWK $P | sort -k2,2nr"
 fi
-measure cat_plain "cat (read only)" plain "cat $P"
+measure cat_plain "cat (read only)" plain "cat $P >/dev/null"
 
 log "gzip: $(du -h "$GZ" | cut -f1), $RUNS runs each"
-measure gunzip_gz "gzip -dc (decompress only)" gzip "gzip -dc $G"
+measure gunzip_gz "gzip -dc (decompress only)" gzip "gzip -dc $G >/dev/null"
 measure fgcount_gz "flowguard stats count()" gzip "$(q "$FG") query --output csv 'stats count()' $G"
 measure fg_gz "flowguard" gzip "$(q "$FG") query ${FG_ALL[*]} --output csv $(q "$QUERY") $G"
 measure duck_gz "duckdb" gzip "node $DUCK --gzip $G"

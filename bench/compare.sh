@@ -113,69 +113,87 @@ fi
 
 # --- measuring --------------------------------------------------------------
 
-declare -A MEDIAN   # key -> median wall seconds
-declare -A EXTRA    # key -> median of the seconds a tool reports itself
+declare -A CMD      # key -> shell command
 declare -A LABEL    # key -> "tool|input"
+declare -A WALL CPU EXTRA  # key -> space-separated seconds, one per run
+declare -A MEDIAN MCPU MEXTRA  # key -> median of the above
 KEYS=()
+
+# bench KEY TOOL INPUT CMD adds a measurement: the shell command CMD, whose
+# standard output goes to $OUT/KEY.out and standard error to $OUT/KEY.err.
+bench() {
+	KEYS+=("$1")
+	LABEL[$1]="$2|$3"
+	CMD[$1]=$4
+	WALL[$1]= CPU[$1]= EXTRA[$1]=
+}
+
+# run1 KEY runs the command of KEY once and appends its wall-clock and CPU
+# (user + system, children included) seconds. Any failure stops the script.
+run1() {
+	local key=$1 tf=$OUT/$1.time
+	local TIMEFORMAT='%3R %3U %3S'
+	# The inner braces keep the report of `time` out of the command's stderr.
+	if ! { time { (eval "${CMD[$key]}") >"$OUT/$key.out" 2>"$OUT/$key.err"; }; } 2>"$tf"; then
+		cat "$OUT/$key.err" >&2
+		die "${LABEL[$key]%%|*} on ${LABEL[$key]#*|} failed: ${CMD[$key]}"
+	fi
+	local real user sys qs
+	read -r real user sys <"$tf"
+	WALL[$key]+=" $real"
+	CPU[$key]+=" $(awk -v u="$user" -v s="$sys" 'BEGIN {printf "%.3f", u + s}')"
+	qs=$(sed -n 's/^duckdb_query_seconds=//p' "$OUT/$key.err")
+	[[ -z $qs ]] || EXTRA[$key]+=" $qs"
+}
 
 # median prints the median of its numeric arguments.
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
-# measure KEY TOOL INPUT CMD runs the shell command CMD RUNS times, its
-# standard output into $OUT/KEY.out and standard error into $OUT/KEY.err,
-# and records the median wall-clock time. Any failure stops the script.
-measure() {
-	local key=$1 tool=$2 input=$3 cmd=$4
-	local -a times=() extra=()
-	local i t0 t1
-	for ((i = 1; i <= RUNS; i++)); do
-		t0=$EPOCHREALTIME
-		if ! (eval "$cmd") >"$OUT/$key.out" 2>"$OUT/$key.err"; then
-			cat "$OUT/$key.err" >&2
-			die "$tool on $input failed: $cmd"
-		fi
-		t1=$EPOCHREALTIME
-		times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')")
-		local qs
-		qs=$(sed -n 's/^duckdb_query_seconds=//p' "$OUT/$key.err")
-		[[ -z $qs ]] || extra+=("$qs")
-	done
-	MEDIAN[$key]=$(median "${times[@]}")
-	if ((${#extra[@]})); then EXTRA[$key]=$(median "${extra[@]}"); fi
-	LABEL[$key]="$tool|$input"
-	KEYS+=("$key")
-	printf '    %-34s %-6s runs: %s s  median %s s%s\n' "$tool" "$input" "${times[*]}" "${MEDIAN[$key]}" \
-		"${EXTRA[$key]:+  (query alone ${EXTRA[$key]} s)}" >&2
-}
-
 q() { printf '%q' "$1"; }
-
-log "warming the page cache"
-cat "$PLAIN" "$GZ" >/dev/null
 
 SEED_AWK=$(q "$BENCH/awk/seed.awk")
 DUCK=$(q "$BENCH/duckdb/seed.mjs")
 P=$(q "$PLAIN")
 G=$(q "$GZ")
 
-log "plain text: $(du -h "$PLAIN" | cut -f1), $RUNS runs each"
-measure fg_plain "flowguard" plain "$(q "$FG") query ${FG_ALL[*]} --output csv $(q "$QUERY") $P"
-measure duck_plain "duckdb" plain "node $DUCK $P"
-measure mawk_plain "mawk" plain "mawk -f $SEED_AWK $P | sort -k2,2nr"
+bench fg_plain "flowguard" plain "$(q "$FG") query ${FG_ALL[*]} --output csv $(q "$QUERY") $P"
+bench duck_plain "duckdb" plain "node $DUCK $P"
+bench mawk_plain "mawk" plain "mawk -f $SEED_AWK $P | sort -k2,2nr"
 if [[ -n $GAWK ]]; then
-	measure gawk_plain "gawk" plain "gawk -f $SEED_AWK $P | sort -k2,2nr"
+	bench gawk_plain "gawk" plain "gawk -f $SEED_AWK $P | sort -k2,2nr"
 fi
-measure cat_plain "cat (read only)" plain "cat $P >/dev/null"
+bench cat_plain "cat (read only)" plain "cat $P >/dev/null"
+bench gunzip_gz "gzip -dc (decompress only)" gzip "gzip -dc $G >/dev/null"
+bench fgcount_gz "flowguard stats count()" gzip "$(q "$FG") query --output csv 'stats count()' $G"
+bench fg_gz "flowguard" gzip "$(q "$FG") query ${FG_ALL[*]} --output csv $(q "$QUERY") $G"
+bench duck_gz "duckdb" gzip "node $DUCK --gzip $G"
+bench mawk_gz "mawk" gzip "gzip -dc $G | mawk -f $SEED_AWK | sort -k2,2nr"
+if [[ -n $GAWK ]]; then
+	bench gawk_gz "gawk" gzip "gzip -dc $G | gawk -f $SEED_AWK | sort -k2,2nr"
+fi
 
-log "gzip: $(du -h "$GZ" | cut -f1), $RUNS runs each"
-measure gunzip_gz "gzip -dc (decompress only)" gzip "gzip -dc $G >/dev/null"
-measure fgcount_gz "flowguard stats count()" gzip "$(q "$FG") query --output csv 'stats count()' $G"
-measure fg_gz "flowguard" gzip "$(q "$FG") query ${FG_ALL[*]} --output csv $(q "$QUERY") $G"
-measure duck_gz "duckdb" gzip "node $DUCK --gzip $G"
-measure mawk_gz "mawk" gzip "gzip -dc $G | mawk -f $SEED_AWK | sort -k2,2nr"
-if [[ -n $GAWK ]]; then
-	measure gawk_gz "gawk" gzip "gzip -dc $G | gawk -f $SEED_AWK | sort -k2,2nr"
-fi
+log "warming the page cache"
+cat "$PLAIN" "$GZ" >/dev/null
+
+# Rounds rather than one tool's runs back to back: a burst of other work on
+# the machine then slows one run of several tools, not every run of one.
+log "plain text $(du -h "$PLAIN" | cut -f1), gzip $(du -h "$GZ" | cut -f1): $RUNS rounds of ${#KEYS[@]} commands"
+for ((round = 1; round <= RUNS; round++)); do
+	log "round $round of $RUNS"
+	for key in "${KEYS[@]}"; do
+		run1 "$key"
+	done
+done
+for key in "${KEYS[@]}"; do
+	# shellcheck disable=SC2086 # word splitting of the run lists is meant
+	MEDIAN[$key]=$(median ${WALL[$key]})
+	# shellcheck disable=SC2086
+	MCPU[$key]=$(median ${CPU[$key]})
+	# shellcheck disable=SC2086
+	[[ -z ${EXTRA[$key]} ]] || MEXTRA[$key]=$(median ${EXTRA[$key]})
+	printf '    %-28s %-6s wall:%s s  cpu:%s s%s\n' "${LABEL[$key]%%|*}" "${LABEL[$key]#*|}" \
+		"${WALL[$key]}" "${CPU[$key]}" "${EXTRA[$key]:+  query alone:${EXTRA[$key]} s}" >&2
+done
 
 # --- correctness ------------------------------------------------------------
 
@@ -236,19 +254,19 @@ check() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {ok = (op == ">=") ? v >= t 
 
 duck_version=$(sed -n 's/^duckdb_version=//p' "$OUT/duck_plain.err")
 echo
-echo "flowguard seed-query comparison: $RECORDS records (seed $SEED), median of $RUNS runs, wall-clock seconds of the whole command"
+echo "flowguard seed-query comparison: $RECORDS records (seed $SEED), median of $RUNS runs; seconds: wall clock of the whole command; cpu s: user + system, all processes"
 echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), load average at end $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "versions: flowguard $(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo '?') ($(go env GOVERSION)), duckdb ${duck_version:-?} (node $(node --version)), $(mawk -W version 2>&1 | head -n 1)${GAWK:+, $(gawk --version | head -n 1)}"
 echo "files: plain $(du -h "$PLAIN" | cut -f1), gzip $(du -h "$GZ" | cut -f1)"
 echo
-printf '%-28s %-6s %9s %12s  %s\n' tool input seconds 'x flowguard' note
+printf '%-28s %-6s %9s %9s %12s  %s\n' tool input seconds 'cpu s' 'x flowguard' note
 for key in "${KEYS[@]}"; do
 	IFS='|' read -r tool input <<<"${LABEL[$key]}"
 	base=${MEDIAN[fg_plain]}
 	[[ $input == plain ]] || base=${MEDIAN[fg_gz]}
 	note=
-	[[ -z ${EXTRA[$key]:-} ]] || note="query alone ${EXTRA[$key]} s (without node start and library load)"
-	printf '%-28s %-6s %9.3f %12s  %s\n' "$tool" "$input" "${MEDIAN[$key]}" "$(ratio "${MEDIAN[$key]}" "$base")" "$note"
+	[[ -z ${MEXTRA[$key]:-} ]] || note="query alone ${MEXTRA[$key]} s (without node start and library load)"
+	printf '%-28s %-6s %9.3f %9.3f %12s  %s\n' "$tool" "$input" "${MEDIAN[$key]}" "${MCPU[$key]}" "$(ratio "${MEDIAN[$key]}" "$base")" "$note"
 done
 echo
 

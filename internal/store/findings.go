@@ -1,0 +1,415 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/flowguard/flowguard/internal/finding"
+)
+
+// historyKeep is how many history entries a finding keeps; older ones are
+// dropped as new activity arrives.
+const historyKeep = 200
+
+// History kinds.
+const (
+	HistoryCreated    = "created"
+	HistoryUpdated    = "updated"
+	HistorySuppressed = "suppressed"
+	HistoryArchived   = "archived"
+	HistoryUnarchived = "unarchived"
+	HistoryFeedback   = "feedback"
+)
+
+// HistoryEntry is one thing that happened to a finding: created, updated by
+// new activity (with that activity's count, severity, last seen and
+// evidence), suppressed by a rule, archived, unarchived, feedback.
+type HistoryEntry struct {
+	Time     time.Time       `json:"time"`
+	Kind     string          `json:"kind"`
+	Count    int64           `json:"count,omitempty"`
+	Severity float64         `json:"severity,omitempty"`
+	LastSeen time.Time       `json:"last_seen,omitzero"`
+	Detail   json.RawMessage `json:"detail,omitempty"`
+}
+
+// UpsertFindings records findings in one transaction: a finding whose id is
+// new is inserted, one whose id is stored is merged into it with
+// finding.Merge. A new finding that a stored suppression rule matches (or
+// that arrives already archived, by the caller's policy) is archived; so is
+// an update that a rule matches. Every finding needs an id. Either all
+// findings are recorded or, on error, none.
+func (s *Store) UpsertFindings(ctx context.Context, fs []finding.Finding) (created, updated int, err error) {
+	for i := range fs {
+		if fs[i].ID == "" {
+			return 0, 0, fmt.Errorf("finding %d (%s, actor %s) has no id", i+1, fs[i].Type, fs[i].Actor.IP)
+		}
+		if fs[i].Type == "" {
+			return 0, 0, fmt.Errorf("finding %s has no type", fs[i].ID)
+		}
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		rules, err := loadRules(ctx, tx)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		for i := range fs {
+			c, err := upsertOne(ctx, tx, rules, &fs[i], now)
+			if err != nil {
+				return err
+			}
+			if c {
+				created++
+			} else {
+				updated++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return created, updated, nil
+}
+
+func upsertOne(ctx context.Context, tx *sql.Tx, rules *finding.Policy, in *finding.Finding, now time.Time) (created bool, err error) {
+	old, found, err := getFinding(ctx, tx, in.ID)
+	if err != nil {
+		return false, err
+	}
+	f := *in
+	if found {
+		f = finding.Merge(old, *in)
+		if in.Archived {
+			f.Archived = true
+		}
+	}
+	rule, suppressed := rules.Suppressing(&f)
+	newlyArchived := suppressed && !f.Archived
+	if suppressed {
+		f.Archived = true
+	}
+	body, err := marshalBody(&f)
+	if err != nil {
+		return false, err
+	}
+	if found {
+		_, err = tx.ExecContext(ctx, `UPDATE findings SET severity=?, target_ip=?, count=?, first_seen=?, last_seen=?,
+			archived=?, updated_at=?, body=? WHERE id=?`,
+			f.Severity, addrText(f.Target.IP), f.Count, nanos(f.FirstSeen), nanos(f.LastSeen),
+			f.Archived, nanos(now), body, f.ID)
+	} else {
+		_, err = tx.ExecContext(ctx, `INSERT INTO findings(id, type, severity, actor_ip, target_ip, count, first_seen, last_seen,
+			archived, feedback, created_at, updated_at, body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+			f.ID, f.Type, f.Severity, addrText(f.Actor.IP), addrText(f.Target.IP), f.Count, nanos(f.FirstSeen), nanos(f.LastSeen),
+			f.Archived, f.Feedback, nanos(now), nanos(now), body)
+	}
+	if err != nil {
+		return false, fmt.Errorf("cannot record finding %s: %w", f.ID, err)
+	}
+	kind := HistoryUpdated
+	if !found {
+		kind = HistoryCreated
+	}
+	ev, err := json.Marshal(map[string]any{"evidence": in.Evidence, "ports": in.Target.Ports})
+	if err != nil {
+		return false, fmt.Errorf("finding %s: cannot encode its evidence: %w", f.ID, err)
+	}
+	if err := addHistory(ctx, tx, f.ID, now, kind, in.Count, in.Severity, in.LastSeen, ev); err != nil {
+		return false, err
+	}
+	if newlyArchived {
+		d, _ := json.Marshal(map[string]string{"rule": rule})
+		if err := addHistory(ctx, tx, f.ID, now, HistorySuppressed, 0, 0, time.Time{}, d); err != nil {
+			return false, err
+		}
+	}
+	if found {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM finding_history WHERE finding_id = ? AND seq <=
+			(SELECT seq FROM finding_history WHERE finding_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
+			f.ID, f.ID, historyKeep); err != nil {
+			return false, fmt.Errorf("cannot trim the history of finding %s: %w", f.ID, err)
+		}
+	}
+	return !found, nil
+}
+
+func addHistory(ctx context.Context, tx *sql.Tx, id string, at time.Time, kind string, count int64, sev float64, last time.Time, detail []byte) error {
+	if detail == nil {
+		detail = []byte("{}")
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO finding_history(finding_id, at, kind, count, severity, last_seen, detail)
+		VALUES (?,?,?,?,?,?,?)`, id, nanos(at), kind, count, sev, nanos(last), string(detail)); err != nil {
+		return fmt.Errorf("cannot record the history of finding %s: %w", id, err)
+	}
+	return nil
+}
+
+// marshalBody encodes a finding for the body column, without the mutable
+// state that has columns of its own.
+func marshalBody(f *finding.Finding) (string, error) {
+	c := *f
+	c.Archived = false
+	c.Feedback = ""
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return "", fmt.Errorf("cannot encode finding %s: %w", f.ID, err)
+	}
+	return string(b), nil
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func getFinding(ctx context.Context, q queryer, id string) (finding.Finding, bool, error) {
+	var body, feedback string
+	var archived bool
+	err := q.QueryRowContext(ctx, `SELECT body, archived, feedback FROM findings WHERE id = ?`, id).Scan(&body, &archived, &feedback)
+	if errors.Is(err, sql.ErrNoRows) {
+		return finding.Finding{}, false, nil
+	}
+	if err != nil {
+		return finding.Finding{}, false, fmt.Errorf("cannot read finding %s: %w", id, err)
+	}
+	f, err := decodeFinding(id, body, archived, feedback)
+	return f, err == nil, err
+}
+
+func decodeFinding(id, body string, archived bool, feedback string) (finding.Finding, error) {
+	var f finding.Finding
+	if err := json.Unmarshal([]byte(body), &f); err != nil {
+		return finding.Finding{}, fmt.Errorf("finding %s is damaged in the store: %w", id, err)
+	}
+	f.Archived = archived
+	f.Feedback = feedback
+	return f, nil
+}
+
+// GetFinding returns the finding with the id; a *NotFoundError when there
+// is none.
+func (s *Store) GetFinding(ctx context.Context, id string) (finding.Finding, error) {
+	f, ok, err := getFinding(ctx, s.r, id)
+	if err != nil {
+		return finding.Finding{}, err
+	}
+	if !ok {
+		return finding.Finding{}, &NotFoundError{Kind: "finding", ID: id}
+	}
+	return f, nil
+}
+
+// ResolveID returns the full id of the one finding whose id is or starts
+// with prefix (at least 6 characters), so that users can type the short ids
+// that tables print.
+func (s *Store) ResolveID(ctx context.Context, prefix string) (string, error) {
+	p := strings.ToLower(strings.TrimSpace(prefix))
+	if p == "" || strings.ContainsAny(p, "%_\\") {
+		return "", &NotFoundError{Kind: "finding", ID: prefix}
+	}
+	var id string
+	err := s.r.QueryRowContext(ctx, `SELECT id FROM findings WHERE id = ?`, p).Scan(&id)
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("cannot look up finding %s: %w", prefix, err)
+	}
+	if len(p) < 6 {
+		return "", &NotFoundError{Kind: "finding", ID: prefix}
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM findings WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 2`, len(p), p)
+	if err != nil {
+		return "", fmt.Errorf("cannot look up finding %s: %w", prefix, err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		if err := rows.Scan(&id); err != nil {
+			return "", fmt.Errorf("cannot look up finding %s: %w", prefix, err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("cannot look up finding %s: %w", prefix, err)
+	}
+	switch len(ids) {
+	case 0:
+		return "", &NotFoundError{Kind: "finding", ID: prefix}
+	case 1:
+		return ids[0], nil
+	}
+	return "", fmt.Errorf("finding id %q is ambiguous: give more characters", prefix)
+}
+
+// ListFindings returns the findings that pass the filter, most recently
+// seen first (then by severity, highest first, then by id).
+func (s *Store) ListFindings(ctx context.Context, fl finding.Filter) ([]finding.Finding, error) {
+	if err := fl.Validate(); err != nil {
+		return nil, err
+	}
+	// SQL narrows by the indexed columns; fl.Match decides (types with
+	// prefixes and actor CIDR blocks are checked there).
+	var where []string
+	var args []any
+	switch fl.Archived {
+	case finding.CurrentOnly:
+		where = append(where, "archived = 0")
+	case finding.ArchivedOnly:
+		where = append(where, "archived = 1")
+	}
+	if fl.MinSeverity > 0 {
+		where = append(where, "severity >= ?")
+		args = append(args, fl.MinSeverity)
+	}
+	if !fl.Since.IsZero() {
+		where = append(where, "last_seen >= ?")
+		args = append(args, nanos(fl.Since))
+	}
+	if len(fl.Types) == 1 && !strings.Contains(fl.Types[0], "*") {
+		where = append(where, "type = ?")
+		args = append(args, fl.Types[0])
+	}
+	q := `SELECT id, body, archived, feedback FROM findings`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY last_seen DESC, severity DESC, id"
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot list findings: %w", err)
+	}
+	defer rows.Close()
+	var out []finding.Finding
+	for rows.Next() {
+		var id, body, feedback string
+		var archived bool
+		if err := rows.Scan(&id, &body, &archived, &feedback); err != nil {
+			return nil, fmt.Errorf("cannot list findings: %w", err)
+		}
+		f, err := decodeFinding(id, body, archived, feedback)
+		if err != nil {
+			return nil, err
+		}
+		if !fl.Match(&f) {
+			continue
+		}
+		out = append(out, f)
+		if fl.Limit > 0 && len(out) >= fl.Limit {
+			break
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot list findings: %w", err)
+	}
+	return out, nil
+}
+
+// FindingHistory returns what happened to a finding, oldest first.
+func (s *Store) FindingHistory(ctx context.Context, id string) ([]HistoryEntry, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT at, kind, count, severity, last_seen, detail FROM finding_history
+		WHERE finding_id = ? ORDER BY seq`, id)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the history of finding %s: %w", id, err)
+	}
+	defer rows.Close()
+	var out []HistoryEntry
+	for rows.Next() {
+		var e HistoryEntry
+		var at, last int64
+		var detail string
+		if err := rows.Scan(&at, &e.Kind, &e.Count, &e.Severity, &last, &detail); err != nil {
+			return nil, fmt.Errorf("cannot read the history of finding %s: %w", id, err)
+		}
+		e.Time, e.LastSeen = fromNanos(at), fromNanos(last)
+		if detail != "" && detail != "{}" {
+			e.Detail = json.RawMessage(detail)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read the history of finding %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// Archive archives the findings; Unarchive brings them back. Both are all
+// or nothing: an unknown id is a *NotFoundError naming it and changes
+// nothing. Findings already in the wanted state are left as they are. They
+// return how many findings changed.
+func (s *Store) Archive(ctx context.Context, ids ...string) (int, error) {
+	return s.setArchived(ctx, true, ids)
+}
+
+// Unarchive brings archived findings back; see Archive.
+func (s *Store) Unarchive(ctx context.Context, ids ...string) (int, error) {
+	return s.setArchived(ctx, false, ids)
+}
+
+func (s *Store) setArchived(ctx context.Context, archived bool, ids []string) (int, error) {
+	kind := HistoryUnarchived
+	if archived {
+		kind = HistoryArchived
+	}
+	changed := 0
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		for _, id := range ids {
+			var cur bool
+			err := tx.QueryRowContext(ctx, `SELECT archived FROM findings WHERE id = ?`, id).Scan(&cur)
+			if errors.Is(err, sql.ErrNoRows) {
+				return &NotFoundError{Kind: "finding", ID: id}
+			}
+			if err != nil {
+				return fmt.Errorf("cannot read finding %s: %w", id, err)
+			}
+			if cur == archived {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE findings SET archived = ?, updated_at = ? WHERE id = ?`, archived, nanos(now), id); err != nil {
+				return fmt.Errorf("cannot %s finding %s: %w", strings.TrimSuffix(kind, "d"), id, err)
+			}
+			if err := addHistory(ctx, tx, id, now, kind, 0, 0, time.Time{}, nil); err != nil {
+				return err
+			}
+			changed++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return changed, nil
+}
+
+// SetFeedback records feedback on a finding: finding.Useful or
+// finding.NotUseful.
+func (s *Store) SetFeedback(ctx context.Context, id, value string) error {
+	if value != finding.Useful && value != finding.NotUseful {
+		return fmt.Errorf("feedback %q: want %s or %s", value, finding.Useful, finding.NotUseful)
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		now := s.now()
+		res, err := tx.ExecContext(ctx, `UPDATE findings SET feedback = ?, updated_at = ? WHERE id = ?`, value, nanos(now), id)
+		if err != nil {
+			return fmt.Errorf("cannot record feedback on finding %s: %w", id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("cannot record feedback on finding %s: %w", id, err)
+		} else if n == 0 {
+			return &NotFoundError{Kind: "finding", ID: id}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO feedback(finding_id, value, at) VALUES (?,?,?)`, id, value, nanos(now)); err != nil {
+			return fmt.Errorf("cannot record feedback on finding %s: %w", id, err)
+		}
+		d, _ := json.Marshal(map[string]string{"feedback": value})
+		return addHistory(ctx, tx, id, now, HistoryFeedback, 0, 0, time.Time{}, d)
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -222,10 +223,9 @@ func (m *Matcher) Match(f *Finding) bool {
 	if len(m.ports) > 0 {
 		ok := false
 		for _, p := range f.Target.Ports {
-			for _, q := range m.ports {
-				if p == q {
-					ok = true
-				}
+			if slices.Contains(m.ports, p) {
+				ok = true
+				break
 			}
 		}
 		if !ok {

@@ -222,6 +222,38 @@ func (b *Batch) Uints(pos int, sel []uint32) (vals []uint64, present []bool) {
 	return c.u64, c.present
 }
 
+// parseIPv4 parses dotted-quad text the way netip.ParseAddr does (no
+// leading zeros, each part at most 255), fast; ok is false for anything
+// else, which then goes to netip.ParseAddr for IPv6 or an error.
+func parseIPv4(p []byte) (netip.Addr, bool) {
+	var out [4]byte
+	part, n, digits := 0, 0, 0
+	for _, c := range p {
+		switch {
+		case c >= '0' && c <= '9':
+			if digits > 0 && n == 0 {
+				return netip.Addr{}, false // leading zero
+			}
+			n = n*10 + int(c-'0')
+			digits++
+			if n > 255 {
+				return netip.Addr{}, false
+			}
+		case c == '.' && digits > 0 && part < 3:
+			out[part] = byte(n)
+			part++
+			n, digits = 0, 0
+		default:
+			return netip.Addr{}, false
+		}
+	}
+	if part != 3 || digits == 0 {
+		return netip.Addr{}, false
+	}
+	out[3] = byte(n)
+	return netip.AddrFrom4(out), true
+}
+
 // parseUint parses a decimal number; "-" is absent.
 func parseUint(p []byte) (v uint64, present, valid bool) {
 	if len(p) == 0 || len(p) > 20 {
@@ -259,6 +291,10 @@ func (b *Batch) Addrs(pos int, sel []uint32) []netip.Addr {
 				vals[i] = netip.Addr{}
 				return
 			}
+			if a, ok := parseIPv4(raw); ok {
+				vals[i] = a
+				return
+			}
 			a, err := netip.ParseAddr(bytesString(raw))
 			if err != nil || a.Zone() != "" {
 				vals[i] = netip.Addr{}
@@ -273,6 +309,29 @@ func (b *Batch) Addrs(pos int, sel []uint32) []netip.Addr {
 
 // Actions returns the action field at position pos.
 func (b *Batch) Actions(pos int, sel []uint32) []Action {
+	if c := &b.cols[pos]; !c.done && !c.touched && (sel == nil || len(sel) == b.N) && b.text != nil {
+		// The hot path of every query that filters on action: compare
+		// the raw bytes once per record.
+		c.grow(b.N, KindAction)
+		stride := len(b.cols) + 1
+		for i := 0; i < b.N; i++ {
+			k := i*stride + pos
+			raw := b.text[b.offs[k] : b.offs[k+1]-1]
+			switch string(raw) {
+			case "ACCEPT":
+				c.enum[i] = uint8(ActionAccept)
+			case "REJECT":
+				c.enum[i] = uint8(ActionReject)
+			case "-":
+				c.enum[i] = uint8(ActionAbsent)
+			default:
+				c.enum[i] = uint8(ActionAbsent)
+				b.markBad(i, pos, "action is not ACCEPT or REJECT")
+			}
+		}
+		c.done = true
+		return unsafe.Slice((*Action)(unsafe.SliceData(c.enum)), b.N)
+	}
 	return unsafe.Slice((*Action)(unsafe.SliceData(b.enums(pos, sel, func(p []byte) (uint8, bool) {
 		a, ok := parseAction(p)
 		return uint8(a), ok

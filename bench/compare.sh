@@ -18,7 +18,8 @@
 # BENCH_DIR (work directory; default a fresh temporary directory, removed at
 # the end unless KEEP=1; a given BENCH_DIR is kept and its generated files
 # reused), FLOWGUARD (a flowguard binary to use instead of building
-# ./cmd/flowguard), STRICT=1 (exit 3 when a performance target is missed).
+# ./cmd/flowguard), STRICT=1 (exit 3 when a performance target is missed),
+# PROFILE=1 (print CPU profiles of flowguard's seed query runs).
 set -euo pipefail
 export LC_ALL=C
 
@@ -162,6 +163,7 @@ bench mawk_plain "mawk" plain "mawk -f $SEED_AWK $P | sort -k2,2nr"
 if [[ -n $GAWK ]]; then
 	bench gawk_plain "gawk" plain "gawk -f $SEED_AWK $P | sort -k2,2nr"
 fi
+bench fgcount_plain "flowguard stats count()" plain "$(q "$FG") query --output csv 'stats count()' $P"
 bench cat_plain "cat (read only)" plain "cat $P >/dev/null"
 bench gunzip_gz "gzip -dc (decompress only)" gzip "gzip -dc $G >/dev/null"
 bench fgcount_gz "flowguard stats count()" gzip "$(q "$FG") query --output csv 'stats count()' $G"
@@ -234,11 +236,13 @@ if ! cmp -s "$OUT/fg_plain.rows" "$OUT/fg_gz.rows"; then
 	diff "$OUT/fg_plain.rows" "$OUT/fg_gz.rows" | head -n 10 >&2 || true
 	fail=1
 fi
-counted=$(tail -n +2 "$OUT/fgcount_gz.out" | tr -d '\r')
-if [[ $counted != "$RECORDS" ]]; then
-	echo "flowguard counted $counted records in $GZ, expected $RECORDS" >&2
-	fail=1
-fi
+for key in fgcount_plain fgcount_gz; do
+	counted=$(tail -n +2 "$OUT/$key.out" | tr -d '\r')
+	if [[ $counted != "$RECORDS" ]]; then
+		echo "flowguard 'stats count()' counted $counted records in the ${LABEL[$key]#*|} file, expected $RECORDS" >&2
+		fail=1
+	fi
+done
 if ((fail)); then
 	trap - EXIT
 	die "the tools disagree; the files and every tool's output are kept in $WORK"
@@ -280,6 +284,23 @@ t3=$(check "$z" '<=' 1.3)
 echo "target plain: flowguard >= 2x faster than DuckDB:   ${d}x  $t1"
 echo "target plain: flowguard >= 10x faster than mawk:    ${m}x  $t2"
 echo "target gzip:  seed query <= 1.3x gzip -dc time:     ${z}x  $t3  (flowguard 'stats count()' alone: ${zc}x)"
+
+# --- profiles ---------------------------------------------------------------
+
+if [[ ${PROFILE:-0} == 1 ]]; then
+	if "$FG" --help 2>&1 | grep -q -- '--cpuprofile'; then
+		for input in plain gz; do
+			f=$PLAIN
+			[[ $input == plain ]] || f=$GZ
+			"$FG" query "${FG_ALL[@]}" --output csv --cpuprofile "$OUT/fg_$input.pprof" "$QUERY" "$f" >/dev/null
+			echo
+			echo "flowguard CPU profile, $input ($OUT/fg_$input.pprof):"
+			go tool pprof -top -nodecount=25 "$FG" "$OUT/fg_$input.pprof" 2>/dev/null | sed -n '/^Showing\|flat%/,$p'
+		done
+	else
+		echo "PROFILE=1: this flowguard has no --cpuprofile flag" >&2
+	fi
+fi
 
 if [[ $STRICT == 1 && ($t1 != PASS || $t2 != PASS || $t3 != PASS) ]]; then
 	exit 3

@@ -126,7 +126,9 @@ bench() {
 	KEYS+=("$1")
 	LABEL[$1]="$2|$3"
 	CMD[$1]=$4
-	WALL[$1]= CPU[$1]= EXTRA[$1]=
+	WALL[$1]=''
+	CPU[$1]=''
+	EXTRA[$1]=''
 }
 
 # run1 KEY runs the command of KEY once and appends its wall-clock and CPU

@@ -14,7 +14,7 @@
 #   bash bench/compare.sh                    # 10 million records
 #   RECORDS=200000 bash bench/compare.sh     # quick run
 #
-# Environment: RECORDS (10000000), SEED (1), RUNS (3, runs per measurement),
+# Environment: RECORDS (10000000), SEED (1), RUNS (3 rounds of every command),
 # BENCH_DIR (work directory; default a fresh temporary directory, removed at
 # the end unless KEEP=1; a given BENCH_DIR is kept and its generated files
 # reused), FLOWGUARD (a flowguard binary to use instead of building
@@ -103,11 +103,13 @@ PLAIN=$WORK/flows-$RECORDS-$SEED.log
 GZ=$WORK/flows-$RECORDS-$SEED.log.gz
 if [[ ! -s $PLAIN ]]; then
 	log "generating $RECORDS records (v2 text) into $PLAIN"
-	"$FG" gen --records "$RECORDS" --seed "$SEED" --out "$PLAIN.tmp" && mv "$PLAIN.tmp" "$PLAIN"
+	"$FG" gen --records "$RECORDS" --seed "$SEED" --out "$PLAIN.tmp" || die "flowguard gen failed"
+	mv "$PLAIN.tmp" "$PLAIN"
 fi
 if [[ ! -s $GZ ]]; then
 	log "generating the same records as gzip with a header line into $GZ"
-	"$FG" gen --records "$RECORDS" --seed "$SEED" --gzip --out "$GZ.tmp" && mv "$GZ.tmp" "$GZ"
+	"$FG" gen --records "$RECORDS" --seed "$SEED" --gzip --out "$GZ.tmp" || die "flowguard gen --gzip failed"
+	mv "$GZ.tmp" "$GZ"
 fi
 [[ $(head -c 8 "$PLAIN") != version* ]] || die "$PLAIN starts with a header line; expected plain v2 text without one"
 [[ $(gzip -dc "$GZ" | head -n 1) == version* ]] || die "$GZ does not start with a header line"

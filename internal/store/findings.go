@@ -58,9 +58,14 @@ func (s *Store) UpsertFindings(ctx context.Context, fs []finding.Finding) (creat
 		if err != nil {
 			return err
 		}
+		st, err := prepareUpsert(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer st.close()
 		now := s.now()
 		for i := range fs {
-			c, err := upsertOne(ctx, tx, rules, &fs[i], now)
+			c, err := st.upsertOne(ctx, rules, &fs[i], now)
 			if err != nil {
 				return err
 			}
@@ -78,8 +83,54 @@ func (s *Store) UpsertFindings(ctx context.Context, fs []finding.Finding) (creat
 	return created, updated, nil
 }
 
-func upsertOne(ctx context.Context, tx *sql.Tx, rules *finding.Policy, in *finding.Finding, now time.Time) (created bool, err error) {
-	old, found, err := getFinding(ctx, tx, in.ID)
+// upsertStmts are the statements of an upsert, prepared once per
+// transaction.
+type upsertStmts struct {
+	get, insert, update, history, trim *sql.Stmt
+}
+
+func prepareUpsert(ctx context.Context, tx *sql.Tx) (*upsertStmts, error) {
+	st := &upsertStmts{}
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&st.get, `SELECT body, archived, feedback FROM findings WHERE id = ?`},
+		{&st.insert, `INSERT INTO findings(id, type, severity, actor_ip, target_ip, count, first_seen, last_seen,
+			archived, feedback, created_at, updated_at, body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`},
+		{&st.update, `UPDATE findings SET severity=?, target_ip=?, count=?, first_seen=?, last_seen=?,
+			archived=?, updated_at=?, body=? WHERE id=?`},
+		{&st.history, `INSERT INTO finding_history(finding_id, at, kind, count, severity, last_seen, detail)
+			VALUES (?,?,?,?,?,?,?)`},
+		{&st.trim, `DELETE FROM finding_history WHERE finding_id = ? AND seq <=
+			(SELECT seq FROM finding_history WHERE finding_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`},
+	} {
+		var err error
+		if *p.dst, err = tx.PrepareContext(ctx, p.sql); err != nil {
+			st.close()
+			return nil, fmt.Errorf("cannot prepare to record findings: %w", err)
+		}
+	}
+	return st, nil
+}
+
+func (st *upsertStmts) close() {
+	for _, s := range []*sql.Stmt{st.get, st.insert, st.update, st.history, st.trim} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+func (st *upsertStmts) addHistory(ctx context.Context, id string, at time.Time, kind string, count int64, sev float64, last time.Time, detail []byte) error {
+	if _, err := st.history.ExecContext(ctx, id, nanos(at), kind, count, sev, nanos(last), string(detail)); err != nil {
+		return fmt.Errorf("cannot record the history of finding %s: %w", id, err)
+	}
+	return nil
+}
+
+func (st *upsertStmts) upsertOne(ctx context.Context, rules *finding.Policy, in *finding.Finding, now time.Time) (created bool, err error) {
+	old, found, err := getFindingWith(st.get.QueryRowContext(ctx, in.ID), in.ID)
 	if err != nil {
 		return false, err
 	}
@@ -100,13 +151,11 @@ func upsertOne(ctx context.Context, tx *sql.Tx, rules *finding.Policy, in *findi
 		return false, err
 	}
 	if found {
-		_, err = tx.ExecContext(ctx, `UPDATE findings SET severity=?, target_ip=?, count=?, first_seen=?, last_seen=?,
-			archived=?, updated_at=?, body=? WHERE id=?`,
+		_, err = st.update.ExecContext(ctx,
 			f.Severity, addrText(f.Target.IP), f.Count, nanos(f.FirstSeen), nanos(f.LastSeen),
 			f.Archived, nanos(now), body, f.ID)
 	} else {
-		_, err = tx.ExecContext(ctx, `INSERT INTO findings(id, type, severity, actor_ip, target_ip, count, first_seen, last_seen,
-			archived, feedback, created_at, updated_at, body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		_, err = st.insert.ExecContext(ctx,
 			f.ID, f.Type, f.Severity, addrText(f.Actor.IP), addrText(f.Target.IP), f.Count, nanos(f.FirstSeen), nanos(f.LastSeen),
 			f.Archived, f.Feedback, nanos(now), nanos(now), body)
 	}
@@ -121,19 +170,17 @@ func upsertOne(ctx context.Context, tx *sql.Tx, rules *finding.Policy, in *findi
 	if err != nil {
 		return false, fmt.Errorf("finding %s: cannot encode its evidence: %w", f.ID, err)
 	}
-	if err := addHistory(ctx, tx, f.ID, now, kind, in.Count, in.Severity, in.LastSeen, ev); err != nil {
+	if err := st.addHistory(ctx, f.ID, now, kind, in.Count, in.Severity, in.LastSeen, ev); err != nil {
 		return false, err
 	}
 	if newlyArchived {
 		d, _ := json.Marshal(map[string]string{"rule": rule})
-		if err := addHistory(ctx, tx, f.ID, now, HistorySuppressed, 0, 0, time.Time{}, d); err != nil {
+		if err := st.addHistory(ctx, f.ID, now, HistorySuppressed, 0, 0, time.Time{}, d); err != nil {
 			return false, err
 		}
 	}
 	if found {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM finding_history WHERE finding_id = ? AND seq <=
-			(SELECT seq FROM finding_history WHERE finding_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
-			f.ID, f.ID, historyKeep); err != nil {
+		if _, err := st.trim.ExecContext(ctx, f.ID, f.ID, historyKeep); err != nil {
 			return false, fmt.Errorf("cannot trim the history of finding %s: %w", f.ID, err)
 		}
 	}
@@ -170,9 +217,13 @@ type queryer interface {
 }
 
 func getFinding(ctx context.Context, q queryer, id string) (finding.Finding, bool, error) {
+	return getFindingWith(q.QueryRowContext(ctx, `SELECT body, archived, feedback FROM findings WHERE id = ?`, id), id)
+}
+
+func getFindingWith(row *sql.Row, id string) (finding.Finding, bool, error) {
 	var body, feedback string
 	var archived bool
-	err := q.QueryRowContext(ctx, `SELECT body, archived, feedback FROM findings WHERE id = ?`, id).Scan(&body, &archived, &feedback)
+	err := row.Scan(&body, &archived, &feedback)
 	if errors.Is(err, sql.ErrNoRows) {
 		return finding.Finding{}, false, nil
 	}

@@ -41,7 +41,11 @@ func crashMidWrite(path string) {
 	f := scan("198.51.100.23", "10.0.1.10", 1000, []uint16{8080}, t0, t0.Add(time.Hour), nil)
 	s.write(ctx, func(tx *sql.Tx) error {
 		rules, _ := loadRules(ctx, tx)
-		if _, err := upsertOne(ctx, tx, rules, &f, time.Now()); err != nil {
+		st, err := prepareUpsert(ctx, tx)
+		if err != nil {
+			os.Exit(2)
+		}
+		if _, err := st.upsertOne(ctx, rules, &f, time.Now()); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
@@ -255,8 +259,13 @@ func TestReadersDuringWrite(t *testing.T) {
 	go func() {
 		done <- s.write(ctx, func(tx *sql.Tx) error {
 			rules, _ := loadRules(ctx, tx)
+			st, err := prepareUpsert(ctx, tx)
+			if err != nil {
+				return err
+			}
+			defer st.close()
 			b := scan("198.51.100.2", "10.0.0.1", 1, nil, t0, t0, nil)
-			if _, err := upsertOne(ctx, tx, rules, &b, time.Now()); err != nil {
+			if _, err := st.upsertOne(ctx, rules, &b, time.Now()); err != nil {
 				return err
 			}
 			close(inTx)

@@ -73,6 +73,8 @@ func newRootCmd() *cobra.Command {
 		newQueryCmd(),
 		newGenCmd(),
 		newDemoCmd(),
+		newFindingsCmd(),
+		newAlarmsCmd(),
 	)
 	return root
 }

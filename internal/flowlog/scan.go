@@ -52,7 +52,7 @@ type job struct {
 	format *Format
 	data   []byte // complete lines, each ending in '\n'
 	line   int    // line number of data's first line
-	buf    *[]byte
+	done   func() // gives data's buffer back, if not nil
 
 	parquet     io.ReaderAt
 	parquetSize int64
@@ -194,6 +194,17 @@ func (r *reader) read() int {
 		r.s.skip(&LineError{Source: r.in.Name, Msg: fmt.Sprintf("cannot open: %v", err)})
 		return 0
 	}
+	if f, ok := rc.(*os.File); ok {
+		if m := mapFile(f); m != nil {
+			if !m.isGzipOrParquet() {
+				r.readMapped(m)
+				m.release() // the reader's own reference
+				rc.Close()
+				return r.seq
+			}
+			m.release()
+		}
+	}
 	br := bufio.NewReaderSize(rc, 64<<10)
 	head, _ := br.Peek(512)
 	switch {
@@ -301,34 +312,14 @@ func (r *reader) readText(src io.Reader, gz bool) {
 			continue
 		}
 		data := buf[:cut]
-		// Split at header lines: the first line of the input, or a line
-		// after a blank line.
-		start := 0
-		for {
-			h := findHeader(data, start, prevBlank && start == 0 || start == 0 && r.line == 1 && r.seq == 0)
-			if h < 0 {
-				break
-			}
-			end := h + bytes.IndexByte(data[h:], '\n')
-			f, err := ParseFormat(string(trimCR(data[h:end])))
-			if err != nil {
-				break // leave it to the worker to report
-			}
-			if h > start {
-				// The buffer goes back to the pool with the block's
-				// last job, so the records before a header get a copy.
-				r.emit(format, bytes.Clone(data[start:h]), nil)
-			}
-			r.line++ // the header line
-			format = f
-			start = end + 1
-		}
-		prevBlank = len(data) >= 2 && data[len(data)-2] == '\n' || len(data) == 1
+		var start int
+		format, start, prevBlank = r.headers(data, format, prevBlank)
 		rest := buf[cut:]
 		nextp := r.pool.Get().(*[]byte)
 		next := append((*nextp)[:0], rest...)
 		if start < len(data) {
-			if !r.emit(format, data[start:], bufp) {
+			give := bufp
+			if !r.emit(format, data[start:], func() { *give = (*give)[:0]; r.pool.Put(give) }) {
 				return
 			}
 		} else {
@@ -343,6 +334,80 @@ func (r *reader) readText(src io.Reader, gz bool) {
 	}
 	*bufp = buf[:0]
 	r.pool.Put(bufp)
+}
+
+// headers emits the records of a block that come before its header lines
+// (the first line of the input, or a line after a blank line), switching
+// format at each, and returns the format and offset of the rest of the
+// block, and whether the block ends with a blank line.
+func (r *reader) headers(data []byte, format *Format, prevBlank bool) (*Format, int, bool) {
+	start := 0
+	for {
+		h := findHeader(data, start, prevBlank && start == 0 || start == 0 && r.line == 1 && r.seq == 0)
+		if h < 0 {
+			break
+		}
+		end := h + bytes.IndexByte(data[h:], '\n')
+		f, err := ParseFormat(string(trimCR(data[h:end])))
+		if err != nil {
+			break // leave it to the worker to report
+		}
+		if h > start {
+			// The buffer goes back with the block's last job, so the
+			// records before a header get a copy.
+			r.emit(format, bytes.Clone(data[start:h]), nil)
+		}
+		r.line++ // the header line
+		format = f
+		start = end + 1
+	}
+	blank := len(data) >= 2 && data[len(data)-2] == '\n' || len(data) == 1
+	return format, start, blank
+}
+
+// readMapped cuts a memory-mapped file into blocks without copying it.
+func (r *reader) readMapped(m *mapping) {
+	format := r.s.Format
+	if format == nil {
+		format = DefaultFormat()
+	}
+	r.line = 1
+	data := m.data
+	if bad := sniffText(data); bad != "" {
+		r.s.skip(&LineError{Source: r.in.Name, Msg: "not a flow log file: " + bad})
+		return
+	}
+	prevBlank := false
+	for off := 0; off < len(data); {
+		if r.ctx.Err() != nil {
+			return
+		}
+		end := min(off+r.chunk, len(data))
+		if end < len(data) {
+			if nl := bytes.LastIndexByte(data[off:end], '\n'); nl >= 0 {
+				end = off + nl + 1
+			} else if nl := bytes.IndexByte(data[end:], '\n'); nl >= 0 {
+				end += nl + 1 // a line longer than a block
+			} else {
+				end = len(data)
+			}
+		}
+		block := data[off:end]
+		if block[len(block)-1] != '\n' {
+			// The last line has no newline: give the block one.
+			block = append(bytes.Clone(block), '\n')
+		}
+		var start int
+		format, start, prevBlank = r.headers(block, format, prevBlank)
+		if start < len(block) {
+			m.refs.Add(1)
+			if !r.emit(format, block[start:], m.release) {
+				m.release()
+				return
+			}
+		}
+		off = end
+	}
 }
 
 var nl = []byte{'\n'}
@@ -365,8 +430,8 @@ func fill(src io.Reader, p []byte) (int, error) {
 	return n, nil
 }
 
-func (r *reader) emit(f *Format, data []byte, bufp *[]byte) bool {
-	j := &job{input: r.input, name: r.in.Name, seq: r.seq, format: f, data: data, line: r.line, buf: bufp}
+func (r *reader) emit(f *Format, data []byte, done func()) bool {
+	j := &job{input: r.input, name: r.in.Name, seq: r.seq, format: f, data: data, line: r.line, done: done}
 	r.seq++
 	r.line += bytes.Count(data, nl)
 	return r.send(j)
@@ -462,9 +527,8 @@ type worker struct {
 }
 
 func (w *worker) release(j *job, pool *sync.Pool) {
-	if j.buf != nil {
-		*j.buf = (*j.buf)[:0]
-		pool.Put(j.buf)
+	if j.done != nil {
+		j.done()
 	}
 	if j.closer != nil {
 		j.closer.Close()

@@ -6,42 +6,41 @@ import (
 	"net/netip"
 )
 
-// addrMap maps addresses to group ids: open addressing with linear
-// probing, one 24-byte slot per entry so that a probe costs one cache
-// line. It is the group-by table of the hot path (stats … by srcaddr),
-// several times faster than a Go map keyed by netip.Addr, whose key
-// carries a zone pointer.
+// addrMap maps addresses to group ids with open addressing and linear
+// probing. It is the group-by table of the hot path (stats … by srcaddr):
+// with a million distinct addresses every probe is a cache miss, so IPv4
+// keys, the common case, live in 8-byte slots (address and id in one
+// word), and IPv6 keys in 24-byte slots of their own. Either is several
+// times faster than a Go map keyed by netip.Addr, whose key also carries a
+// zone pointer.
 type addrMap struct {
-	slots []addrSlot
-	n     int
-	mask  uint64
+	v4     []uint64 // address<<32 | id+1; 0 is empty
+	v4n    int
+	v4mask uint64
+
+	v6     []addrSlot
+	v6n    int
+	v6mask uint64
 }
 
 type addrSlot struct {
 	hi, lo uint64
 	val    int32
-	fam    uint8 // 0 empty, 4 or 6
+	used   bool
 }
 
 func newAddrMap() *addrMap {
 	m := &addrMap{}
-	m.alloc(1024)
+	m.v4 = make([]uint64, 1024)
+	m.v4mask = 1023
+	m.v6 = make([]addrSlot, 64)
+	m.v6mask = 63
 	return m
 }
 
-func (m *addrMap) alloc(size int) {
-	m.slots = make([]addrSlot, size)
-	m.mask = uint64(size - 1)
-	m.n = 0
-}
-
-func addrKey(a netip.Addr) (hi, lo uint64, fam uint8) {
-	if a.Is4() {
-		b := a.As4()
-		return 0, uint64(binary.BigEndian.Uint32(b[:])), 4
-	}
-	b := a.As16()
-	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:]), 6
+func hash32(x uint32) uint64 {
+	h := uint64(x) * 0x9e3779b97f4a7c15
+	return h ^ h>>29
 }
 
 func hashKey(hi, lo uint64) uint64 {
@@ -49,44 +48,96 @@ func hashKey(hi, lo uint64) uint64 {
 	return h ^ l
 }
 
-// get returns the id of a, or ok false.
-func (m *addrMap) get(a netip.Addr) (int32, bool) {
-	hi, lo, fam := addrKey(a)
-	for i := hashKey(hi, lo) & m.mask; ; i = (i + 1) & m.mask {
-		s := &m.slots[i]
-		switch {
-		case s.fam == 0:
-			return 0, false
-		case s.lo == lo && s.hi == hi && s.fam == fam:
-			return s.val, true
+// getOrAdd returns a's id; a new address gets id next, and added is true.
+func (m *addrMap) getOrAdd(a netip.Addr, next int32) (id int32, added bool) {
+	if a.Is4() {
+		b := a.As4()
+		k := binary.BigEndian.Uint32(b[:])
+		for i := hash32(k) & m.v4mask; ; i = (i + 1) & m.v4mask {
+			s := m.v4[i]
+			if s == 0 {
+				if 2*(m.v4n+1) > len(m.v4) {
+					m.growV4()
+					return m.getOrAdd(a, next)
+				}
+				m.v4[i] = uint64(k)<<32 | uint64(uint32(next)+1)
+				m.v4n++
+				return next, true
+			}
+			if uint32(s>>32) == k {
+				return int32(uint32(s) - 1), false
+			}
+		}
+	}
+	b := a.As16()
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	for i := hashKey(hi, lo) & m.v6mask; ; i = (i + 1) & m.v6mask {
+		s := &m.v6[i]
+		if !s.used {
+			if 2*(m.v6n+1) > len(m.v6) {
+				m.growV6()
+				return m.getOrAdd(a, next)
+			}
+			*s = addrSlot{hi: hi, lo: lo, val: next, used: true}
+			m.v6n++
+			return next, true
+		}
+		if s.lo == lo && s.hi == hi {
+			return s.val, false
 		}
 	}
 }
 
-// put sets the id of a, which must not be in the map.
-func (m *addrMap) put(a netip.Addr, v int32) {
-	if 2*(m.n+1) > len(m.slots) {
-		m.grow()
+// growV4 quadruples the IPv4 table: fewer rehashes while a table grows to
+// a million entries.
+func (m *addrMap) growV4() {
+	old := m.v4
+	m.v4 = make([]uint64, 4*len(old))
+	m.v4mask = uint64(len(m.v4) - 1)
+	for _, s := range old {
+		if s == 0 {
+			continue
+		}
+		for i := hash32(uint32(s>>32)) & m.v4mask; ; i = (i + 1) & m.v4mask {
+			if m.v4[i] == 0 {
+				m.v4[i] = s
+				break
+			}
+		}
 	}
-	hi, lo, fam := addrKey(a)
-	m.insert(addrSlot{hi: hi, lo: lo, fam: fam, val: v})
 }
 
-func (m *addrMap) insert(e addrSlot) {
-	i := hashKey(e.hi, e.lo) & m.mask
-	for m.slots[i].fam != 0 {
-		i = (i + 1) & m.mask
+func (m *addrMap) growV6() {
+	old := m.v6
+	m.v6 = make([]addrSlot, 4*len(old))
+	m.v6mask = uint64(len(m.v6) - 1)
+	for _, s := range old {
+		if !s.used {
+			continue
+		}
+		for i := hashKey(s.hi, s.lo) & m.v6mask; ; i = (i + 1) & m.v6mask {
+			if !m.v6[i].used {
+				m.v6[i] = s
+				break
+			}
+		}
 	}
-	m.slots[i] = e
-	m.n++
 }
 
-func (m *addrMap) grow() {
-	old := m.slots
-	m.alloc(2 * len(old))
-	for _, e := range old {
-		if e.fam != 0 {
-			m.insert(e)
+// each calls fn for every address and its id.
+func (m *addrMap) each(fn func(a netip.Addr, id int32)) {
+	for _, s := range m.v4 {
+		if s != 0 {
+			k := uint32(s >> 32)
+			fn(netip.AddrFrom4([4]byte{byte(k >> 24), byte(k >> 16), byte(k >> 8), byte(k)}), int32(uint32(s)-1))
+		}
+	}
+	for _, s := range m.v6 {
+		if s.used {
+			var b [16]byte
+			binary.BigEndian.PutUint64(b[:8], s.hi)
+			binary.BigEndian.PutUint64(b[8:], s.lo)
+			fn(netip.AddrFrom16(b), s.val)
 		}
 	}
 }

@@ -468,6 +468,7 @@ func (p *Program) Run(ctx context.Context, sc *flowlog.Scanner, inputs []flowlog
 
 // project keeps the named columns of t, in that order.
 func project(t *Table, cols []string) *Table {
+	t.materialize(0)
 	idx := make([]int, len(cols))
 	out := &Table{Names: cols, Types: make([]Type, len(cols)), Rows: make([][]Value, len(t.Rows))}
 	for i, name := range cols {

@@ -3,6 +3,7 @@ package query
 import (
 	"encoding/binary"
 	"math"
+	"net/netip"
 	"slices"
 	"strings"
 )
@@ -22,19 +23,23 @@ type statsSpec struct {
 	ordered bool
 }
 
-// groupTable is one worker's groups and their aggregate states.
+// groupTable is one worker's groups and their aggregate states. A single
+// group key of a common type is kept in a typed index that also holds the
+// keys (an address table, a map of integers or of strings); other keys are
+// encoded into a byte string.
 type groupTable struct {
 	spec  *statsSpec
 	types []Type
 
-	// Single-key tables avoid encoding the key.
-	addrIdx *addrMap
-	intIdx  map[int64]int32
-	strIdx  map[string]int32
-	multi   map[string]int32
-	nullG   int32 // group of the null key (single key), -1 if none
+	addrIdx *addrMap         // one address key
+	intIdx  map[int64]int32  // one integer or time key
+	intKeys []int64          // by group
+	strIdx  map[string]int32 // one string key
+	strKeys []string         // by group
+	multi   map[string]int32 // anything else
+	keys    []Value          // multi: len(spec.by) values per group
+	nullG   int32            // group of the absent key (single key), -1 if none
 
-	keys []Value // the groups' keys, len(spec.by) values per group
 	ngrp int
 	aggs []aggregator
 	gid  []int32
@@ -61,27 +66,19 @@ func newGroupTable(s *statsSpec) *groupTable {
 		t.aggs = append(t.aggs, s.aggs[i].newAggregator())
 	}
 	if len(s.by) == 0 {
-		t.newGroup(nil) // stats without by has one group, even for no rows
+		t.newGroup() // stats without by has one group, even for no rows
 	}
 	return t
 }
 
-func (t *groupTable) newGroup(key []Value) int32 {
+// newGroup adds a group; the caller records its key.
+func (t *groupTable) newGroup() int32 {
 	g := int32(t.ngrp)
-	for _, v := range key {
-		t.keys = append(t.keys, copyValue(v))
-	}
 	t.ngrp++
 	for _, a := range t.aggs {
 		a.grow(t.ngrp)
 	}
 	return g
-}
-
-// key returns group g's key.
-func (t *groupTable) key(g int) []Value {
-	n := len(t.spec.by)
-	return t.keys[g*n : (g+1)*n : (g+1)*n]
 }
 
 // consume adds the selected rows of a frame.
@@ -115,17 +112,7 @@ func (t *groupTable) consume(w *wctx, f *frame) {
 	case t.addrIdx != nil:
 		v := by[0]
 		for _, i := range f.sel {
-			a := v.A[v.idx(int(i))]
-			if !a.IsValid() {
-				gid[i] = t.nullGroup()
-				continue
-			}
-			g, ok := t.addrIdx.get(a)
-			if !ok {
-				g = t.newGroup([]Value{AddrValue(a)})
-				t.addrIdx.put(a, g)
-			}
-			gid[i] = g
+			gid[i] = t.addrGroup(v.A[v.idx(int(i))])
 		}
 	case t.intIdx != nil:
 		v := by[0]
@@ -134,13 +121,7 @@ func (t *groupTable) consume(w *wctx, f *frame) {
 				gid[i] = t.nullGroup()
 				continue
 			}
-			x := v.I[v.idx(int(i))]
-			g, ok := t.intIdx[x]
-			if !ok {
-				g = t.newGroup([]Value{{T: v.T, I: x}})
-				t.intIdx[x] = g
-			}
-			gid[i] = g
+			gid[i] = t.intGroup(v.I[v.idx(int(i))])
 		}
 	case t.strIdx != nil:
 		v := by[0]
@@ -149,13 +130,7 @@ func (t *groupTable) consume(w *wctx, f *frame) {
 				gid[i] = t.nullGroup()
 				continue
 			}
-			s := v.S[v.idx(int(i))]
-			g, ok := t.strIdx[s]
-			if !ok {
-				g = t.newGroup([]Value{StringValue(s)})
-				t.strIdx[t.key(int(g))[0].S] = g
-			}
-			gid[i] = g
+			gid[i] = t.strGroup(v.S[v.idx(int(i))])
 		}
 	default:
 		key := make([]Value, len(by))
@@ -171,48 +146,72 @@ func (t *groupTable) consume(w *wctx, f *frame) {
 	}
 }
 
+func (t *groupTable) addrGroup(a netip.Addr) int32 {
+	if !a.IsValid() {
+		return t.nullGroup()
+	}
+	g, added := t.addrIdx.getOrAdd(a, int32(t.ngrp))
+	if added {
+		t.newGroup()
+	}
+	return g
+}
+
+func (t *groupTable) intGroup(x int64) int32 {
+	g, ok := t.intIdx[x]
+	if !ok {
+		g = t.newGroup()
+		t.intIdx[x] = g
+		t.intKeys = growZero(t.intKeys, t.ngrp)
+		t.intKeys[g] = x
+	}
+	return g
+}
+
+func (t *groupTable) strGroup(s string) int32 {
+	g, ok := t.strIdx[s]
+	if !ok {
+		g = t.newGroup()
+		s = strings.Clone(s) // the batch's bytes go away
+		t.strIdx[s] = g
+		t.strKeys = growZero(t.strKeys, t.ngrp)
+		t.strKeys[g] = s
+	}
+	return g
+}
+
 func (t *groupTable) nullGroup() int32 {
 	if t.nullG < 0 {
-		t.nullG = t.newGroup([]Value{Null})
+		t.nullG = t.newGroup()
+		t.intKeys = growZero(t.intKeys, t.ngrp)
+		t.strKeys = growZero(t.strKeys, t.ngrp)
 	}
 	return t.nullG
 }
 
-// lookup finds or creates the group of a key (any number of columns).
+// lookup finds or creates the group of a key.
 func (t *groupTable) lookup(key []Value) int32 {
-	if len(key) == 1 {
+	if len(key) == 1 && t.multi == nil {
 		v := key[0]
 		switch {
 		case v.IsNull():
 			return t.nullGroup()
 		case t.addrIdx != nil:
-			g, ok := t.addrIdx.get(v.A)
-			if !ok {
-				g = t.newGroup(key)
-				t.addrIdx.put(v.A, g)
-			}
-			return g
+			return t.addrGroup(v.A)
 		case t.intIdx != nil:
-			g, ok := t.intIdx[v.I]
-			if !ok {
-				g = t.newGroup(key)
-				t.intIdx[v.I] = g
-			}
-			return g
+			return t.intGroup(v.I)
 		case t.strIdx != nil:
-			g, ok := t.strIdx[v.S]
-			if !ok {
-				g = t.newGroup(key)
-				t.strIdx[t.key(int(g))[0].S] = g
-			}
-			return g
+			return t.strGroup(v.S)
 		}
 	}
 	t.buf = encodeKey(t.buf[:0], key)
 	g, ok := t.multi[string(t.buf)]
 	if !ok {
-		g = t.newGroup(key)
+		g = t.newGroup()
 		t.multi[string(t.buf)] = g
+		for _, v := range key {
+			t.keys = append(t.keys, copyValue(v))
+		}
 	}
 	return g
 }
@@ -242,26 +241,90 @@ func encodeKey(dst []byte, key []Value) []byte {
 	return dst
 }
 
+// keyVecs returns the group keys as columns, one per key of the spec.
+func (t *groupTable) keyVecs() []*Vec {
+	n := t.ngrp
+	nk := len(t.spec.by)
+	vecs := make([]*Vec, nk)
+	for k := range vecs {
+		vecs[k] = &Vec{T: t.types[k]}
+	}
+	switch {
+	case nk == 0:
+	case t.addrIdx != nil:
+		a := make([]netip.Addr, n) // the null group stays the zero Addr
+		t.addrIdx.each(func(x netip.Addr, g int32) { a[g] = x })
+		vecs[0].A = a
+	case t.intIdx != nil:
+		vecs[0].I = growZero(t.intKeys, n)[:n]
+		if t.nullG >= 0 {
+			vecs[0].Valid = nullAt(n, t.nullG)
+		}
+	case t.strIdx != nil:
+		vecs[0].S = growZero(t.strKeys, n)[:n]
+		if t.nullG >= 0 {
+			vecs[0].Valid = nullAt(n, t.nullG)
+		}
+	default:
+		for k, v := range vecs {
+			var valid []bool
+			v.reset(v.T, n)
+			for g := 0; g < n; g++ {
+				v.set(g, t.keys[g*nk+k], &valid, n)
+			}
+		}
+	}
+	return vecs
+}
+
+func nullAt(n int, g int32) []bool {
+	valid := make([]bool, n)
+	for i := range valid {
+		valid[i] = true
+	}
+	valid[g] = false
+	return valid
+}
+
 // merge adds another worker's groups into t.
 func (t *groupTable) merge(o *groupTable) {
-	for sg := 0; sg < o.ngrp; sg++ {
-		key := o.key(sg)
-		var g int32
-		if len(t.spec.by) == 0 {
-			g = 0
-		} else {
-			g = t.lookup(key)
+	if o.ngrp == 0 {
+		return
+	}
+	// remap[g] is o's group g in t.
+	remap := make([]int32, o.ngrp)
+	switch {
+	case len(t.spec.by) == 0:
+	case t.addrIdx != nil:
+		o.addrIdx.each(func(a netip.Addr, g int32) { remap[g] = t.addrGroup(a) })
+	case t.intIdx != nil:
+		for x, g := range o.intIdx {
+			remap[g] = t.intGroup(x)
 		}
+	case t.strIdx != nil:
+		for x, g := range o.strIdx {
+			remap[g] = t.strGroup(x)
+		}
+	default:
+		nk := len(t.spec.by)
+		for g := 0; g < o.ngrp; g++ {
+			remap[g] = t.lookup(o.keys[g*nk : (g+1)*nk])
+		}
+	}
+	if o.nullG >= 0 {
+		remap[o.nullG] = t.nullGroup()
+	}
+	for g, tg := range remap {
 		for a, agg := range t.aggs {
-			agg.merge(g, o.aggs[a], int32(sg))
+			agg.merge(tg, o.aggs[a], int32(g))
 		}
 	}
 }
 
-// table returns the groups as a result table: keys first, then the
-// aggregates, rows ordered by their keys.
+// table returns the groups as a columnar result: keys first, then the
+// aggregates; ordered by their keys when the spec asks for it.
 func (t *groupTable) table() *Table {
-	out := &Table{}
+	out := &Table{n: t.ngrp}
 	for i, k := range t.spec.by {
 		out.Names = append(out.Names, k.name)
 		out.Types = append(out.Types, t.types[i])
@@ -270,40 +333,55 @@ func (t *groupTable) table() *Table {
 		out.Names = append(out.Names, a.name)
 		out.Types = append(out.Types, a.t)
 	}
-	out.Rows = make([][]Value, t.ngrp)
-	width := len(out.Names)
-	cells := make([]Value, t.ngrp*width)
-	for g := range out.Rows {
-		row := cells[g*width : g*width : (g+1)*width]
-		row = append(row, t.key(g)...)
-		for _, agg := range t.aggs {
-			row = append(row, agg.result(int32(g)))
-		}
-		out.Rows[g] = row
-	}
-	// Keys are unique, so an unstable sort gives one order.
+	out.cols = append(t.keyVecs(), make([]*Vec, len(t.aggs))...)
 	nk := len(t.spec.by)
-	switch {
-	case !t.spec.ordered:
-	case nk == 1 && t.addrIdx != nil:
-		slices.SortFunc(out.Rows, func(a, b []Value) int {
-			x, y := a[0], b[0]
-			if x.T == TNull || y.T == TNull {
-				return compareNullsLast(x, y)
-			}
-			return x.A.Compare(y.A)
-		})
-	case nk > 0:
-		slices.SortFunc(out.Rows, func(a, b []Value) int {
-			for k := 0; k < nk; k++ {
-				if c := compareNullsLast(a[k], b[k]); c != 0 {
-					return c
+	for a, agg := range t.aggs {
+		out.cols[nk+a] = aggVec(agg, t.spec.aggs[a].t, t.ngrp)
+	}
+	if t.spec.ordered && nk > 0 && t.ngrp > 1 {
+		perm := make([]int32, t.ngrp)
+		for i := range perm {
+			perm[i] = int32(i)
+		}
+		keys := out.cols[:nk]
+		if nk == 1 && t.addrIdx != nil {
+			a := keys[0].A
+			slices.SortFunc(perm, func(x, y int32) int {
+				ax, ay := a[x], a[y]
+				if !ax.IsValid() || !ay.IsValid() {
+					return compareNullsLast(AddrValue(ax), AddrValue(ay))
 				}
-			}
-			return 0
-		})
+				return ax.Compare(ay)
+			})
+		} else {
+			slices.SortFunc(perm, func(x, y int32) int {
+				for _, k := range keys {
+					if c := compareNullsLast(k.Value(int(x)), k.Value(int(y))); c != 0 {
+						return c
+					}
+				}
+				return 0
+			})
+		}
+		for c, v := range out.cols {
+			out.cols[c] = v.gather(perm)
+		}
 	}
 	return out
+}
+
+// aggVec returns an aggregate's results for n groups as a column.
+func aggVec(agg aggregator, t Type, n int) *Vec {
+	if c, ok := agg.(*countAgg); ok {
+		return &Vec{T: TInt, I: c.n[:n]}
+	}
+	v := &Vec{}
+	v.reset(t, n)
+	var valid []bool
+	for g := 0; g < n; g++ {
+		v.set(g, conv(agg.result(int32(g)), t), &valid, n)
+	}
+	return v
 }
 
 // compareNullsLast orders values for sorting: nulls after everything.

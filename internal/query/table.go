@@ -10,6 +10,40 @@ type Table struct {
 	Names []string
 	Types []Type
 	Rows  [][]Value
+
+	// Between pipelines a table may be held as columns instead of rows:
+	// cols has len(Names) vectors of n rows, and Rows is nil.
+	cols []*Vec
+	n    int
+}
+
+// Len returns the number of rows.
+func (t *Table) Len() int {
+	if t.cols != nil {
+		return t.n
+	}
+	return len(t.Rows)
+}
+
+// materialize fills Rows from the columns, up to max rows (0: all).
+func (t *Table) materialize(max int) {
+	if t.cols == nil {
+		return
+	}
+	n := t.n
+	if max > 0 && n > max {
+		n = max
+	}
+	cells := make([]Value, n*len(t.cols))
+	t.Rows = make([][]Value, n)
+	for r := range t.Rows {
+		row := cells[r*len(t.cols) : (r+1)*len(t.cols) : (r+1)*len(t.cols)]
+		for c, v := range t.cols {
+			row[c] = v.Value(r)
+		}
+		t.Rows[r] = row
+	}
+	t.cols, t.n = nil, 0
 }
 
 // Column returns the index of the column named name, or -1.
@@ -29,13 +63,17 @@ func (t *Table) Column(name string) int {
 
 // frame turns the table into a frame whose slots are its columns.
 func (t *Table) frame(w *wctx) *frame {
-	n := len(t.Rows)
+	n := t.Len()
 	f := &frame{t: t, n: n}
 	f.sel = make([]uint32, n)
 	for i := range f.sel {
 		f.sel[i] = uint32(i)
 	}
 	f.slots = make([]*Vec, len(t.Names))
+	if t.cols != nil {
+		copy(f.slots, t.cols)
+		return f
+	}
 	for c := range t.Names {
 		v := &Vec{T: t.Types[c], Valid: make([]bool, n)}
 		switch v.T {

@@ -134,3 +134,42 @@ func constVec(x Value) *Vec {
 	}
 	return v
 }
+
+// gather returns a new vector whose row i is v's row perm[i].
+func (v *Vec) gather(perm []int32) *Vec {
+	out := &Vec{T: v.T, Const: v.Const}
+	if v.Const {
+		*out = *v
+		return out
+	}
+	n := len(perm)
+	if v.Valid != nil {
+		out.Valid = make([]bool, n)
+		for i, p := range perm {
+			out.Valid[i] = v.Valid[p]
+		}
+	}
+	switch v.T {
+	case TBool, TInt, TTime:
+		out.I = make([]int64, n)
+		for i, p := range perm {
+			out.I[i] = v.I[p]
+		}
+	case TFloat:
+		out.F = make([]float64, n)
+		for i, p := range perm {
+			out.F[i] = v.F[p]
+		}
+	case TString:
+		out.S = make([]string, n)
+		for i, p := range perm {
+			out.S[i] = v.S[p]
+		}
+	case TAddr:
+		out.A = make([]netip.Addr, n)
+		for i, p := range perm {
+			out.A[i] = v.A[p]
+		}
+	}
+	return out
+}

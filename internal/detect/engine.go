@@ -347,11 +347,13 @@ type hostPane struct {
 	out     map[uint32]*outPort // port | 1<<16 for lateral
 	remotes map[addrKey]*remote
 	bf      map[bfKey]*portSet
-	latIn   map[uint16]*fwd
-	used    map[uint16]addrKey // service ports it connected to (accepted, not probes): first remote
-	samples []Sample
-	first   uint32
-	last    uint32
+	// bfReported: brute-force pairs already counted into a finding
+	bfReported map[bfKey]bool
+	latIn      map[uint16]*fwd
+	used       map[uint16]addrKey // service ports it connected to (accepted, not probes): first remote
+	samples    []Sample
+	first      uint32
+	last       uint32
 }
 
 type heavySrc struct {
@@ -566,6 +568,7 @@ func (e *Engine) add(p *pane, c *chunk, f *flow) {
 		hid := e.hostID(f.src)
 		e.noteIface(hid, c, f)
 		hp := p.host(e, hid)
+		span(&hp.first, &hp.last, f)
 		if !lateral && f.bits&bitDstThreat != 0 && e.set.ThreatList.Enabled {
 			e.pend(p, c, f, typThreat, f.dst, f.src, 0, finding.Outbound)
 		}

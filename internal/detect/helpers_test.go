@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/flowguard/flowguard/internal/flowlog"
@@ -57,3 +58,13 @@ func runEngine(t testing.TB, o Options, chunkSize, workers int, inputs ...flowlo
 	e.Flush()
 	return e
 }
+
+func splitLines(b []byte) []string {
+	var out []string
+	for _, l := range bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n")) {
+		out = append(out, string(l))
+	}
+	return out
+}
+
+func fields(s string) []string { return strings.Fields(s) }

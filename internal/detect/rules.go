@@ -83,35 +83,6 @@ func (e *Engine) judgeExt(p, prev *pane, key addrKey, s *extState) {
 	if big != nil {
 		samples = big.samples
 	}
-	// Repeated rejects.
-	if rr := e.set.RepeatedReject; rr.Enabled && s.rejects > 0 {
-		n := s.rejects
-		count := s.rejects
-		if ps != nil {
-			n += ps.rejects
-			if ps.reported&repReject == 0 {
-				count += ps.rejects
-			}
-		}
-		if int(n) >= rr.MinRejects {
-			s.reported |= repReject
-			if ps != nil {
-				ps.reported |= repReject
-			}
-			hosts := pairHosts(s, big, ps, pbig)
-			sp := spec{typ: TypeRepeatedReject, sev: finding.Low, actor: key, dir: finding.Inbound,
-				count: int64(count), first: first, last: last, samples: samples, idTarget: "-",
-				ev:   map[string]int64{"rejected": int64(count), "distinct_hosts": int64(max(len(hosts), 1)), "peak_window_rejects": int64(n)},
-				rule: e.windowRule("an outside source's connection attempts rejected at least min_rejects times (rejected return traffic is not counted)"),
-				thr:  map[string]any{"min_rejects": rr.MinRejects, "window": e.set.Window.String()}}
-			if len(hosts) == 1 {
-				sp.target = e.hosts[hosts[0]].addr
-			} else if len(hosts) == 0 && s.host != 0 {
-				sp.target = e.hosts[s.host-1].addr
-			}
-			e.upsert(sp)
-		}
-	}
 	// Port scans and sweeps.
 	if ps2 := e.set.Portscan; ps2.Enabled && (s.npairs > 0 || big != nil) {
 		e.judgeScan(key, s, big, ps, pbig, first, last, samples)
@@ -144,6 +115,36 @@ func (e *Engine) judgeExt(p, prev *pane, key addrKey, s *extState) {
 				ev:   map[string]int64{"attempts": int64(count), "peak_window_attempts": int64(n)},
 				rule: e.windowRule("connections (distinct client ports) from one source to one host's SSH or RDP port at least min_attempts"),
 				thr:  map[string]any{"min_attempts": bf.MinAttempts, "window": e.set.Window.String()}})
+		}
+	}
+	// Repeated rejects, when no stronger finding explains them.
+	stronger := s.reported&(repScan|repBrute) != 0 || (ps != nil && ps.reported&(repScan|repBrute) != 0)
+	if rr := e.set.RepeatedReject; rr.Enabled && s.rejects > 0 && !stronger {
+		n := s.rejects
+		count := s.rejects
+		if ps != nil {
+			n += ps.rejects
+			if ps.reported&repReject == 0 {
+				count += ps.rejects
+			}
+		}
+		if int(n) >= rr.MinRejects {
+			s.reported |= repReject
+			if ps != nil {
+				ps.reported |= repReject
+			}
+			hosts := pairHosts(s, big, ps, pbig)
+			sp := spec{typ: TypeRepeatedReject, sev: finding.Low, actor: key, dir: finding.Inbound,
+				count: int64(count), first: first, last: last, samples: samples, idTarget: "-",
+				ev:   map[string]int64{"rejected": int64(count), "distinct_hosts": int64(max(len(hosts), 1)), "peak_window_rejects": int64(n)},
+				rule: e.windowRule("an outside source's connection attempts rejected at least min_rejects times (rejected return traffic is not counted)"),
+				thr:  map[string]any{"min_rejects": rr.MinRejects, "window": e.set.Window.String()}}
+			if len(hosts) == 1 {
+				sp.target = e.hosts[hosts[0]].addr
+			} else if len(hosts) == 0 && s.host != 0 {
+				sp.target = e.hosts[s.host-1].addr
+			}
+			e.upsert(sp)
 		}
 	}
 }
@@ -392,9 +393,17 @@ func (e *Engine) judgeHost(p *pane, hp, ph *hostPane, emit bool) {
 				if tid, ok := e.hostIdx[k.target]; ok && e.forwards(p, tid, k.port) {
 					continue // a NAT gateway or proxy passing the connections on
 				}
+				count := set.len()
+				if o != nil && !ph.bfReported[k] {
+					count = n
+				}
+				if hp.bfReported == nil {
+					hp.bfReported = map[bfKey]bool{}
+				}
+				hp.bfReported[k] = true
 				e.upsert(spec{typ: typ, sev: finding.High, actor: h.addr, dir: dir, target: k.target,
-					ports: []uint16{k.port}, count: int64(set.len()), first: hp.first, last: hp.last, samples: hp.samples,
-					ev:   map[string]int64{"attempts": int64(set.len()), "peak_window_attempts": int64(n)},
+					ports: []uint16{k.port}, count: int64(count), first: hp.first, last: hp.last, samples: hp.samples,
+					ev:   map[string]int64{"attempts": int64(count), "peak_window_attempts": int64(n)},
 					rule: e.windowRule("connections (distinct client ports) from one of our hosts to one host's SSH or RDP port at least min_attempts"),
 					thr:  map[string]any{"min_attempts": bf.MinAttempts}})
 			}
@@ -450,7 +459,6 @@ func (e *Engine) judgeHost(p *pane, hp, ph *hostPane, emit bool) {
 		}
 	}
 }
-
 
 // relay reports whether a host forwards others' connections on port (a NAT
 // gateway or proxy seen without pkt-srcaddr): hosts of ours connected to it

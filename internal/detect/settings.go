@@ -170,7 +170,7 @@ func DefaultSettings() Settings {
 		AllowedLateness:   Duration(15 * time.Minute),
 		LearningPeriod:    Duration(24 * time.Hour),
 		MaxTrackedSources: 2_000_000,
-		RepeatedReject:    RepeatedRejectSettings{Enabled: true, MinRejects: 2},
+		RepeatedReject:    RepeatedRejectSettings{Enabled: true, MinRejects: 5},
 		Portscan:          PortscanSettings{Enabled: true, MinPorts: 15, MinHosts: 6, MinHostsOutbound: 25},
 		PortProbe: PortProbeSettings{Enabled: true, MinSources: 10,
 			Ports: []uint16{22, 23, 445, 1433, 2375, 3306, 3389, 5432, 5900, 6379, 9200, 9300, 11211, 27017}},

@@ -1,0 +1,414 @@
+// Package config reads flowguard's one configuration file: the networks
+// that are ours, the allow list, threat lists, expected sources, the
+// detectors' thresholds, and the sections other parts of flowguard add
+// (alarms, suppression rules, trusted IPs). Unknown keys are errors, and
+// every error names the file, line, column and key path.
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/flowguard/flowguard/internal/alarm"
+	"github.com/flowguard/flowguard/internal/detect"
+	"github.com/flowguard/flowguard/internal/finding"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// HomeNetworks are our networks (VPC CIDRs, IPv4 and IPv6); default:
+	// the private ranges. List a VPC's IPv6 block here: it is public
+	// address space.
+	HomeNetworks []Network `yaml:"home_networks,flow"`
+	// Allowlist sources are never named as attackers and never blocked.
+	Allowlist []Network `yaml:"allowlist,flow"`
+	// ThreatLists are files of one IP address or CIDR block a line, '#'
+	// starting a comment; relative paths are relative to this file.
+	ThreatLists []string `yaml:"threat_lists,flow"`
+	// ExpectedSources say who may reach which ports.
+	ExpectedSources []ExpectedSource `yaml:"expected_sources"`
+	// Detectors are the detection rules' settings.
+	Detectors detect.Settings `yaml:"detectors"`
+	// Alarms are metric filters and CloudWatch-style alarms.
+	Alarms *alarm.Config `yaml:"alarms,omitempty"`
+	// The findings section: suppression_rules and trusted_ips.
+	finding.Config `yaml:",inline"`
+
+	// Path is the file read, "" for the defaults; Dir is its directory.
+	Path string `yaml:"-"`
+	Dir  string `yaml:"-"`
+	// Threats are the entries of the threat lists, once loaded.
+	Threats []netip.Prefix `yaml:"-"`
+}
+
+// ExpectedSource is one rule of expected_sources: connections to Ports are
+// expected only from Sources (and from the home networks).
+type ExpectedSource struct {
+	Ports   []uint16  `yaml:"ports,flow"`
+	Sources []Network `yaml:"sources,flow"`
+}
+
+// Network is an IP address or CIDR block; an address is a one-address
+// block.
+type Network struct{ netip.Prefix }
+
+// UnmarshalYAML reads "10.0.0.0/16" or "203.0.113.7".
+func (n *Network) UnmarshalYAML(v *yaml.Node) error {
+	var s string
+	if v.Kind != yaml.ScalarNode || v.Decode(&s) != nil {
+		return fmt.Errorf("line %d: want an IP address or CIDR block", v.Line)
+	}
+	p, err := finding.ParsePrefix(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", v.Line, err)
+	}
+	n.Prefix = p
+	return nil
+}
+
+// MarshalYAML writes the block; a one-address block as the address.
+func (n Network) MarshalYAML() (any, error) {
+	if n.Bits() == n.Addr().BitLen() {
+		return n.Addr().String(), nil
+	}
+	return n.Prefix.String(), nil
+}
+
+// Prefixes returns the blocks of ns.
+func Prefixes(ns []Network) []netip.Prefix {
+	out := make([]netip.Prefix, len(ns))
+	for i, n := range ns {
+		out[i] = n.Prefix
+	}
+	return out
+}
+
+func networks(ps []netip.Prefix) []Network {
+	out := make([]Network, len(ps))
+	for i, p := range ps {
+		out[i] = Network{p}
+	}
+	return out
+}
+
+// DefaultConfig returns the documented defaults: the private ranges as
+// home networks, nothing allowed or listed, every detector on with its
+// default thresholds.
+func DefaultConfig() Config {
+	return Config{HomeNetworks: networks(detect.DefaultHomeNetworks()), Detectors: detect.DefaultSettings()}
+}
+
+// Error is a configuration error at a place in the file.
+type Error struct {
+	File         string
+	Line, Column int
+	Path         string // key path, e.g. detectors.portscan.min_ports
+	Msg          string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Column > 0 {
+			fmt.Fprintf(&b, ":%d", e.Column)
+		}
+	}
+	b.WriteString(": ")
+	if e.Path != "" {
+		b.WriteString(e.Path + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Load reads, checks and completes the configuration file at path,
+// reading its threat lists.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the configuration: %w", err)
+	}
+	c, err := Parse(data, path)
+	if err != nil {
+		return nil, err
+	}
+	c.Path, c.Dir = path, filepath.Dir(path)
+	if err := c.LoadThreatLists(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Parse reads and checks a configuration; name is used in errors. Threat
+// lists are not read (see LoadThreatLists).
+func Parse(data []byte, name string) (*Config, error) {
+	c := DefaultConfig()
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		return nil, &Error{File: name, Line: lineOf(msg), Msg: stripLine(msg)}
+	}
+	if root.Kind == 0 || len(root.Content) == 0 || root.Content[0].Kind == yaml.ScalarNode && root.Content[0].Tag == "!!null" {
+		return &c, nil // an empty file: the defaults
+	}
+	doc := root.Content[0]
+	if doc.Kind != yaml.MappingNode {
+		return nil, &Error{File: name, Line: doc.Line, Column: doc.Column, Msg: "the configuration must be a mapping of keys (home_networks:, detectors: …)"}
+	}
+	pos := map[string]*yaml.Node{}
+	if err := checkKeys(doc, configType, "", pos); err != nil {
+		err.File = name
+		return nil, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, decodeError(name, err, pos)
+	}
+	if err := c.validate(name, pos); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// decodeError turns yaml.v3's "yaml: unmarshal errors:\n  line 3: …" into
+// one line per error, each with the file name.
+func decodeError(name string, err error, pos map[string]*yaml.Node) error {
+	msgs := []string{strings.TrimPrefix(err.Error(), "yaml: ")}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	var errs []error
+	for _, m := range msgs {
+		e := &Error{File: name, Line: lineOf(m), Msg: strings.TrimSpace(stripLine(m))}
+		// Name the key on that line: the node holding the quoted value
+		// if the message quotes one, else the deepest key.
+		val := ""
+		if i := strings.IndexByte(m, '`'); i >= 0 {
+			if j := strings.IndexByte(m[i+1:], '`'); j >= 0 {
+				val = m[i+1 : i+1+j]
+			}
+		}
+		best := -1
+		for p, n := range pos {
+			if n.Line != e.Line {
+				continue
+			}
+			score := len(p)
+			if val != "" && n.Value == val {
+				score += 1000
+			}
+			if score > best || score == best && p < e.Path {
+				best, e.Path, e.Column = score, p, n.Column
+			}
+		}
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
+}
+
+func lineOf(msg string) int {
+	var n int
+	if _, err := fmt.Sscanf(msg, "line %d:", &n); err == nil {
+		return n
+	}
+	return 0
+}
+
+func stripLine(msg string) string {
+	if strings.HasPrefix(msg, "line ") {
+		if i := strings.Index(msg, ": "); i > 0 {
+			msg = msg[i+2:]
+		}
+	}
+	// Errors from our UnmarshalYAML methods carry the line once more.
+	if strings.HasPrefix(msg, "line ") {
+		if i := strings.Index(msg, ": "); i > 0 {
+			msg = msg[i+2:]
+		}
+	}
+	return msg
+}
+
+func (c *Config) validate(name string, pos map[string]*yaml.Node) error {
+	var errs []error
+	at := func(path, msg string) {
+		e := &Error{File: name, Path: path, Msg: msg}
+		// The nearest key path the file spells out.
+		for p := path; p != ""; p = parent(p) {
+			if n, ok := pos[p]; ok {
+				e.Line, e.Column = n.Line, n.Column
+				break
+			}
+		}
+		errs = append(errs, e)
+	}
+	if len(c.HomeNetworks) == 0 {
+		at("home_networks", "must not be empty (leave the key out for the private ranges)")
+	}
+	for i, x := range c.ExpectedSources {
+		p := fmt.Sprintf("expected_sources[%d]", i)
+		if len(x.Ports) == 0 {
+			at(p+".ports", "give at least one port")
+		}
+		for _, port := range x.Ports {
+			if port == 0 {
+				at(p+".ports", "port 0 is not a port")
+			}
+		}
+		if len(x.Sources) == 0 {
+			at(p+".sources", "give at least one source address or CIDR block")
+		}
+	}
+	for i, t := range c.ThreatLists {
+		if strings.TrimSpace(t) == "" {
+			at(fmt.Sprintf("threat_lists[%d]", i), "empty path")
+		}
+	}
+	if err := c.Detectors.Validate("detectors"); err != nil {
+		for _, e := range unjoin(err) {
+			var fe *detect.FieldError
+			if errors.As(e, &fe) {
+				at(fe.Path, fe.Msg)
+			} else {
+				at("detectors", e.Error())
+			}
+		}
+	}
+	if c.Alarms != nil {
+		if err := c.Alarms.Validate(); err != nil {
+			for _, e := range unjoin(err) {
+				at("alarms", e.Error())
+			}
+		}
+	}
+	if err := c.Config.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			key := "suppression_rules"
+			if strings.Contains(e.Error(), "trusted") {
+				key = "trusted_ips"
+			}
+			at(key, e.Error())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+func parent(p string) string {
+	if i := strings.LastIndexAny(p, ".["); i > 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+// ThreatListPath returns where threat list i is: relative paths are
+// relative to the configuration file's directory.
+func (c *Config) ThreatListPath(i int) string {
+	p := c.ThreatLists[i]
+	if filepath.IsAbs(p) || c.Dir == "" {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}
+
+// LoadThreatLists reads every threat list into Threats.
+func (c *Config) LoadThreatLists() error {
+	c.Threats = c.Threats[:0]
+	var errs []error
+	for i := range c.ThreatLists {
+		ps, err := ReadThreatList(c.ThreatListPath(i))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c.Threats = append(c.Threats, ps...)
+	}
+	return errors.Join(errs...)
+}
+
+// ReadThreatList reads a file of one IP address or CIDR block a line;
+// blank lines and everything after '#' are ignored.
+func ReadThreatList(path string) ([]netip.Prefix, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read threat list: %w", err)
+	}
+	defer f.Close()
+	var out []netip.Prefix
+	var errs []error
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		p, err := finding.ParsePrefix(line)
+		if err != nil {
+			if len(errs) < 10 {
+				errs = append(errs, fmt.Errorf("%s:%d: %w", path, n, err))
+			}
+			continue
+		}
+		out = append(out, p)
+	}
+	if err := sc.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("cannot read threat list %s: %w", path, err))
+	}
+	return out, errors.Join(errs...)
+}
+
+// DetectOptions returns the detection engine's options: the home networks,
+// the allow list and trusted IPs as never-actors, the threat lists (call
+// Load or LoadThreatLists first) and the expected sources.
+func (c *Config) DetectOptions() (detect.Options, error) {
+	o := detect.Options{Settings: c.Detectors, Home: Prefixes(c.HomeNetworks), Allow: Prefixes(c.Allowlist), Threats: c.Threats}
+	trusted, err := finding.ParsePrefixes(c.TrustedIPs)
+	if err != nil {
+		return o, fmt.Errorf("trusted_ips: %w", err)
+	}
+	o.Allow = append(o.Allow, trusted...)
+	for _, x := range c.ExpectedSources {
+		o.Expected = append(o.Expected, detect.ExpectedSource{Ports: x.Ports, Sources: Prefixes(x.Sources)})
+	}
+	return o, nil
+}
+
+// Marshal renders the configuration as YAML, every key spelled out.
+func (c *Config) Marshal() ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("cannot render the configuration: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("cannot render the configuration: %w", err)
+	}
+	return b.Bytes(), nil
+}

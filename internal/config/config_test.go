@@ -1,0 +1,151 @@
+package config
+
+import (
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/flowguard/flowguard/internal/detect"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// TestGolden reads every testdata/configurations/NAME.yaml and compares
+// the normalized configuration (or the error) with NAME.golden.
+func TestGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/configurations/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatal("no configurations", err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			c, err := Parse(data, name+".yaml")
+			if err != nil {
+				got = "error: " + err.Error() + "\n"
+			} else {
+				b, err := c.Marshal()
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = string(b)
+			}
+			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update)", err)
+			}
+			if got != string(want) {
+				t.Errorf("got:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestDefaultConfigValidates(t *testing.T) {
+	c := DefaultConfig()
+	b, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(b, "default")
+	if err != nil {
+		t.Fatalf("the defaults do not validate: %v", err)
+	}
+	b2, _ := back.Marshal()
+	if string(b) != string(b2) {
+		t.Errorf("the defaults do not round-trip:\n%s\n---\n%s", b, b2)
+	}
+	if _, err := detect.New(must(c.DetectOptions())); err != nil {
+		t.Errorf("the engine rejects the defaults: %v", err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// TestErrorsPointAtTheKey checks that errors carry the line and column of
+// the key they are about.
+func TestErrorsPointAtTheKey(t *testing.T) {
+	tests := []struct {
+		yaml, want string
+	}{
+		{"detectors:\n  portscan:\n    min_port: 3\n", `x.yaml:3:5: detectors.portscan.min_port: unknown key "min_port" (did you mean "min_ports"?)`},
+		{"detectors:\n  portscan:\n    min_ports: 1\n", `x.yaml:3:5: detectors.portscan.min_ports: 1 is too small (at least 2)`},
+		{"expected_sources:\n  - ports: [22]\n", `x.yaml:2:5: expected_sources[0].sources: give at least one source address or CIDR block`},
+		{"allowlist: [nope]\n", `x.yaml:1:13: allowlist[0]: "nope" is not an IP address or CIDR block`},
+	}
+	for _, tt := range tests {
+		_, err := Parse([]byte(tt.yaml), "x.yaml")
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%q:\n got %v\nwant %s", tt.yaml, err, tt.want)
+		}
+	}
+}
+
+func TestThreatLists(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "flowguard.yaml")
+	data, _ := os.ReadFile("testdata/bad-ips.txt")
+	os.WriteFile(filepath.Join(dir, "bad-ips.txt"), data, 0o644)
+	os.WriteFile(cfg, []byte("threat_lists: [bad-ips.txt]\n"), 0o644)
+	c, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"192.0.2.1/32", "192.0.2.128/25", "2001:db8:bad::/48"}
+	if len(c.Threats) != len(want) {
+		t.Fatalf("threats %v, want %v", c.Threats, want)
+	}
+	for i, p := range c.Threats {
+		if p.String() != want[i] {
+			t.Errorf("entry %d: %s, want %s", i, p, want[i])
+		}
+	}
+	_, err = ReadThreatList("testdata/broken-ips.txt")
+	if err == nil || !strings.Contains(err.Error(), "broken-ips.txt:2:") {
+		t.Errorf("bad entry: got %v, want an error at line 2", err)
+	}
+	os.WriteFile(cfg, []byte("threat_lists: [missing.txt]\n"), 0o644)
+	if _, err := Load(cfg); err == nil {
+		t.Error("a missing threat list should be an error")
+	}
+}
+
+func TestDetectOptions(t *testing.T) {
+	c, err := Parse([]byte("allowlist: [203.0.113.0/24]\ntrusted_ips: [192.0.2.10]\nexpected_sources:\n  - ports: [22]\n    sources: [203.0.113.0/24]\n"), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := c.DetectOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Allow) != 2 || o.Allow[1] != netip.MustParsePrefix("192.0.2.10/32") {
+		t.Errorf("allow %v: want the allow list and the trusted IPs", o.Allow)
+	}
+	if len(o.Expected) != 1 || o.Expected[0].Ports[0] != 22 {
+		t.Errorf("expected %+v", o.Expected)
+	}
+	if len(o.Home) != 5 {
+		t.Errorf("home %v: want the private ranges", o.Home)
+	}
+}

@@ -159,8 +159,22 @@ func New(o Options) (*Engine, error) {
 
 // SetLearning switches baseline-only mode on or off: while on, judged
 // windows train the per-instance baselines and raise no findings (for a
-// --baseline input read before the logs to judge).
-func (e *Engine) SetLearning(on bool) { e.learning = on }
+// --baseline input read before the logs to judge). Switching it off judges
+// the open windows and restarts the event-time clock, so that the logs to
+// judge may be older than the baseline; hosts seen while learning count
+// as learned.
+func (e *Engine) SetLearning(on bool) {
+	if e.learning && !on {
+		e.Flush()
+		e.started, e.prev = false, nil
+		for _, h := range e.hosts {
+			if h.seen {
+				h.trained = true
+			}
+		}
+	}
+	e.learning = on
+}
 
 // Metrics returns the counters so far.
 func (e *Engine) Metrics() Metrics {
@@ -237,6 +251,7 @@ type host struct {
 	// address of a record whose pkt-dstaddr differs): a NAT gateway. It is
 	// never named as the actor of outbound findings.
 	middlebox bool
+	trained   bool // learned from a --baseline input
 }
 
 func (e *Engine) hostID(k addrKey) uint32 {

@@ -292,7 +292,7 @@ func (e *Engine) judgeHost(p *pane, hp, ph *hostPane, emit bool) {
 		h.seen = true
 		h.firstPane = p.idx
 	}
-	ready := h.n > 0 && (p.idx-h.firstPane)*e.paneSec >= int64(time.Duration(e.set.LearningPeriod)/time.Second)
+	ready := h.trained || h.n > 0 && (p.idx-h.firstPane)*e.paneSec >= int64(time.Duration(e.set.LearningPeriod)/time.Second)
 	floodAlert, bytesAlert := false, false
 	var maxBytes uint64
 	for _, r := range hp.remotes {

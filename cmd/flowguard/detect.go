@@ -348,4 +348,3 @@ func recordFindings(cmd *cobra.Command, path string, rs []*detect.Result) error 
 	fmt.Fprintf(cmd.ErrOrStderr(), "flowguard: recorded %d new and %d updated finding(s) in %s\n", created, updated, path)
 	return nil
 }
-

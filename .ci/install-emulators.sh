@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the test servers that are not Go modules, into a cache directory
+# outside the repository:
+#   fauxqs 1.9.x (npm): SNS + SQS emulator for internal/respond/notify.
+# fauxqs binds 0.0.0.0 whatever it is told; this script patches it to bind
+# 127.0.0.1 only, and the tests refuse to start an unpatched copy.
+#
+# The directory is $FLOWGUARD_EMULATORS, or ${XDG_CACHE_HOME:-~/.cache}/flowguard/emulators;
+# the tests look in the same place. Safe to run again: it does nothing when
+# the patched copy is already there.
+set -euo pipefail
+
+dir="${FLOWGUARD_EMULATORS:-${XDG_CACHE_HOME:-$HOME/.cache}/flowguard/emulators}"
+version="1.9.x"
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "install-emulators: node and npm are needed (apt-get install nodejs npm)" >&2
+  exit 1
+fi
+
+app="$dir/node_modules/fauxqs/dist/app.js"
+if [ ! -f "$app" ]; then
+  mkdir -p "$dir"
+  echo "install-emulators: npm install fauxqs@$version into $dir"
+  npm install --prefix "$dir" --no-audit --no-fund --no-save --loglevel=error "fauxqs@$version"
+fi
+
+# Bind to the loopback interface only.
+if grep -q 'host: "0.0.0.0"' "$app"; then
+  sed -i 's/host: "0.0.0.0"/host: "127.0.0.1"/' "$app"
+fi
+if grep -q '0\.0\.0\.0' "$app"; then
+  echo "install-emulators: $app still mentions 0.0.0.0 after patching; refusing" >&2
+  exit 1
+fi
+echo "install-emulators: fauxqs $(node -p "require('$dir/node_modules/fauxqs/package.json').version") ready in $dir"

@@ -46,3 +46,49 @@ func TestAddrMapAgreesWithMap(t *testing.T) {
 		t.Errorf("each saw %d, want %d", seen, len(want))
 	}
 }
+
+// TestPartAggAgreesWithMap drives the partitioned aggregation through
+// many folds and a merge, against a Go map.
+func TestPartAggAgreesWithMap(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	kinds := []partAggKind{partCount, partSum}
+	a, b := newPartAgg(kinds), newPartAgg(kinds)
+	type agg struct {
+		n, sum int64
+		has    bool
+	}
+	want := map[uint32]*agg{}
+	vals := &Vec{T: TInt, I: make([]int64, 1), Valid: make([]bool, 1)}
+	args := []*Vec{nil, vals}
+	for i := 0; i < 2_000_000; i++ {
+		k := uint32(r.IntN(300_000)) * 2654435761
+		vals.I[0], vals.Valid[0] = int64(r.IntN(1000)), r.IntN(10) > 0
+		p := a
+		if i%3 == 0 {
+			p = b
+		}
+		p.add(k, 0, args)
+		w := want[k]
+		if w == nil {
+			w = &agg{}
+			want[k] = w
+		}
+		w.n++
+		if vals.Valid[0] {
+			w.sum += vals.I[0]
+			w.has = true
+		}
+	}
+	a.merge(b)
+	keys, cols := a.columns()
+	if len(keys) != len(want) {
+		t.Fatalf("%d groups, want %d", len(keys), len(want))
+	}
+	for i, k := range keys {
+		b4 := k.As4()
+		w := want[uint32(b4[0])<<24|uint32(b4[1])<<16|uint32(b4[2])<<8|uint32(b4[3])]
+		if w == nil || cols[0].I[i] != w.n || cols[1].I[i] != w.sum || cols[1].Valid[i] != w.has {
+			t.Fatalf("%v: count %d sum %d (%v), want %+v", k, cols[0].I[i], cols[1].I[i], cols[1].Valid[i], w)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flowguard/flowguard/internal/flowlog"
 	"github.com/flowguard/flowguard/internal/synth"
 )
 
@@ -297,4 +299,54 @@ func head(s string, n int) string {
 		lines = append(lines[:n], "…")
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestGroupByAddressAnyWorkers checks counts and sums by address (the
+// partitioned path for IPv4, the address table for IPv6 and absent keys)
+// against plain Go, whatever the number of workers and block size.
+func TestGroupByAddressAnyWorkers(t *testing.T) {
+	text := genText(t, 30000, 3)
+	rs := plainParse(text)
+	type agg struct{ n, bytes int64 }
+	m := map[string]*agg{}
+	for _, r := range rs {
+		k := r.src
+		if !r.hasAddr {
+			k = ""
+		}
+		if m[k] == nil {
+			m[k] = &agg{}
+		}
+		m[k].n++
+		m[k].bytes += r.bytes
+	}
+	p, err := Compile(`stats count() as n, sum(bytes) as b by srcaddr`, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ workers, chunk int }{{1, 1 << 20}, {2, 4096}, {3, 777}} {
+		res, err := p.Run(context.Background(), &flowlog.Scanner{Workers: c.workers, ChunkSize: c.chunk}, []flowlog.Input{memInput("a", text)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Rows) != len(m) {
+			t.Errorf("workers %d: %d groups, want %d", c.workers, len(res.Rows), len(m))
+		}
+		var prev Value
+		for i, row := range res.Rows {
+			key := row[0].String()
+			want := m[key]
+			if want == nil {
+				t.Errorf("workers %d: unexpected group %q", c.workers, key)
+				continue
+			}
+			if row[1].I != want.n || row[2].IsNull() && want.bytes != 0 || row[2].I != want.bytes {
+				t.Errorf("workers %d: %q: count %v sum %v, want %d %d", c.workers, key, row[1], row[2], want.n, want.bytes)
+			}
+			if i > 0 && compareNullsLast(prev, row[0]) >= 0 {
+				t.Errorf("workers %d: groups out of order at %d: %v then %v", c.workers, i, prev, row[0])
+			}
+			prev = row[0]
+		}
+	}
 }

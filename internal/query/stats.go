@@ -32,6 +32,7 @@ type groupTable struct {
 	types []Type
 
 	addrIdx *addrMap         // one address key
+	v4      *partAgg         // one address key, IPv4, counts and sums: partitioned
 	intIdx  map[int64]int32  // one integer or time key
 	intKeys []int64          // by group
 	strIdx  map[string]int32 // one string key
@@ -55,6 +56,9 @@ func newGroupTable(s *statsSpec) *groupTable {
 	switch {
 	case len(s.by) == 1 && t.types[0] == TAddr:
 		t.addrIdx = newAddrMap()
+		if kinds := partAggKinds(s); kinds != nil {
+			t.v4 = newPartAgg(kinds)
+		}
 	case len(s.by) == 1 && (t.types[0] == TInt || t.types[0] == TTime):
 		t.intIdx = make(map[int64]int32)
 	case len(s.by) == 1 && t.types[0] == TString:
@@ -109,6 +113,25 @@ func (t *groupTable) consume(w *wctx, f *frame) {
 		for _, i := range f.sel {
 			gid[i] = 0
 		}
+	case t.v4 != nil:
+		// IPv4 rows go to the partitioned aggregation, the others
+		// (IPv6, absent) to the address table.
+		v := by[0]
+		rest := f.sel[:0:0]
+		for _, i := range f.sel {
+			a := v.A[v.idx(int(i))]
+			if a.Is4() {
+				b := a.As4()
+				t.v4.add(uint32(b[0])<<24|uint32(b[1])<<16|uint32(b[2])<<8|uint32(b[3]), int(i), args)
+				continue
+			}
+			gid[i] = t.addrGroup(a)
+			rest = append(rest, i)
+		}
+		for a, agg := range t.aggs {
+			agg.update(gid, rest, args[a], tss[a])
+		}
+		return
 	case t.addrIdx != nil:
 		v := by[0]
 		for _, i := range f.sel {
@@ -288,6 +311,9 @@ func nullAt(n int, g int32) []bool {
 
 // merge adds another worker's groups into t.
 func (t *groupTable) merge(o *groupTable) {
+	if t.v4 != nil {
+		t.v4.merge(o.v4)
+	}
 	if o.ngrp == 0 {
 		return
 	}
@@ -338,8 +364,17 @@ func (t *groupTable) table() *Table {
 	for a, agg := range t.aggs {
 		out.cols[nk+a] = aggVec(agg, t.spec.aggs[a].t, t.ngrp)
 	}
-	if t.spec.ordered && nk > 0 && t.ngrp > 1 {
-		perm := make([]int32, t.ngrp)
+	if t.v4 != nil {
+		keys, aggs := t.v4.columns()
+		out.n += len(keys)
+		out.cols[0] = &Vec{T: TAddr, A: append(out.cols[0].A[:t.ngrp:t.ngrp], keys...)}
+		for a, v := range aggs {
+			out.cols[nk+a] = appendVec(out.cols[nk+a], v, t.ngrp)
+		}
+	}
+	ngrp := out.n
+	if t.spec.ordered && nk > 0 && ngrp > 1 {
+		perm := make([]int32, ngrp)
 		for i := range perm {
 			perm[i] = int32(i)
 		}
@@ -367,6 +402,24 @@ func (t *groupTable) table() *Table {
 			out.cols[c] = v.gather(perm)
 		}
 	}
+	return out
+}
+
+// appendVec returns the first n rows of a followed by the rows of b (same
+// type).
+func appendVec(a, b *Vec, n int) *Vec {
+	out := &Vec{T: a.T}
+	m := len(b.I)
+	if a.Valid != nil || b.Valid != nil {
+		out.Valid = make([]bool, n+m)
+		for i := 0; i < n; i++ {
+			out.Valid[i] = a.Valid == nil || a.Valid[i]
+		}
+		for i := 0; i < m; i++ {
+			out.Valid[n+i] = b.Valid == nil || b.Valid[i]
+		}
+	}
+	out.I = append(append(make([]int64, 0, n+m), a.I[:n]...), b.I...)
 	return out
 }
 

@@ -365,7 +365,8 @@ type hostPane struct {
 	// bfReported: brute-force pairs already counted into a finding
 	bfReported map[bfKey]bool
 	latIn      map[uint16]*fwd
-	used       map[uint16]addrKey // service ports it connected to (accepted, not probes): first remote
+	used       map[uint16]addrKey   // service ports it connected to (accepted, not probes): first remote
+	probed     map[addrKey]*portSet // ports it probed, per target (vertical scans by ours)
 	samples    []Sample
 	first      uint32
 	last       uint32
@@ -609,7 +610,18 @@ func (e *Engine) add(p *pane, c *chunk, f *flow) {
 			op.hosts.add(f.dst.hash())
 			span(&op.first, &op.last, f)
 			addSample(&op.samples, c, f)
-		} else if !lateral && f.action == flowlog.ActionAccept && isService(f.dport) {
+			if hp.probed == nil {
+				hp.probed = map[addrKey]*portSet{}
+			}
+			ps := hp.probed[f.dst]
+			if ps == nil && len(hp.probed) < maxRemotes {
+				ps = &portSet{}
+				hp.probed[f.dst] = ps
+			}
+			if ps != nil {
+				ps.add(f.dport)
+			}
+		} else if !lateral && f.action == flowlog.ActionAccept && serverPort(f) {
 			if hp.used == nil {
 				hp.used = map[uint16]addrKey{}
 			}
@@ -673,6 +685,13 @@ func (e *Engine) add(p *pane, c *chunk, f *flow) {
 			span(&hp.first, &hp.last, f)
 		}
 	}
+}
+
+// serverPort reports whether f's destination port is the server's: the
+// sender's SYN says so, or the port is a service port, or a registered
+// port below the sender's (clients take ephemeral ports from 32768 up).
+func serverPort(f *flow) bool {
+	return f.bits&bitSYN != 0 || isService(f.dport) || f.dport < 32768 && f.dport < f.sport
 }
 
 func (hp *hostPane) forwarded(port uint16, bytes uint64) {

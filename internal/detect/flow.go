@@ -29,6 +29,7 @@ const (
 	bitRelayed               // logged on a middlebox: pkt-srcaddr/pkt-dstaddr differ
 	bitGuessed               // neither side is known to be ours; the destination was assumed
 	bitHopDst                // relayed, and hop is the interface's own dstaddr (a middlebox forwarding out)
+	bitSYN                   // tcp-flags show the sender started the connection
 )
 
 // flow is one record reduced to what the detectors need. Src is always the
@@ -283,6 +284,7 @@ func (cl *classifier) classify(f *flow, s, d netip.Addr, tflags uint8, hasFlags,
 	switch {
 	case f.proto == 6 && hasFlags && tflags&(tcpSYN|tcpACK) == tcpSYN:
 		resp = false
+		f.bits |= bitSYN
 	case f.proto == 6 && hasFlags && tflags&tcpACK != 0:
 		resp = true
 	default:

@@ -371,6 +371,23 @@ func (e *Engine) judgeHost(p *pane, hp, ph *hostPane, emit bool) {
 					thr: map[string]any{"min_hosts": set.MinHosts, "min_hosts_outbound": set.MinHostsOutbound}})
 			}
 		}
+		// Vertical scans by one of ours.
+		if set := e.set.Portscan; set.Enabled && !h.middlebox {
+			for tk, ports := range hp.probed {
+				if ports.len() < set.MinPorts {
+					continue
+				}
+				dir := finding.Outbound
+				if e.cl.home.contains(tk.addr(), tk) {
+					dir = finding.Lateral
+				}
+				e.upsert(spec{typ: TypePortscan, sev: finding.Medium, actor: h.addr, dir: dir, target: tk,
+					ports: lowestPorts(32, ports), count: int64(ports.len()), first: hp.first, last: hp.last, samples: hp.samples,
+					ev:   map[string]int64{"distinct_ports": int64(ports.len())},
+					rule: fmt.Sprintf("failed or payload-less attempts by one of our hosts on at least min_ports distinct ports of one host in one %s window", e.set.Window),
+					thr:  map[string]any{"min_ports": set.MinPorts}})
+			}
+		}
 		// Brute force by one of ours.
 		if bf := e.set.BruteForce; bf.Enabled {
 			for k, set := range hp.bf {

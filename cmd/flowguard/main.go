@@ -75,6 +75,8 @@ func newRootCmd() *cobra.Command {
 		newDemoCmd(),
 		newFindingsCmd(),
 		newAlarmsCmd(),
+		newDetectCmd(),
+		newConfigCmd(),
 	)
 	return root
 }

@@ -85,6 +85,10 @@ var migrations = []string{
 	);
 	CREATE INDEX audit_at ON audit(at);
 	CREATE INDEX audit_finding ON audit(finding_id);`,
+
+	// 5: the response pipeline's action log: blocks, bans, manual unbans,
+	// notification log and outbox (blocks.go).
+	blocksSchema,
 }
 
 // SchemaVersion is the schema version this build writes.

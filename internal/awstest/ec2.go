@@ -1,0 +1,519 @@
+package awstest
+
+import (
+	"encoding/xml"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// EC2 is a test server speaking EC2's query protocol (form-encoded POST,
+// `Action=…&Version=2016-11-15`, XML answers) for the network ACL and
+// network interface calls flowguard makes: DescribeNetworkAcls,
+// DescribeNetworkInterfaces, CreateNetworkAclEntry, DeleteNetworkAclEntry
+// and ReplaceNetworkAclEntry. It enforces AWS's rules: rule numbers
+// 1–32766 unique per direction, a limit of entries per direction counted
+// separately for IPv4 and IPv6 with the default entries included, and
+// answers with AWS's error codes (NetworkAclEntryAlreadyExists,
+// NetworkAclEntryLimitExceeded, InvalidNetworkAclID.NotFound,
+// InvalidNetworkAclEntry.NotFound, InvalidNetworkInterfaceID.NotFound,
+// RequestLimitExceeded).
+type EC2 struct {
+	faults
+	// URL is the server's endpoint, for BaseEndpoint.
+	URL string
+
+	mu   sync.Mutex
+	acls map[string]*NetworkACL
+	enis map[string]NetworkInterface
+	// Limit is the entries-per-direction quota (20 by default, up to 40
+	// by request to AWS).
+	limit int
+	seq   atomic.Int64
+}
+
+// NetworkACL is a network ACL as the server holds it.
+type NetworkACL struct {
+	ID      string
+	VPC     string
+	Subnets []string
+	Entries []ACLEntry
+}
+
+// ACLEntry is one network ACL entry.
+type ACLEntry struct {
+	RuleNumber int32
+	Protocol   string // "-1" for all
+	Action     string // "allow" or "deny"
+	Egress     bool
+	CIDR       string // IPv4 CidrBlock
+	IPv6CIDR   string // Ipv6CidrBlock
+}
+
+// NetworkInterface is an elastic network interface in a subnet.
+type NetworkInterface struct {
+	ID, Subnet, VPC, PrivateIP string
+}
+
+// NewEC2 starts an EC2 server, stopped when the test ends.
+func NewEC2(t TB) *EC2 {
+	t.Helper()
+	s := &EC2{acls: map[string]*NetworkACL{}, enis: map[string]NetworkInterface{}, limit: 20}
+	s.faults.init()
+	srv := httptest.NewServer(http.HandlerFunc(s.serve))
+	s.URL = srv.URL
+	t.Cleanup(srv.Close)
+	return s
+}
+
+// SetLimit sets the entries-per-direction quota.
+func (s *EC2) SetLimit(n int) {
+	s.mu.Lock()
+	s.limit = n
+	s.mu.Unlock()
+}
+
+// AddNetworkACL creates a network ACL associated with subnets, with the
+// entries of a default ACL: rule 100 allows all IPv4 and rule 101 all IPv6
+// traffic in each direction, then the default denies (shown as rule 32767
+// for IPv4 and 32768 for IPv6, as DescribeNetworkAcls shows them). A
+// subnet already associated elsewhere moves to the new ACL.
+func (s *EC2) AddNetworkACL(vpc string, subnets ...string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := fmt.Sprintf("acl-%017x", 0xa000+len(s.acls))
+	for _, a := range s.acls {
+		a.Subnets = slices.DeleteFunc(a.Subnets, func(sn string) bool { return slices.Contains(subnets, sn) })
+	}
+	acl := &NetworkACL{ID: id, VPC: vpc, Subnets: slices.Clone(subnets)}
+	for _, egress := range []bool{false, true} {
+		acl.Entries = append(acl.Entries,
+			ACLEntry{RuleNumber: 100, Protocol: "-1", Action: "allow", Egress: egress, CIDR: "0.0.0.0/0"},
+			ACLEntry{RuleNumber: 101, Protocol: "-1", Action: "allow", Egress: egress, IPv6CIDR: "::/0"},
+			ACLEntry{RuleNumber: 32767, Protocol: "-1", Action: "deny", Egress: egress, CIDR: "0.0.0.0/0"},
+			ACLEntry{RuleNumber: 32768, Protocol: "-1", Action: "deny", Egress: egress, IPv6CIDR: "::/0"},
+		)
+	}
+	s.acls[id] = acl
+	return id
+}
+
+// AddNetworkInterface registers an interface in a subnet.
+func (s *EC2) AddNetworkInterface(eni NetworkInterface) {
+	s.mu.Lock()
+	s.enis[eni.ID] = eni
+	s.mu.Unlock()
+}
+
+// Entries returns a copy of an ACL's entries, ordered by direction then
+// rule number.
+func (s *EC2) Entries(aclID string) []ACLEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.acls[aclID]
+	if a == nil {
+		return nil
+	}
+	out := slices.Clone(a.Entries)
+	sortEntries(out)
+	return out
+}
+
+// PutEntry adds an entry directly, as someone else (the console, another
+// tool) would; it replaces an entry with the same direction and number.
+func (s *EC2) PutEntry(aclID string, e ACLEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.acls[aclID]
+	a.Entries = slices.DeleteFunc(a.Entries, func(x ACLEntry) bool { return x.Egress == e.Egress && x.RuleNumber == e.RuleNumber })
+	a.Entries = append(a.Entries, e)
+}
+
+// RemoveEntry deletes an entry directly, as someone else would.
+func (s *EC2) RemoveEntry(aclID string, rule int32, egress bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.acls[aclID]
+	a.Entries = slices.DeleteFunc(a.Entries, func(x ACLEntry) bool { return x.Egress == egress && x.RuleNumber == rule })
+}
+
+func sortEntries(es []ACLEntry) {
+	slices.SortFunc(es, func(a, b ACLEntry) int {
+		if a.Egress != b.Egress {
+			if a.Egress {
+				return 1
+			}
+			return -1
+		}
+		return int(a.RuleNumber) - int(b.RuleNumber)
+	})
+}
+
+// ec2Error is an EC2 error answer.
+type ec2Error struct {
+	status  int
+	code    string
+	message string
+}
+
+func (s *EC2) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		s.writeError(w, &ec2Error{400, "InvalidAction", "EC2 query requests are form-encoded POSTs"})
+		return
+	}
+	if !signed(r) {
+		s.writeError(w, &ec2Error{401, "AuthFailure", "AWS was not able to validate the provided access credentials"})
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		s.writeError(w, &ec2Error{400, "InvalidParameterValue", err.Error()})
+		return
+	}
+	action := r.PostForm.Get("Action")
+	if v := r.PostForm.Get("Version"); v != "2016-11-15" {
+		s.writeError(w, &ec2Error{400, "InvalidParameterValue", fmt.Sprintf("unsupported Version %q", v)})
+		return
+	}
+	var handler func(form map[string][]string) (any, *ec2Error)
+	switch action {
+	case "DescribeNetworkAcls":
+		handler = s.describeNetworkACLs
+	case "DescribeNetworkInterfaces":
+		handler = s.describeNetworkInterfaces
+	case "CreateNetworkAclEntry":
+		handler = s.createEntry
+	case "ReplaceNetworkAclEntry":
+		handler = s.replaceEntry
+	case "DeleteNetworkAclEntry":
+		handler = s.deleteEntry
+	default:
+		s.writeError(w, &ec2Error{400, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service.", action)})
+		return
+	}
+	switch s.enter(r.Context(), action) {
+	case faultThrottle:
+		s.writeError(w, &ec2Error{503, "RequestLimitExceeded", "Request limit exceeded."})
+		return
+	case faultBefore:
+		s.writeError(w, &ec2Error{500, "InternalError", "An internal error has occurred."})
+		return
+	case faultAfter:
+		handler(r.PostForm)
+		s.writeError(w, &ec2Error{500, "InternalError", "An internal error has occurred."})
+		return
+	}
+	out, e := handler(r.PostForm)
+	if e != nil {
+		s.writeError(w, e)
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	body, err := xml.Marshal(out)
+	if err != nil {
+		s.writeError(w, &ec2Error{500, "InternalError", err.Error()})
+		return
+	}
+	w.Write([]byte(xml.Header))
+	w.Write(body)
+}
+
+func (s *EC2) requestID() string {
+	return fmt.Sprintf("%08x-0000-4000-8000-%012x", s.seq.Add(1), 0)
+}
+
+func (s *EC2) writeError(w http.ResponseWriter, e *ec2Error) {
+	type xmlErr struct {
+		Code    string `xml:"Code"`
+		Message string `xml:"Message"`
+	}
+	type resp struct {
+		XMLName   xml.Name `xml:"Response"`
+		Errors    []xmlErr `xml:"Errors>Error"`
+		RequestID string   `xml:"RequestID"`
+	}
+	body, _ := xml.Marshal(resp{Errors: []xmlErr{{e.code, e.message}}, RequestID: s.requestID()})
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.WriteHeader(e.status)
+	w.Write([]byte(xml.Header))
+	w.Write(body)
+}
+
+const ec2NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
+
+type xmlEntry struct {
+	RuleNumber    int32  `xml:"ruleNumber"`
+	Protocol      string `xml:"protocol"`
+	RuleAction    string `xml:"ruleAction"`
+	Egress        bool   `xml:"egress"`
+	CidrBlock     string `xml:"cidrBlock,omitempty"`
+	Ipv6CidrBlock string `xml:"ipv6CidrBlock,omitempty"`
+}
+
+type xmlAssoc struct {
+	AssociationID string `xml:"networkAclAssociationId"`
+	NetworkACLID  string `xml:"networkAclId"`
+	SubnetID      string `xml:"subnetId"`
+}
+
+type xmlACL struct {
+	NetworkACLID string     `xml:"networkAclId"`
+	VpcID        string     `xml:"vpcId"`
+	Default      bool       `xml:"default"`
+	Entries      []xmlEntry `xml:"entrySet>item"`
+	Assocs       []xmlAssoc `xml:"associationSet>item"`
+	OwnerID      string     `xml:"ownerId"`
+}
+
+type describeACLsResponse struct {
+	XMLName   xml.Name `xml:"DescribeNetworkAclsResponse"`
+	XMLNS     string   `xml:"xmlns,attr"`
+	RequestID string   `xml:"requestId"`
+	ACLs      []xmlACL `xml:"networkAclSet>item"`
+}
+
+type xmlENI struct {
+	NetworkInterfaceID string `xml:"networkInterfaceId"`
+	SubnetID           string `xml:"subnetId"`
+	VpcID              string `xml:"vpcId"`
+	PrivateIPAddress   string `xml:"privateIpAddress,omitempty"`
+	Status             string `xml:"status"`
+	InterfaceType      string `xml:"interfaceType"`
+}
+
+type describeENIsResponse struct {
+	XMLName   xml.Name `xml:"DescribeNetworkInterfacesResponse"`
+	XMLNS     string   `xml:"xmlns,attr"`
+	RequestID string   `xml:"requestId"`
+	ENIs      []xmlENI `xml:"networkInterfaceSet>item"`
+}
+
+type returnResponse struct {
+	XMLName   xml.Name
+	XMLNS     string `xml:"xmlns,attr"`
+	RequestID string `xml:"requestId"`
+	Return    bool   `xml:"return"`
+}
+
+// list reads an EC2 flat list parameter: Name.1, Name.2, …
+func list(form map[string][]string, name string) []string {
+	var out []string
+	for i := 1; ; i++ {
+		v, ok := form[name+"."+strconv.Itoa(i)]
+		if !ok || len(v) == 0 {
+			return out
+		}
+		out = append(out, v[0])
+	}
+}
+
+// filters reads Filter.N.Name / Filter.N.Value.M.
+func filters(form map[string][]string) map[string][]string {
+	out := map[string][]string{}
+	for i := 1; ; i++ {
+		name, ok := form["Filter."+strconv.Itoa(i)+".Name"]
+		if !ok || len(name) == 0 {
+			return out
+		}
+		out[name[0]] = append(out[name[0]], list(form, "Filter."+strconv.Itoa(i)+".Value")...)
+	}
+}
+
+func get(form map[string][]string, key string) string {
+	if v := form[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (s *EC2) describeNetworkACLs(form map[string][]string) (any, *ec2Error) {
+	ids := list(form, "NetworkAclId")
+	fs := filters(form)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		if s.acls[id] == nil {
+			return nil, &ec2Error{400, "InvalidNetworkAclID.NotFound", fmt.Sprintf("The networkAcl ID '%s' does not exist", id)}
+		}
+	}
+	for name := range fs {
+		switch name {
+		case "association.subnet-id", "network-acl-id", "vpc-id", "entry.rule-number", "entry.cidr", "entry.rule-action":
+		default:
+			return nil, &ec2Error{400, "InvalidParameterValue", fmt.Sprintf("The filter '%s' is invalid", name)}
+		}
+	}
+	out := describeACLsResponse{XMLNS: ec2NS, RequestID: s.requestID()}
+	keys := make([]string, 0, len(s.acls))
+	for id := range s.acls {
+		keys = append(keys, id)
+	}
+	slices.Sort(keys)
+	for _, id := range keys {
+		a := s.acls[id]
+		if len(ids) > 0 && !slices.Contains(ids, id) {
+			continue
+		}
+		if v, ok := fs["network-acl-id"]; ok && !slices.Contains(v, id) {
+			continue
+		}
+		if v, ok := fs["vpc-id"]; ok && !slices.Contains(v, a.VPC) {
+			continue
+		}
+		if v, ok := fs["association.subnet-id"]; ok && !slices.ContainsFunc(a.Subnets, func(sn string) bool { return slices.Contains(v, sn) }) {
+			continue
+		}
+		x := xmlACL{NetworkACLID: a.ID, VpcID: a.VPC, OwnerID: "123456789012"}
+		es := slices.Clone(a.Entries)
+		sortEntries(es)
+		for _, e := range es {
+			x.Entries = append(x.Entries, xmlEntry{e.RuleNumber, e.Protocol, e.Action, e.Egress, e.CIDR, e.IPv6CIDR})
+		}
+		for i, sn := range a.Subnets {
+			x.Assocs = append(x.Assocs, xmlAssoc{fmt.Sprintf("aclassoc-%s-%d", a.ID[4:], i), a.ID, sn})
+		}
+		out.ACLs = append(out.ACLs, x)
+	}
+	return out, nil
+}
+
+func (s *EC2) describeNetworkInterfaces(form map[string][]string) (any, *ec2Error) {
+	ids := list(form, "NetworkInterfaceId")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := describeENIsResponse{XMLNS: ec2NS, RequestID: s.requestID()}
+	for _, id := range ids {
+		e, ok := s.enis[id]
+		if !ok {
+			return nil, &ec2Error{400, "InvalidNetworkInterfaceID.NotFound", fmt.Sprintf("The networkInterface ID '%s' does not exist", id)}
+		}
+		out.ENIs = append(out.ENIs, xmlENI{e.ID, e.Subnet, e.VPC, e.PrivateIP, "in-use", "interface"})
+	}
+	if len(ids) == 0 {
+		keys := make([]string, 0, len(s.enis))
+		for id := range s.enis {
+			keys = append(keys, id)
+		}
+		slices.Sort(keys)
+		for _, id := range keys {
+			e := s.enis[id]
+			out.ENIs = append(out.ENIs, xmlENI{e.ID, e.Subnet, e.VPC, e.PrivateIP, "in-use", "interface"})
+		}
+	}
+	return out, nil
+}
+
+// entryParams reads and checks the parameters of Create/Replace.
+func entryParams(form map[string][]string) (string, ACLEntry, *ec2Error) {
+	id := get(form, "NetworkAclId")
+	if id == "" {
+		return "", ACLEntry{}, &ec2Error{400, "MissingParameter", "The request must contain the parameter NetworkAclId"}
+	}
+	n, err := strconv.Atoi(get(form, "RuleNumber"))
+	if err != nil || n < 1 || n > 32766 {
+		return "", ACLEntry{}, &ec2Error{400, "InvalidParameterValue", fmt.Sprintf("Value (%s) for parameter ruleNumber is invalid. Valid rule numbers are 1-32766.", get(form, "RuleNumber"))}
+	}
+	e := ACLEntry{RuleNumber: int32(n), Protocol: get(form, "Protocol"), Action: get(form, "RuleAction"),
+		Egress: get(form, "Egress") == "true", CIDR: get(form, "CidrBlock"), IPv6CIDR: get(form, "Ipv6CidrBlock")}
+	if e.Action != "allow" && e.Action != "deny" {
+		return "", ACLEntry{}, &ec2Error{400, "InvalidParameterValue", fmt.Sprintf("Value (%s) for parameter ruleAction is invalid.", e.Action)}
+	}
+	if e.Protocol == "" {
+		return "", ACLEntry{}, &ec2Error{400, "MissingParameter", "The request must contain the parameter protocol"}
+	}
+	if e.Protocol != "-1" && e.Protocol != "6" && e.Protocol != "17" && e.Protocol != "1" && e.Protocol != "58" {
+		if _, err := strconv.Atoi(e.Protocol); err != nil {
+			return "", ACLEntry{}, &ec2Error{400, "InvalidParameterValue", fmt.Sprintf("Value (%s) for parameter protocol is invalid.", e.Protocol)}
+		}
+	}
+	switch {
+	case e.CIDR != "" && e.IPv6CIDR != "":
+		return "", ACLEntry{}, &ec2Error{400, "InvalidParameterCombination", "Only one of cidrBlock and ipv6CidrBlock may be given"}
+	case e.CIDR == "" && e.IPv6CIDR == "":
+		return "", ACLEntry{}, &ec2Error{400, "MissingParameter", "Either cidrBlock or ipv6CidrBlock must be given"}
+	case e.CIDR != "":
+		if p, err := netip.ParsePrefix(e.CIDR); err != nil || !p.Addr().Is4() {
+			return "", ACLEntry{}, &ec2Error{400, "InvalidParameterValue", fmt.Sprintf("Value (%s) for parameter cidrBlock is invalid. This is not a valid CIDR block.", e.CIDR)}
+		}
+	default:
+		if p, err := netip.ParsePrefix(e.IPv6CIDR); err != nil || !p.Addr().Is6() {
+			return "", ACLEntry{}, &ec2Error{400, "InvalidParameterValue", fmt.Sprintf("Value (%s) for parameter ipv6CidrBlock is invalid. This is not a valid CIDR block.", e.IPv6CIDR)}
+		}
+	}
+	return id, e, nil
+}
+
+func (s *EC2) createEntry(form map[string][]string) (any, *ec2Error) {
+	id, e, perr := entryParams(form)
+	if perr != nil {
+		return nil, perr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.acls[id]
+	if a == nil {
+		return nil, &ec2Error{400, "InvalidNetworkAclID.NotFound", fmt.Sprintf("The networkAcl ID '%s' does not exist", id)}
+	}
+	used := 0
+	for _, x := range a.Entries {
+		if x.Egress != e.Egress {
+			continue
+		}
+		if x.RuleNumber == e.RuleNumber {
+			return nil, &ec2Error{400, "NetworkAclEntryAlreadyExists", fmt.Sprintf("The network acl entry identified by %d already exists.", e.RuleNumber)}
+		}
+		if (x.CIDR != "") == (e.CIDR != "") {
+			used++
+		}
+	}
+	if used >= s.limit {
+		return nil, &ec2Error{400, "NetworkAclEntryLimitExceeded", fmt.Sprintf("The maximum number of network acl entries (%d) has been reached.", s.limit)}
+	}
+	a.Entries = append(a.Entries, e)
+	return returnResponse{XMLName: xml.Name{Local: "CreateNetworkAclEntryResponse"}, XMLNS: ec2NS, RequestID: s.requestID(), Return: true}, nil
+}
+
+func (s *EC2) replaceEntry(form map[string][]string) (any, *ec2Error) {
+	id, e, perr := entryParams(form)
+	if perr != nil {
+		return nil, perr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.acls[id]
+	if a == nil {
+		return nil, &ec2Error{400, "InvalidNetworkAclID.NotFound", fmt.Sprintf("The networkAcl ID '%s' does not exist", id)}
+	}
+	i := slices.IndexFunc(a.Entries, func(x ACLEntry) bool { return x.Egress == e.Egress && x.RuleNumber == e.RuleNumber })
+	if i < 0 {
+		return nil, &ec2Error{400, "InvalidNetworkAclEntry.NotFound", fmt.Sprintf("The network acl entry identified by %d does not exist.", e.RuleNumber)}
+	}
+	a.Entries[i] = e
+	return returnResponse{XMLName: xml.Name{Local: "ReplaceNetworkAclEntryResponse"}, XMLNS: ec2NS, RequestID: s.requestID(), Return: true}, nil
+}
+
+func (s *EC2) deleteEntry(form map[string][]string) (any, *ec2Error) {
+	id := get(form, "NetworkAclId")
+	n, err := strconv.Atoi(get(form, "RuleNumber"))
+	if err != nil || n < 1 || n > 32766 {
+		return nil, &ec2Error{400, "InvalidParameterValue", fmt.Sprintf("Value (%s) for parameter ruleNumber is invalid.", get(form, "RuleNumber"))}
+	}
+	egress := get(form, "Egress") == "true"
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.acls[id]
+	if a == nil {
+		return nil, &ec2Error{400, "InvalidNetworkAclID.NotFound", fmt.Sprintf("The networkAcl ID '%s' does not exist", id)}
+	}
+	i := slices.IndexFunc(a.Entries, func(x ACLEntry) bool { return x.Egress == egress && x.RuleNumber == int32(n) })
+	if i < 0 {
+		return nil, &ec2Error{400, "InvalidNetworkAclEntry.NotFound", fmt.Sprintf("The network acl entry identified by %d does not exist.", n)}
+	}
+	a.Entries = slices.Delete(a.Entries, i, i+1)
+	return returnResponse{XMLName: xml.Name{Local: "DeleteNetworkAclEntryResponse"}, XMLNS: ec2NS, RequestID: s.requestID(), Return: true}, nil
+}

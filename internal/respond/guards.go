@@ -1,0 +1,212 @@
+package respond
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+
+	"github.com/flowguard/flowguard/internal/finding"
+)
+
+// Guard names, as refusals and the audit trail give them.
+const (
+	GuardKillSwitch = "kill-switch"
+	GuardPrefix     = "prefix"
+	GuardReserved   = "reserved"
+	GuardHome       = "home-network"
+	GuardAllowlist  = "allowlist"
+	GuardAWS        = "aws-service-range"
+	GuardSeverity   = "min-severity"
+	GuardRate       = "max-blocks-per-hour"
+	GuardDryRun     = "dry-run"
+	GuardUnbanned   = "manual-unban"
+	GuardNoTarget   = "no-target"
+	GuardFull       = "full"
+)
+
+// Refusal is a guard's "no", with the reason in words.
+type Refusal struct {
+	Guard  string `json:"guard"`
+	Reason string `json:"reason"`
+}
+
+func (r *Refusal) Error() string { return r.Guard + ": " + r.Reason }
+
+// protected is a range flowguard never blocks, and why.
+type protected struct {
+	p   netip.Prefix
+	why string
+}
+
+// Ranges that are never blocked whatever the configuration: addresses that
+// are not someone on the internet.
+var reservedRanges = mustPrefixes(
+	"0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4",
+	"::/128", "::1/128", "fe80::/10", "ff00::/8", "::ffff:0:0/96",
+)
+
+// privateRanges are the private and shared address spaces; they are the
+// default home networks and are never blocked (a deny on one cuts the
+// VPC's own traffic).
+var privateRanges = mustPrefixes("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+
+func mustPrefixes(ss ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParsePrefix(s)
+	}
+	return out
+}
+
+// Guards decide whether an address may be blocked. Every block passes all
+// of them; no configuration turns off the reserved, home, allow-list and
+// AWS-range guards.
+type Guards struct {
+	cfg       *Config
+	reserved  []protected
+	home      []protected
+	allow     []protected
+	aws       *AWSRanges
+	stat      func(string) (fs.FileInfo, error)
+	minV4     int
+	minV6     int
+	minSev    float64
+	maxPerHr  int
+	enforcing bool
+}
+
+// NewGuards builds the guards from the configuration, the home networks
+// and allow-list (the top-level `home_networks` and `allowlist` keys) and
+// AWS's ranges. Private address space is always treated as home. In
+// enforce mode, AWS's ranges are required.
+func NewGuards(cfg *Config, home, allow []netip.Prefix, aws *AWSRanges) (*Guards, error) {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	if cfg.Enforcing() && (aws == nil || aws.Len() == 0) {
+		return nil, errors.New("enforce mode needs AWS's IP ranges (response.aws_ip_ranges), so that AWS service addresses are never blocked")
+	}
+	g := &Guards{cfg: cfg, aws: aws, stat: os.Stat, minV4: 24, minV6: 64, minSev: cfg.minSeverity(),
+		maxPerHr: cfg.maxBlocksPerHour(), enforcing: cfg.Enforcing()}
+	if cfg.MinPrefixV4 > 0 {
+		g.minV4 = cfg.MinPrefixV4
+	}
+	if cfg.MinPrefixV6 > 0 {
+		g.minV6 = cfg.MinPrefixV6
+	}
+	for _, p := range reservedRanges {
+		g.reserved = append(g.reserved, protected{p, "reserved address space " + p.String()})
+	}
+	for _, p := range privateRanges {
+		g.home = append(g.home, protected{p, "private address space " + p.String()})
+	}
+	for _, p := range home {
+		if !p.IsValid() {
+			return nil, errors.New("invalid home network")
+		}
+		g.home = append(g.home, protected{normalize(p), "home network " + p.String()})
+	}
+	for _, p := range allow {
+		if !p.IsValid() {
+			return nil, errors.New("invalid allow-list entry")
+		}
+		g.allow = append(g.allow, protected{normalize(p), "allow-list entry " + p.String()})
+	}
+	return g, nil
+}
+
+// normalize unmaps IPv4-mapped IPv6 prefixes and masks host bits.
+func normalize(p netip.Prefix) netip.Prefix {
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p.Masked()
+}
+
+// Enforcing reports whether blocks reach AWS.
+func (g *Guards) Enforcing() bool { return g.enforcing }
+
+// KillSwitch returns a refusal when the kill switch is on (the flag, or
+// the file exists).
+func (g *Guards) KillSwitch() *Refusal {
+	if g.cfg.KillSwitch {
+		return &Refusal{GuardKillSwitch, "the kill switch is on (response.kill_switch): no new blocks"}
+	}
+	if f := g.cfg.KillSwitchFile; f != "" {
+		if _, err := g.stat(f); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			// An unreadable path counts as present: fail safe.
+			return &Refusal{GuardKillSwitch, fmt.Sprintf("the kill switch file %s exists: no new blocks", f)}
+		}
+	}
+	return nil
+}
+
+// CheckPrefix runs the guards that depend only on the address: kill
+// switch, prefix length, reserved, home, allow-list and AWS ranges.
+func (g *Guards) CheckPrefix(p netip.Prefix) *Refusal {
+	if r := g.KillSwitch(); r != nil {
+		return r
+	}
+	if !p.IsValid() {
+		return &Refusal{GuardPrefix, "no address to block"}
+	}
+	p = normalize(p)
+	if p.Bits() == 0 {
+		return &Refusal{GuardPrefix, fmt.Sprintf("%s would block the whole internet", p)}
+	}
+	if p.Addr().Is4() && p.Bits() < g.minV4 {
+		return &Refusal{GuardPrefix, fmt.Sprintf("%s is wider than /%d (response.min_prefix_v4)", p, g.minV4)}
+	}
+	if p.Addr().Is6() && p.Bits() < g.minV6 {
+		return &Refusal{GuardPrefix, fmt.Sprintf("%s is wider than /%d (response.min_prefix_v6)", p, g.minV6)}
+	}
+	for _, set := range []struct {
+		guard string
+		list  []protected
+	}{{GuardReserved, g.reserved}, {GuardHome, g.home}, {GuardAllowlist, g.allow}} {
+		for _, q := range set.list {
+			if q.p.Overlaps(p) {
+				return &Refusal{set.guard, fmt.Sprintf("%s is in the %s", p, q.why)}
+			}
+		}
+	}
+	if q, svc, ok := g.aws.Overlapping(p); ok {
+		return &Refusal{GuardAWS, fmt.Sprintf("%s is in AWS's published range %s (%s)", p, q, svc)}
+	}
+	return nil
+}
+
+// Check runs every guard for blocking prefix because of f; recentBans is
+// the number of bans decided in the last hour. It returns nil when the
+// block may go ahead. The dry-run guard comes last, so that a dry-run
+// refusal means "every other guard passed: this would be blocked".
+func (g *Guards) Check(f *finding.Finding, p netip.Prefix, recentBans int) *Refusal {
+	if r := g.CheckPrefix(p); r != nil {
+		return r
+	}
+	sev := 0.0
+	if f != nil {
+		sev = f.Severity
+	}
+	if sev < g.minSev {
+		return &Refusal{GuardSeverity, fmt.Sprintf("severity %.1f is below %.1f (response.min_severity)", sev, g.minSev)}
+	}
+	if recentBans >= g.maxPerHr {
+		return &Refusal{GuardRate, fmt.Sprintf("%d blocks in the last hour reach the limit of %d (response.max_blocks_per_hour)", recentBans, g.maxPerHr)}
+	}
+	if !g.enforcing {
+		return &Refusal{GuardDryRun, "dry-run: would block (set response.mode: enforce to block)"}
+	}
+	return nil
+}
+
+// ActorPrefix returns the single-address prefix of a finding's actor.
+func ActorPrefix(f *finding.Finding) netip.Prefix {
+	if f == nil || !f.Actor.IP.IsValid() {
+		return netip.Prefix{}
+	}
+	a := f.Actor.IP.Unmap().WithZone("")
+	return netip.PrefixFrom(a, a.BitLen())
+}

@@ -1,0 +1,551 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// blocksSchema is migration step 5: the response pipeline's action log.
+//
+//   - blocks: one row per deny entry flowguard wrote (or means to write)
+//     somewhere: a network ACL entry or an address in a WAFv2 IP set. A row
+//     is written before the call to AWS (state pending), so that a run that
+//     dies half-way is completed by the next one, never duplicated. Only
+//     rows here are flowguard's: entries in AWS without a row are someone
+//     else's and are never touched.
+//   - bans: one row per decision to ban an address (however many entries
+//     it takes), for the ban-time increment and the blocks-per-hour guard.
+//   - unbans: manual unblocks, so that the same activity does not block the
+//     address again at once.
+//   - notify_log: when each routed notification key was last sent, and
+//     what it said, for repeat intervals and publishing frequencies.
+//   - outbox: notifications decided but not yet delivered.
+const blocksSchema = `CREATE TABLE blocks (
+		id          INTEGER PRIMARY KEY AUTOINCREMENT,
+		target      TEXT NOT NULL,
+		prefix      TEXT NOT NULL,
+		rule_number INTEGER NOT NULL DEFAULT 0,
+		finding_id  TEXT NOT NULL DEFAULT '',
+		severity    REAL NOT NULL DEFAULT 0,
+		reason      TEXT NOT NULL DEFAULT '',
+		state       TEXT NOT NULL,
+		created_at  INTEGER NOT NULL,
+		expires_at  INTEGER NOT NULL,
+		removed_at  INTEGER NOT NULL DEFAULT 0,
+		removed_by  TEXT NOT NULL DEFAULT '',
+		attempts    INTEGER NOT NULL DEFAULT 0,
+		last_error  TEXT NOT NULL DEFAULT '',
+		updated_at  INTEGER NOT NULL
+	);
+	CREATE UNIQUE INDEX blocks_live ON blocks(target, prefix) WHERE state IN ('pending','active','removing');
+	CREATE UNIQUE INDEX blocks_live_rule ON blocks(target, rule_number) WHERE rule_number > 0 AND state IN ('pending','active','removing');
+	CREATE INDEX blocks_prefix ON blocks(prefix, created_at);
+	CREATE INDEX blocks_state ON blocks(state, expires_at);
+	CREATE TABLE bans (
+		seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+		prefix     TEXT NOT NULL,
+		finding_id TEXT NOT NULL DEFAULT '',
+		severity   REAL NOT NULL DEFAULT 0,
+		at         INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL,
+		last_seen  INTEGER NOT NULL DEFAULT 0,
+		number     INTEGER NOT NULL
+	);
+	CREATE INDEX bans_prefix ON bans(prefix, at);
+	CREATE INDEX bans_at ON bans(at);
+	CREATE TABLE unbans (
+		prefix TEXT PRIMARY KEY,
+		at     INTEGER NOT NULL,
+		until  INTEGER NOT NULL,
+		by     TEXT NOT NULL DEFAULT '',
+		reason TEXT NOT NULL DEFAULT ''
+	);
+	CREATE TABLE notify_log (
+		key       TEXT PRIMARY KEY,
+		last_sent INTEGER NOT NULL,
+		count     INTEGER NOT NULL DEFAULT 0,
+		last_seen INTEGER NOT NULL DEFAULT 0,
+		severity  REAL NOT NULL DEFAULT 0
+	);
+	CREATE TABLE outbox (
+		id         INTEGER PRIMARY KEY AUTOINCREMENT,
+		notifier   TEXT NOT NULL,
+		key        TEXT NOT NULL,
+		payload    TEXT NOT NULL,
+		state      TEXT NOT NULL,
+		attempts   INTEGER NOT NULL DEFAULT 0,
+		last_error TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL
+	);
+	CREATE INDEX outbox_state ON outbox(state, id);`
+
+// BlockState is where a block row is in its life.
+type BlockState string
+
+// Block states. Pending, active and removing rows are live: at most one
+// live row per target and prefix, and per target and rule number.
+const (
+	BlockPending  BlockState = "pending"  // recorded, not yet confirmed in AWS
+	BlockActive   BlockState = "active"   // the entry exists in AWS
+	BlockRemoving BlockState = "removing" // to be removed, not yet confirmed
+	BlockRemoved  BlockState = "removed"  // flowguard removed it
+	BlockGone     BlockState = "gone"     // found missing in AWS (removed by someone else)
+	BlockFailed   BlockState = "failed"   // abandoned before it existed in AWS
+)
+
+// Live reports whether the state holds (or may hold) an entry in AWS.
+func (s BlockState) Live() bool {
+	return s == BlockPending || s == BlockActive || s == BlockRemoving
+}
+
+// ErrBlockExists is returned when a live block already holds the target and
+// prefix, or the target and rule number.
+var ErrBlockExists = errors.New("a live block already holds this target and prefix or rule number")
+
+// BlockRecord is one row of the blocks table.
+type BlockRecord struct {
+	ID         int64        `json:"id"`
+	Target     string       `json:"target"`
+	Prefix     netip.Prefix `json:"prefix"`
+	RuleNumber int32        `json:"rule_number,omitempty"`
+	FindingID  string       `json:"finding_id,omitempty"`
+	Severity   float64      `json:"severity,omitempty"`
+	Reason     string       `json:"reason,omitempty"`
+	State      BlockState   `json:"state"`
+	Created    time.Time    `json:"created"`
+	Expires    time.Time    `json:"expires"`
+	Removed    time.Time    `json:"removed,omitzero"`
+	RemovedBy  string       `json:"removed_by,omitempty"` // expiry, unblock, evict, reconcile
+	Attempts   int          `json:"attempts,omitempty"`
+	LastError  string       `json:"last_error,omitempty"`
+	Updated    time.Time    `json:"updated"`
+}
+
+// BlockFilter selects block rows; the zero value selects all.
+type BlockFilter struct {
+	Target string
+	// Prefix selects rows whose prefix equals it (when valid).
+	Prefix netip.Prefix
+	States []BlockState
+	// LiveOnly selects pending, active and removing rows.
+	LiveOnly bool
+	// Since selects rows created at or after it.
+	Since time.Time
+	// DueBy selects rows expiring at or before it.
+	DueBy time.Time
+	// Limit keeps the newest Limit rows (0: all).
+	Limit int
+}
+
+const blockCols = `id, target, prefix, rule_number, finding_id, severity, reason, state, created_at, expires_at, removed_at, removed_by, attempts, last_error, updated_at`
+
+// InsertBlock records a block (normally in state pending) and returns its
+// id. It returns an error wrapping ErrBlockExists when a live row holds the
+// same target and prefix, or the same target and rule number.
+func (s *Store) InsertBlock(ctx context.Context, r BlockRecord) (int64, error) {
+	if r.Target == "" || !r.Prefix.IsValid() {
+		return 0, errors.New("block without a target or prefix")
+	}
+	if r.State == "" {
+		r.State = BlockPending
+	}
+	now := s.now()
+	if r.Created.IsZero() {
+		r.Created = now
+	}
+	var id int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO blocks(target, prefix, rule_number, finding_id, severity, reason, state, created_at, expires_at, updated_at)
+			VALUES (?,?,?,?,?,?,?,?,?,?)`,
+			r.Target, r.Prefix.String(), r.RuleNumber, r.FindingID, r.Severity, r.Reason, string(r.State),
+			nanos(r.Created), nanos(r.Expires), nanos(now))
+		if err != nil {
+			if strings.Contains(err.Error(), "UNIQUE") {
+				return fmt.Errorf("cannot record block of %s at %s: %w", r.Prefix, r.Target, ErrBlockExists)
+			}
+			return fmt.Errorf("cannot record block of %s at %s: %w", r.Prefix, r.Target, err)
+		}
+		id, err = res.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("cannot record block of %s at %s: %w", r.Prefix, r.Target, err)
+		}
+		return nil
+	})
+	return id, err
+}
+
+// BlockUpdate changes a block row: its state, and optionally who removed
+// it, its rule number and the last error. Zero fields are left alone,
+// except LastError, which is always written (clearing it on success).
+type BlockUpdate struct {
+	State      BlockState
+	RemovedBy  string
+	RuleNumber int32
+	LastError  string
+	// Attempt adds one to the attempt count.
+	Attempt bool
+	// Expires moves the expiry time.
+	Expires time.Time
+	// At is when the change happened (zero: now).
+	At time.Time
+}
+
+// UpdateBlock applies u to the row with id. Moving to removed or gone
+// stamps the removal time.
+func (s *Store) UpdateBlock(ctx context.Context, id int64, u BlockUpdate) error {
+	now := u.At
+	if now.IsZero() {
+		now = s.now()
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		sets := []string{"updated_at = ?", "last_error = ?"}
+		args := []any{nanos(now), u.LastError}
+		if u.State != "" {
+			sets = append(sets, "state = ?")
+			args = append(args, string(u.State))
+			if u.State == BlockRemoved || u.State == BlockGone || u.State == BlockFailed {
+				sets = append(sets, "removed_at = ?")
+				args = append(args, nanos(now))
+			}
+		}
+		if u.RemovedBy != "" {
+			sets = append(sets, "removed_by = ?")
+			args = append(args, u.RemovedBy)
+		}
+		if u.RuleNumber != 0 {
+			sets = append(sets, "rule_number = ?")
+			args = append(args, u.RuleNumber)
+		}
+		if u.Attempt {
+			sets = append(sets, "attempts = attempts + 1")
+		}
+		if !u.Expires.IsZero() {
+			sets = append(sets, "expires_at = ?")
+			args = append(args, nanos(u.Expires))
+		}
+		args = append(args, id)
+		res, err := tx.ExecContext(ctx, `UPDATE blocks SET `+strings.Join(sets, ", ")+` WHERE id = ?`, args...)
+		if err != nil {
+			if strings.Contains(err.Error(), "UNIQUE") {
+				return fmt.Errorf("cannot update block %d: %w", id, ErrBlockExists)
+			}
+			return fmt.Errorf("cannot update block %d: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return &NotFoundError{Kind: "block", ID: fmt.Sprint(id)}
+		}
+		return nil
+	})
+}
+
+// ListBlocks returns block rows, oldest first.
+func (s *Store) ListBlocks(ctx context.Context, fl BlockFilter) ([]BlockRecord, error) {
+	var where []string
+	var args []any
+	if fl.Target != "" {
+		where = append(where, "target = ?")
+		args = append(args, fl.Target)
+	}
+	if fl.Prefix.IsValid() {
+		where = append(where, "prefix = ?")
+		args = append(args, fl.Prefix.String())
+	}
+	states := fl.States
+	if fl.LiveOnly {
+		states = append(states, BlockPending, BlockActive, BlockRemoving)
+	}
+	if len(states) > 0 {
+		where = append(where, "state IN ("+strings.TrimSuffix(strings.Repeat("?,", len(states)), ",")+")")
+		for _, st := range states {
+			args = append(args, string(st))
+		}
+	}
+	if !fl.Since.IsZero() {
+		where = append(where, "created_at >= ?")
+		args = append(args, nanos(fl.Since))
+	}
+	if !fl.DueBy.IsZero() {
+		where = append(where, "expires_at <= ?")
+		args = append(args, nanos(fl.DueBy))
+	}
+	q := `SELECT ` + blockCols + ` FROM blocks`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY id DESC"
+	if fl.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", fl.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read blocks: %w", err)
+	}
+	defer rows.Close()
+	var out []BlockRecord
+	for rows.Next() {
+		var r BlockRecord
+		var prefix, state string
+		var created, expires, removed, updated int64
+		if err := rows.Scan(&r.ID, &r.Target, &prefix, &r.RuleNumber, &r.FindingID, &r.Severity, &r.Reason, &state,
+			&created, &expires, &removed, &r.RemovedBy, &r.Attempts, &r.LastError, &updated); err != nil {
+			return nil, fmt.Errorf("cannot read blocks: %w", err)
+		}
+		if r.Prefix, err = netip.ParsePrefix(prefix); err != nil {
+			return nil, fmt.Errorf("block %d: bad prefix %q in the store: %w", r.ID, prefix, err)
+		}
+		r.State = BlockState(state)
+		r.Created, r.Expires, r.Removed, r.Updated = fromNanos(created), fromNanos(expires), fromNanos(removed), fromNanos(updated)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read blocks: %w", err)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// Ban is one decision to ban an address.
+type Ban struct {
+	Prefix    netip.Prefix `json:"prefix"`
+	FindingID string       `json:"finding_id,omitempty"`
+	Severity  float64      `json:"severity,omitempty"`
+	At        time.Time    `json:"at"`
+	Expires   time.Time    `json:"expires"`
+	// LastSeen is the finding's last activity when it was banned: the
+	// same finding with no newer activity does not ban the address again.
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	// Number counts the bans of this prefix, this one included (1 for the
+	// first).
+	Number int `json:"number"`
+}
+
+// RecordBan records a ban decision and returns its number (1 for the
+// prefix's first ban).
+func (s *Store) RecordBan(ctx context.Context, b Ban) (int, error) {
+	var n int
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM bans WHERE prefix = ?`, b.Prefix.String()).Scan(&n); err != nil {
+			return fmt.Errorf("cannot count bans of %s: %w", b.Prefix, err)
+		}
+		n++
+		if _, err := tx.ExecContext(ctx, `INSERT INTO bans(prefix, finding_id, severity, at, expires_at, last_seen, number) VALUES (?,?,?,?,?,?,?)`,
+			b.Prefix.String(), b.FindingID, b.Severity, nanos(b.At), nanos(b.Expires), nanos(b.LastSeen), n); err != nil {
+			return fmt.Errorf("cannot record ban of %s: %w", b.Prefix, err)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// BanCount returns how many times the prefix was banned.
+func (s *Store) BanCount(ctx context.Context, p netip.Prefix) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM bans WHERE prefix = ?`, p.String()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("cannot count bans of %s: %w", p, err)
+	}
+	return n, nil
+}
+
+// LastBan returns the latest ban of the prefix caused by the finding, if
+// any.
+func (s *Store) LastBan(ctx context.Context, p netip.Prefix, findingID string) (Ban, bool, error) {
+	b := Ban{Prefix: p, FindingID: findingID}
+	var at, exp, seen int64
+	err := s.r.QueryRowContext(ctx, `SELECT severity, at, expires_at, last_seen, number FROM bans WHERE prefix = ? AND finding_id = ? ORDER BY seq DESC LIMIT 1`,
+		p.String(), findingID).Scan(&b.Severity, &at, &exp, &seen, &b.Number)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Ban{}, false, nil
+	}
+	if err != nil {
+		return Ban{}, false, fmt.Errorf("cannot read bans of %s: %w", p, err)
+	}
+	b.At, b.Expires, b.LastSeen = fromNanos(at), fromNanos(exp), fromNanos(seen)
+	return b, true, nil
+}
+
+// ListBans returns bans at or after since, oldest first.
+func (s *Store) ListBans(ctx context.Context, since time.Time) ([]Ban, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT prefix, finding_id, severity, at, expires_at, last_seen, number FROM bans WHERE at >= ? ORDER BY seq`, nanos(since))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read bans: %w", err)
+	}
+	defer rows.Close()
+	var out []Ban
+	for rows.Next() {
+		var b Ban
+		var prefix string
+		var at, exp, seen int64
+		if err := rows.Scan(&prefix, &b.FindingID, &b.Severity, &at, &exp, &seen, &b.Number); err != nil {
+			return nil, fmt.Errorf("cannot read bans: %w", err)
+		}
+		if b.Prefix, err = netip.ParsePrefix(prefix); err != nil {
+			return nil, fmt.Errorf("bad prefix %q in the store: %w", prefix, err)
+		}
+		b.At, b.Expires, b.LastSeen = fromNanos(at), fromNanos(exp), fromNanos(seen)
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read bans: %w", err)
+	}
+	return out, nil
+}
+
+// BansSince returns how many bans were decided at or after t.
+func (s *Store) BansSince(ctx context.Context, t time.Time) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM bans WHERE at >= ?`, nanos(t)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("cannot count bans: %w", err)
+	}
+	return n, nil
+}
+
+// Unban is a manual unblock: the prefix is not blocked again before Until.
+type Unban struct {
+	Prefix netip.Prefix `json:"prefix"`
+	At     time.Time    `json:"at"`
+	Until  time.Time    `json:"until"`
+	By     string       `json:"by,omitempty"`
+	Reason string       `json:"reason,omitempty"`
+}
+
+// PutUnban records (or replaces) the manual unban of a prefix.
+func (s *Store) PutUnban(ctx context.Context, u Unban) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO unbans(prefix, at, until, by, reason) VALUES (?,?,?,?,?)
+			ON CONFLICT(prefix) DO UPDATE SET at = excluded.at, until = excluded.until, by = excluded.by, reason = excluded.reason`,
+			u.Prefix.String(), nanos(u.At), nanos(u.Until), u.By, u.Reason); err != nil {
+			return fmt.Errorf("cannot record the unban of %s: %w", u.Prefix, err)
+		}
+		return nil
+	})
+}
+
+// GetUnban returns the manual unban of exactly this prefix, if any.
+func (s *Store) GetUnban(ctx context.Context, p netip.Prefix) (Unban, bool, error) {
+	var at, until int64
+	u := Unban{Prefix: p}
+	err := s.r.QueryRowContext(ctx, `SELECT at, until, by, reason FROM unbans WHERE prefix = ?`, p.String()).Scan(&at, &until, &u.By, &u.Reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Unban{}, false, nil
+	}
+	if err != nil {
+		return Unban{}, false, fmt.Errorf("cannot read the unban of %s: %w", p, err)
+	}
+	u.At, u.Until = fromNanos(at), fromNanos(until)
+	return u, true, nil
+}
+
+// NotifyRecord is what was last sent for a notification key.
+type NotifyRecord struct {
+	Key      string
+	LastSent time.Time
+	Count    int64
+	LastSeen time.Time
+	Severity float64
+}
+
+// GetNotifyRecord returns the record of a notification key, if any.
+func (s *Store) GetNotifyRecord(ctx context.Context, key string) (NotifyRecord, bool, error) {
+	r := NotifyRecord{Key: key}
+	var sent, seen int64
+	err := s.r.QueryRowContext(ctx, `SELECT last_sent, count, last_seen, severity FROM notify_log WHERE key = ?`, key).Scan(&sent, &r.Count, &seen, &r.Severity)
+	if errors.Is(err, sql.ErrNoRows) {
+		return NotifyRecord{}, false, nil
+	}
+	if err != nil {
+		return NotifyRecord{}, false, fmt.Errorf("cannot read notification log %s: %w", key, err)
+	}
+	r.LastSent, r.LastSeen = fromNanos(sent), fromNanos(seen)
+	return r, true, nil
+}
+
+// OutboxItem is a notification decided but maybe not yet delivered.
+type OutboxItem struct {
+	ID       int64
+	Notifier string
+	Key      string
+	// Payload is the JSON the pipeline needs to render the message again.
+	Payload   string
+	State     string // "pending", "sent", "failed"
+	Attempts  int
+	LastError string
+	Created   time.Time
+}
+
+// Enqueue records notifications to deliver together with the notification
+// log records that say they were decided, in one transaction: a crash
+// after it loses nothing (the outbox is delivered on the next run) and
+// sends nothing twice (the log says it was decided).
+func (s *Store) Enqueue(ctx context.Context, items []OutboxItem, recs []NotifyRecord) ([]int64, error) {
+	now := s.now()
+	ids := make([]int64, 0, len(items))
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		for _, it := range items {
+			res, err := tx.ExecContext(ctx, `INSERT INTO outbox(notifier, key, payload, state, created_at, updated_at) VALUES (?,?,?,'pending',?,?)`,
+				it.Notifier, it.Key, it.Payload, nanos(now), nanos(now))
+			if err != nil {
+				return fmt.Errorf("cannot queue a notification for %s: %w", it.Notifier, err)
+			}
+			id, err := res.LastInsertId()
+			if err != nil {
+				return fmt.Errorf("cannot queue a notification for %s: %w", it.Notifier, err)
+			}
+			ids = append(ids, id)
+		}
+		for _, r := range recs {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO notify_log(key, last_sent, count, last_seen, severity) VALUES (?,?,?,?,?)
+				ON CONFLICT(key) DO UPDATE SET last_sent = excluded.last_sent, count = excluded.count, last_seen = excluded.last_seen, severity = excluded.severity`,
+				r.Key, nanos(r.LastSent), r.Count, nanos(r.LastSeen), r.Severity); err != nil {
+				return fmt.Errorf("cannot record notification %s: %w", r.Key, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// PendingOutbox returns undelivered notifications, oldest first.
+func (s *Store) PendingOutbox(ctx context.Context) ([]OutboxItem, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, notifier, key, payload, state, attempts, last_error, created_at FROM outbox WHERE state = 'pending' ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []OutboxItem
+	for rows.Next() {
+		var it OutboxItem
+		var created int64
+		if err := rows.Scan(&it.ID, &it.Notifier, &it.Key, &it.Payload, &it.State, &it.Attempts, &it.LastError, &created); err != nil {
+			return nil, fmt.Errorf("cannot read the outbox: %w", err)
+		}
+		it.Created = fromNanos(created)
+		out = append(out, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read the outbox: %w", err)
+	}
+	return out, nil
+}
+
+// MarkOutbox sets an outbox item's state ("sent", "pending" to try again,
+// "failed" to give up) and counts the attempt.
+func (s *Store) MarkOutbox(ctx context.Context, id int64, state, lastErr string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = ?, last_error = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?`,
+			state, lastErr, nanos(s.now()), id); err != nil {
+			return fmt.Errorf("cannot update outbox item %d: %w", id, err)
+		}
+		return nil
+	})
+}

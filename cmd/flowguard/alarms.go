@@ -15,7 +15,7 @@ func newAlarmsCmd() *cobra.Command {
 		Use:   "alarms",
 		Short: "Import CloudWatch metric filters and alarms, and test them by replay",
 	}
-	cmd.AddCommand(newAlarmsImportCmd(), newAlarmsTestCmd())
+	cmd.AddCommand(newAlarmsImportCmd(), newAlarmsTestCmd(), newAlarmsRunCmd())
 	return cmd
 }
 

@@ -82,4 +82,3 @@ func TestAlarmsRunOnRecordTime(t *testing.T) {
 		t.Errorf("want a return to OK after the burst, got %+v", changes)
 	}
 }
-

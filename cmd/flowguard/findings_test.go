@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,33 +13,7 @@ import (
 
 	"github.com/flowguard/flowguard/internal/finding"
 	"github.com/flowguard/flowguard/internal/store"
-	"github.com/spf13/cobra"
 )
-
-// runStoreCLI runs the findings and alarms commands under a root of their
-// own (main.go wires them into the real one) and returns what a user sees.
-func runStoreCLI(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	root := &cobra.Command{Use: "flowguard", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(newFindingsCmd(), newAlarmsCmd())
-	var out, errb bytes.Buffer
-	root.SetArgs(args)
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetIn(strings.NewReader(stdin))
-	err := root.Execute()
-	var ee exitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.code
-		errb.WriteString(ee.msg)
-	default:
-		code = 1
-		errb.WriteString(err.Error())
-	}
-	return out.String(), errb.String(), code
-}
 
 var cliT0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
@@ -103,7 +76,7 @@ type designFinding struct {
 
 func TestFindingsListJSONShape(t *testing.T) {
 	db, fs := seedStore(t)
-	out, errOut, code := runStoreCLI(t, "", "findings", "list", "--db", db, "--output", "json")
+	out, errOut, code := execute(t, "", "findings", "list", "--db", db, "--output", "json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -134,7 +107,7 @@ func TestFindingsListFilters(t *testing.T) {
 	db, _ := seedStore(t)
 	count := func(args ...string) int {
 		t.Helper()
-		out, errOut, code := runStoreCLI(t, "", append([]string{"findings", "list", "--db", db, "-o", "json"}, args...)...)
+		out, errOut, code := execute(t, "", append([]string{"findings", "list", "--db", db, "-o", "json"}, args...)...)
 		if code != 0 {
 			t.Fatalf("%v: exit %d: %s", args, code, errOut)
 		}
@@ -168,7 +141,7 @@ func TestFindingsListFilters(t *testing.T) {
 		{"--min-severity", "severe"}, {"--archived", "maybe"}, {"--actor", "nope"}, {"--since", "yesterday"},
 		{"--type", "*"}, {"--output", "xml"},
 	} {
-		if _, errOut, code := runStoreCLI(t, "", append([]string{"findings", "list", "--db", db}, bad...)...); code != 1 || errOut == "" {
+		if _, errOut, code := execute(t, "", append([]string{"findings", "list", "--db", db}, bad...)...); code != 1 || errOut == "" {
 			t.Errorf("%v: exit %d, stderr %q; want 1 and a message", bad, code, errOut)
 		}
 	}
@@ -176,7 +149,7 @@ func TestFindingsListFilters(t *testing.T) {
 
 func TestFindingsListTable(t *testing.T) {
 	db, fs := seedStore(t)
-	out, _, code := runStoreCLI(t, "", "findings", "list", "--db", db)
+	out, _, code := execute(t, "", "findings", "list", "--db", db)
 	if code != 0 {
 		t.Fatal(code)
 	}
@@ -197,11 +170,11 @@ func TestFindingsListTable(t *testing.T) {
 
 func TestFindingsMissingDatabase(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "none.db")
-	out, errOut, code := runStoreCLI(t, "", "findings", "list", "--db", db, "-o", "json")
+	out, errOut, code := execute(t, "", "findings", "list", "--db", db, "-o", "json")
 	if code != 0 || strings.TrimSpace(out) != "[]" || !strings.Contains(errOut, "no database") {
 		t.Errorf("list on a missing db: exit %d out %q err %q", code, out, errOut)
 	}
-	_, errOut, code = runStoreCLI(t, "", "findings", "archive", "--db", db, "abcdef")
+	_, errOut, code = execute(t, "", "findings", "archive", "--db", db, "abcdef")
 	if code != 1 || !strings.Contains(errOut, "no database at "+db) {
 		t.Errorf("archive on a missing db: exit %d err %q", code, errOut)
 	}
@@ -215,7 +188,7 @@ func TestFindingsShowArchiveFeedback(t *testing.T) {
 	id := fs[0].ID
 	short := id[:12]
 
-	out, errOut, code := runStoreCLI(t, "", "findings", "show", "--db", db, short)
+	out, errOut, code := execute(t, "", "findings", "show", "--db", db, short)
 	if code != 0 {
 		t.Fatalf("show: %d %s", code, errOut)
 	}
@@ -224,74 +197,74 @@ func TestFindingsShowArchiveFeedback(t *testing.T) {
 			t.Errorf("show output lacks %q:\n%s", want, out)
 		}
 	}
-	out, _, code = runStoreCLI(t, "", "findings", "show", "--db", db, "-o", "json", id)
+	out, _, code = execute(t, "", "findings", "show", "--db", db, "-o", "json", id)
 	var one designFinding
 	if code != 0 || json.Unmarshal([]byte(out), &one) != nil || one.ID != id || one.Count != 1042 {
 		t.Errorf("show json: %d %s", code, out)
 	}
 
-	_, errOut, code = runStoreCLI(t, "", "findings", "show", "--db", db, "0123456789abcdef")
+	_, errOut, code = execute(t, "", "findings", "show", "--db", db, "0123456789abcdef")
 	if code != 1 || !strings.Contains(errOut, `"0123456789abcdef"`) {
 		t.Errorf("show of an unknown id: exit %d, %q; want 1 naming the id", code, errOut)
 	}
 
 	// Unknown id among known ones: nothing changes.
-	_, errOut, code = runStoreCLI(t, "", "findings", "archive", "--db", db, short, "feedfacefeed")
+	_, errOut, code = execute(t, "", "findings", "archive", "--db", db, short, "feedfacefeed")
 	if code != 1 || !strings.Contains(errOut, "feedfacefeed") {
 		t.Errorf("archive with an unknown id: exit %d %q", code, errOut)
 	}
-	out, _, code = runStoreCLI(t, "", "findings", "archive", "--db", db, short, fs[1].ID)
+	out, _, code = execute(t, "", "findings", "archive", "--db", db, short, fs[1].ID)
 	if code != 0 || !strings.Contains(out, "archived 2 of 2") {
 		t.Errorf("archive: %d %q", code, out)
 	}
-	out, _, _ = runStoreCLI(t, "", "findings", "list", "--db", db, "-o", "json")
+	out, _, _ = execute(t, "", "findings", "list", "--db", db, "-o", "json")
 	var cur []designFinding
 	json.Unmarshal([]byte(out), &cur)
 	if len(cur) != 1 || cur[0].ID != fs[2].ID {
 		t.Errorf("current after archive: %+v", cur)
 	}
-	out, _, _ = runStoreCLI(t, "", "findings", "list", "--db", db, "--archived", "all")
+	out, _, _ = execute(t, "", "findings", "list", "--db", db, "--archived", "all")
 	if !strings.Contains(out, "ARCHIVED") || strings.Count(out, " yes") != 2 {
 		t.Errorf("--archived all table:\n%s", out)
 	}
-	out, _, code = runStoreCLI(t, "", "findings", "unarchive", "--db", db, short)
+	out, _, code = execute(t, "", "findings", "unarchive", "--db", db, short)
 	if code != 0 || !strings.Contains(out, "unarchived 1 of 1") {
 		t.Errorf("unarchive: %d %q", code, out)
 	}
 
-	out, errOut, code = runStoreCLI(t, "", "findings", "feedback", "--db", db, short, "not-useful")
+	out, errOut, code = execute(t, "", "findings", "feedback", "--db", db, short, "not-useful")
 	if code != 0 || !strings.Contains(out, "NOT_USEFUL") {
 		t.Errorf("feedback: %d %q %q", code, out, errOut)
 	}
-	out, _, _ = runStoreCLI(t, "", "findings", "show", "--db", db, "-o", "json", short)
+	out, _, _ = execute(t, "", "findings", "show", "--db", db, "-o", "json", short)
 	var raw map[string]any
 	json.Unmarshal([]byte(out), &raw)
 	if raw["feedback"] != "NOT_USEFUL" || raw["archived"] != false {
 		t.Errorf("after feedback: %v", raw)
 	}
-	if _, errOut, code := runStoreCLI(t, "", "findings", "feedback", "--db", db, short, "meh"); code != 1 || !strings.Contains(errOut, "useful or not-useful") {
+	if _, errOut, code := execute(t, "", "findings", "feedback", "--db", db, short, "meh"); code != 1 || !strings.Contains(errOut, "useful or not-useful") {
 		t.Errorf("bad feedback: %d %q", code, errOut)
 	}
 }
 
 func TestFindingsSuppress(t *testing.T) {
 	db, fs := seedStore(t)
-	out, errOut, code := runStoreCLI(t, "", "findings", "suppress", "add", "--db", db,
+	out, errOut, code := execute(t, "", "findings", "suppress", "add", "--db", db,
 		"--name", "vendor", "--type", "Recon:*", "--actor", "198.51.100.0/24", "--description", "contracted scanner")
 	if code != 0 || !strings.Contains(out, "archived 1 current finding") {
 		t.Fatalf("suppress add: %d %q %q", code, out, errOut)
 	}
-	out, _, _ = runStoreCLI(t, "", "findings", "list", "--db", db, "--archived", "yes", "-o", "json")
+	out, _, _ = execute(t, "", "findings", "list", "--db", db, "--archived", "yes", "-o", "json")
 	var arch []designFinding
 	json.Unmarshal([]byte(out), &arch)
 	if len(arch) != 1 || arch[0].ID != fs[0].ID {
 		t.Errorf("archived by the rule: %+v; want only the scan", arch)
 	}
-	out, _, _ = runStoreCLI(t, "", "findings", "suppress", "list", "--db", db)
+	out, _, _ = execute(t, "", "findings", "suppress", "list", "--db", db)
 	if !strings.Contains(out, "vendor") || !strings.Contains(out, "type=Recon:* actor=198.51.100.0/24") || !strings.Contains(out, "contracted scanner") {
 		t.Errorf("suppress list:\n%s", out)
 	}
-	out, _, _ = runStoreCLI(t, "", "findings", "suppress", "list", "--db", db, "-o", "json")
+	out, _, _ = execute(t, "", "findings", "suppress", "list", "--db", db, "-o", "json")
 	var rules []map[string]any
 	if json.Unmarshal([]byte(out), &rules) != nil || len(rules) != 1 || rules[0]["name"] != "vendor" || rules[0]["action"] != "ARCHIVE" {
 		t.Errorf("suppress list json: %s", out)
@@ -303,18 +276,18 @@ func TestFindingsSuppress(t *testing.T) {
 		{"--name", "p", "--port", "70000"},          // bad port
 		{"--name", "s", "--severity-below", "huge"}, // bad severity
 	} {
-		if _, errOut, code := runStoreCLI(t, "", append([]string{"findings", "suppress", "add", "--db", db}, bad...)...); code != 1 || errOut == "" {
+		if _, errOut, code := execute(t, "", append([]string{"findings", "suppress", "add", "--db", db}, bad...)...); code != 1 || errOut == "" {
 			t.Errorf("suppress add %v: exit %d %q", bad, code, errOut)
 		}
 	}
-	out, _, code = runStoreCLI(t, "", "findings", "suppress", "add", "--db", db, "--name", "low-ssh", "--port", "22", "--severity-below", "medium")
+	out, _, code = execute(t, "", "findings", "suppress", "add", "--db", db, "--name", "low-ssh", "--port", "22", "--severity-below", "medium")
 	if code != 0 || !strings.Contains(out, "archived 1 current finding") { // the brute force: port 22, severity 2
 		t.Errorf("port+severity rule: %d %q", code, out)
 	}
-	if _, _, code := runStoreCLI(t, "", "findings", "suppress", "remove", "--db", db, "vendor"); code != 0 {
+	if _, _, code := execute(t, "", "findings", "suppress", "remove", "--db", db, "vendor"); code != 0 {
 		t.Errorf("remove: %d", code)
 	}
-	if _, errOut, code := runStoreCLI(t, "", "findings", "suppress", "remove", "--db", db, "vendor"); code != 1 || !strings.Contains(errOut, `"vendor"`) {
+	if _, errOut, code := execute(t, "", "findings", "suppress", "remove", "--db", db, "vendor"); code != 1 || !strings.Contains(errOut, `"vendor"`) {
 		t.Errorf("second remove: %d %q", code, errOut)
 	}
 }

@@ -288,7 +288,12 @@ func (p *Pipeline) block(ctx context.Context, f *finding.Finding, names []string
 	var jobs []job
 	for _, name := range names {
 		b := p.blockers[name]
-		ts, err := b.Targets(ctx, f, prefix)
+		var ts []string
+		_, _, err := p.retry.do(ctx, func(ctx context.Context) (bool, error) {
+			var err error
+			ts, err = b.Targets(ctx, f, prefix)
+			return false, err
+		})
 		if err != nil {
 			o := Outcome{FindingID: f.ID, Kind: OutcomeFailed, Prefix: prefix, Reason: err.Error()}
 			rep.add(o)

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/flowguard/flowguard/internal/respond"
+	"github.com/flowguard/flowguard/internal/respond/notify"
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+)
+
+// responseFile is the part of the configuration file the response
+// commands read: the response and notify sections.
+type responseFile struct {
+	Response respond.Config `yaml:"response"`
+	Notify   notify.Config  `yaml:"notify"`
+}
+
+// readResponseConfig reads the response and notify sections of a
+// configuration file (other sections are left to the config package).
+func readResponseConfig(path string) (*responseFile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the configuration: %w", err)
+	}
+	var rf responseFile
+	if err := yaml.Unmarshal(data, &rf); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	rf.Response.Resolve(filepath.Dir(path))
+	return &rf, nil
+}
+
+// notifierNames returns the names the notify section defines.
+func notifierNames(n *notify.Config) []string {
+	var out []string
+	for _, s := range n.SNS {
+		out = append(out, s.Name)
+	}
+	for _, s := range n.Slack {
+		out = append(out, s.Name)
+	}
+	for _, s := range n.Webhook {
+		out = append(out, s.Name)
+	}
+	for _, s := range n.EventBridge {
+		out = append(out, s.Name)
+	}
+	for _, s := range n.Email {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// iamPolicy builds the policy for the configured blockers and AWS
+// notifiers (SNS, EventBridge); Slack, webhooks and e-mail need no AWS
+// permission.
+func iamPolicy(rf *responseFile, account string) respond.PolicyDocument {
+	doc := respond.PolicyDocument{Version: "2012-10-17", Statement: respond.IAMStatements(&rf.Response, account)}
+	acct := account
+	if acct == "" {
+		acct = "*"
+	}
+	var topics []string
+	for _, s := range rf.Notify.SNS {
+		topics = append(topics, s.TopicARN)
+	}
+	if len(topics) > 0 {
+		doc.Statement = append(doc.Statement, respond.PolicyStatement{Sid: "FlowguardSNSPublish", Effect: "Allow", Action: []string{"sns:Publish"}, Resource: topics})
+	}
+	var buses []string
+	for _, e := range rf.Notify.EventBridge {
+		bus := e.EventBus
+		if strings.HasPrefix(bus, "arn:") {
+			buses = append(buses, bus)
+			continue
+		}
+		if bus == "" {
+			bus = "default"
+		}
+		a := acct
+		if e.AccountID != "" {
+			a = e.AccountID
+		}
+		region := e.Region
+		if region == "" {
+			region = "*"
+		}
+		buses = append(buses, "arn:aws:events:"+region+":"+a+":event-bus/"+bus)
+	}
+	if len(buses) > 0 {
+		doc.Statement = append(doc.Statement, respond.PolicyStatement{Sid: "FlowguardEventBridgePutEvents", Effect: "Allow", Action: []string{"events:PutEvents"}, Resource: buses})
+	}
+	if doc.Statement == nil {
+		doc.Statement = []respond.PolicyStatement{}
+	}
+	return doc
+}
+
+func newIAMPolicyCmd() *cobra.Command {
+	var cfgPath, account string
+	cmd := &cobra.Command{
+		Use:   "iam-policy [--config FILE] [--account ID]",
+		Short: "Print the least-privilege IAM policy the configured responders need",
+		Long: `Print, as JSON, the IAM policy flowguard needs for the blockers and
+notifiers the configuration enables, and nothing more:
+
+  network ACLs  ec2:DescribeNetworkAcls (and ec2:DescribeNetworkInterfaces
+                when the ACL is found from the attacked interface), on "*";
+                ec2:CreateNetworkAclEntry and ec2:DeleteNetworkAclEntry on
+                the configured ACLs (or any ACL of the account)
+  WAFv2         wafv2:GetIPSet and wafv2:UpdateIPSet on the two IP sets
+  SNS           sns:Publish on the topics
+  EventBridge   events:PutEvents on the event buses
+
+Security groups are never used to block (they cannot deny), so no
+ec2:AuthorizeSecurityGroupIngress is asked for.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rf := &responseFile{}
+			if cfgPath != "" {
+				var err error
+				if rf, err = readResponseConfig(cfgPath); err != nil {
+					return err
+				}
+				if err := rf.Response.Validate(notifierNames(&rf.Notify)); err != nil {
+					return fmt.Errorf("%s: %w", cfgPath, err)
+				}
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(iamPolicy(rf, account))
+		},
+	}
+	cmd.Flags().StringVar(&cfgPath, "config", "", "configuration file (its response: and notify: sections)")
+	cmd.Flags().StringVar(&account, "account", "", "AWS account id for the resource ARNs (default: any)")
+	return cmd
+}

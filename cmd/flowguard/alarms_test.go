@@ -12,7 +12,7 @@ import (
 
 func TestAlarmsImport(t *testing.T) {
 	tmpl := filepath.Join("testdata", "alarms", "reject-alarm.yaml")
-	out, errOut, code := runStoreCLI(t, "", "alarms", "import", "--param", "Threshold=25", "--param", "Env=prod", tmpl)
+	out, errOut, code := execute(t, "", "alarms", "import", "--param", "Threshold=25", "--param", "Env=prod", tmpl)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -46,7 +46,7 @@ func TestAlarmsImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(t.TempDir(), "alarms.yaml")
-	stdout, errOut, code := runStoreCLI(t, string(src), "alarms", "import", "-p", "Threshold=25", "-p", "Env=prod", "--output", dst, "-")
+	stdout, errOut, code := execute(t, string(src), "alarms", "import", "-p", "Threshold=25", "-p", "Env=prod", "--output", dst, "-")
 	if code != 0 || stdout != "" {
 		t.Fatalf("import to file: exit %d stdout %q stderr %q", code, stdout, errOut)
 	}
@@ -55,20 +55,20 @@ func TestAlarmsImport(t *testing.T) {
 	}
 
 	// A parameter without a default that is not given is an error.
-	if _, errOut, code := runStoreCLI(t, "", "alarms", "import", tmpl); code != 1 || !strings.Contains(errOut, "Threshold") {
+	if _, errOut, code := execute(t, "", "alarms", "import", tmpl); code != 1 || !strings.Contains(errOut, "Threshold") {
 		t.Errorf("missing parameter: exit %d %q", code, errOut)
 	}
-	if _, errOut, code := runStoreCLI(t, "", "alarms", "import", "--param", "NoEquals", tmpl); code != 1 || !strings.Contains(errOut, "Name=Value") {
+	if _, errOut, code := execute(t, "", "alarms", "import", "--param", "NoEquals", tmpl); code != 1 || !strings.Contains(errOut, "Name=Value") {
 		t.Errorf("bad --param: exit %d %q", code, errOut)
 	}
-	if _, errOut, code := runStoreCLI(t, "", "alarms", "import", filepath.Join(t.TempDir(), "none.yaml")); code != 1 || !strings.Contains(errOut, "cannot open template") {
+	if _, errOut, code := execute(t, "", "alarms", "import", filepath.Join(t.TempDir(), "none.yaml")); code != 1 || !strings.Contains(errOut, "cannot open template") {
 		t.Errorf("missing file: exit %d %q", code, errOut)
 	}
 }
 
 func TestAlarmsTest(t *testing.T) {
 	pass := filepath.Join("testdata", "alarms", "replay-pass.yaml")
-	out, errOut, code := runStoreCLI(t, "", "alarms", "test", pass)
+	out, errOut, code := execute(t, "", "alarms", "test", pass)
 	if code != 0 || !strings.Contains(out, "PASSED: three rejects in a minute") || !strings.Contains(out, "SUCCESS: 1 test(s) passed") {
 		t.Fatalf("passing file: exit %d\n%s%s", code, out, errOut)
 	}
@@ -86,7 +86,7 @@ func TestAlarmsTest(t *testing.T) {
 	if err := os.WriteFile(failing, []byte(bad), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, code = runStoreCLI(t, "", "alarms", "test", pass, failing)
+	out, errOut, code = execute(t, "", "alarms", "test", pass, failing)
 	if code != 1 {
 		t.Fatalf("failing file: exit %d, want 1\n%s", code, out)
 	}
@@ -97,7 +97,7 @@ func TestAlarmsTest(t *testing.T) {
 
 	broken := filepath.Join(t.TempDir(), "broken.yaml")
 	os.WriteFile(broken, []byte("tests: [\n"), 0o644)
-	out, errOut, code = runStoreCLI(t, "", "alarms", "test", broken)
+	out, errOut, code = execute(t, "", "alarms", "test", broken)
 	if code != 1 || !strings.Contains(out, "FAILED") || !strings.Contains(errOut, "could not be run") {
 		t.Errorf("broken file: exit %d\n%s\n%s", code, out, errOut)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/user"
 	"text/tabwriter"
@@ -14,6 +15,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/wafv2"
+	"github.com/flowguard/flowguard/internal/config"
 	"github.com/flowguard/flowguard/internal/finding"
 	"github.com/flowguard/flowguard/internal/respond"
 	"github.com/flowguard/flowguard/internal/store"
@@ -30,7 +32,7 @@ IP set addresses. The database is the record of what flowguard owns;
 entries someone else created are never listed here, and never touched.`,
 	}
 	db.register(cmd)
-	cmd.AddCommand(newBlocksListCmd(&db), newBlocksHistoryCmd(&db), newBlocksUnblockCmd(&db))
+	cmd.AddCommand(newBlocksListCmd(&db), newBlocksHistoryCmd(&db), newBlocksUnblockCmd(&db), newBlocksExpireCmd(&db))
 	return cmd
 }
 
@@ -175,14 +177,17 @@ out. Only entries flowguard created are removed.`,
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d block(s) marked for removal; the next run removes them from AWS\n", p, len(rows))
 				return nil
 			}
-			rf, err := readResponseConfig(cfgPath)
+			cfg, err := config.Load(cfgPath)
 			if err != nil {
 				return err
 			}
-			if grace > 0 {
-				rf.Response.UnbanGrace = respond.Duration(grace)
+			if cfg.Response == nil {
+				return fmt.Errorf("%s has no response: section", cfgPath)
 			}
-			pl, err := unblockPipeline(cmd.Context(), &rf.Response, st)
+			if grace > 0 {
+				cfg.Response.UnbanGrace = respond.Duration(grace)
+			}
+			pl, err := unblockPipeline(cmd.Context(), cfg.Response, st)
 			if err != nil {
 				return err
 			}
@@ -256,4 +261,41 @@ func responseBlockers(awsCfg aws.Config, cfg *respond.Config) []respond.Planner 
 		}), w))
 	}
 	return out
+}
+
+func newBlocksExpireCmd(db *dbFlag) *cobra.Command {
+	var cfgPath string
+	cmd := &cobra.Command{
+		Use:   "expire --config FILE",
+		Short: "Remove the blocks whose ban time is over, and finish what earlier runs left",
+		Long: `Remove from AWS the blocks whose ban time is over (also those that fell
+due while nothing ran), place blocks an interrupted run recorded but did not
+confirm, reconcile the database with what AWS actually has, and deliver
+queued notifications. Run it from cron between detection runs; the daemon
+does it by itself.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cfgPath == "" {
+				return fmt.Errorf("--config FILE is required: it says where flowguard blocks")
+			}
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				return err
+			}
+			st, err := db.open(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			pl, err := buildPipeline(cmd.Context(), cfg, st, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+			if err != nil {
+				return err
+			}
+			rep, err := pl.Start(cmd.Context())
+			writeReport(cmd.OutOrStdout(), rep)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&cfgPath, "config", "", "configuration file with the response: section")
+	return cmd
 }

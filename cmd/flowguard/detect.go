@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"sort"
@@ -29,6 +30,7 @@ type detectFlags struct {
 	db         string
 	noDB       bool
 	explain    string
+	respond    bool
 }
 
 func newDetectCmd() *cobra.Command {
@@ -65,6 +67,7 @@ attack. docs/detection.md describes every rule and its thresholds.
 	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
 	fl.StringVar(&f.db, "db", "", "findings database (default: $"+store.EnvDB+", else ~/.local/share/flowguard/flowguard.db); --db '' records nothing")
 	fl.BoolVar(&f.noDB, "no-db", false, "do not record the findings")
+	fl.BoolVar(&f.respond, "respond", false, "answer the findings as the configuration's response: and notify: sections say (blocks stay dry-run unless response.mode is enforce)")
 	fl.StringVar(&f.explain, "explain", "", "print, for the findings whose actor or target is this IP, the rule, thresholds, numbers and sample records")
 	return cmd
 }
@@ -121,6 +124,9 @@ func runDetect(cmd *cobra.Command, f *detectFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	if f.respond && (cfg.Response == nil || f.noDB || cmd.Flags().Changed("db") && f.db == "") {
+		return fmt.Errorf("--respond needs --config with a response: section, and the findings database (it is the record of what was done)")
+	}
 	opts, err := cfg.DetectOptions()
 	if err != nil {
 		return err
@@ -167,8 +173,12 @@ func runDetect(cmd *cobra.Command, f *detectFlags, args []string) error {
 		default:
 			runErr = writeFindingsTable(out, results)
 		}
-		if runErr == nil && !f.noDB && !(cmd.Flags().Changed("db") && f.db == "") {
+		recording := !f.noDB && !(cmd.Flags().Changed("db") && f.db == "")
+		if runErr == nil && recording {
 			runErr = recordFindings(cmd, f.db, results)
+		}
+		if runErr == nil && f.respond {
+			runErr = respondFindings(cmd, f.db, cfg, results)
 		}
 	}
 	return r.finish(stderr, runErr)
@@ -347,4 +357,38 @@ func recordFindings(cmd *cobra.Command, path string, rs []*detect.Result) error 
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "flowguard: recorded %d new and %d updated finding(s) in %s\n", created, updated, path)
 	return nil
+}
+
+// respondFindings runs the recorded findings through the response
+// pipeline. It reads them back from the store, so that the merged state
+// counts (an archived or suppressed finding is not answered).
+func respondFindings(cmd *cobra.Command, path string, cfg *config.Config, rs []*detect.Result) error {
+	if path == "" {
+		p, err := store.DefaultPath()
+		if err != nil {
+			return err
+		}
+		path = p
+	}
+	ctx := cmd.Context()
+	st, err := store.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var fs []finding.Finding
+	for _, f := range findingsOf(rs) {
+		stored, err := st.GetFinding(ctx, f.ID)
+		if err != nil {
+			return err
+		}
+		if !stored.Archived {
+			fs = append(fs, stored)
+		}
+	}
+	pl, err := buildPipeline(ctx, cfg, st, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return err
+	}
+	return respondTo(ctx, cmd.ErrOrStderr(), pl, fs)
 }

@@ -2,78 +2,32 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
+	"github.com/flowguard/flowguard/internal/config"
 	"github.com/flowguard/flowguard/internal/respond"
 	"github.com/flowguard/flowguard/internal/respond/notify"
 	"github.com/spf13/cobra"
-	"gopkg.in/yaml.v3"
 )
-
-// responseFile is the part of the configuration file the response
-// commands read: the response and notify sections.
-type responseFile struct {
-	Response respond.Config `yaml:"response"`
-	Notify   notify.Config  `yaml:"notify"`
-}
-
-// readResponseConfig reads the response and notify sections of a
-// configuration file (other sections are left to the config package).
-func readResponseConfig(path string) (*responseFile, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read the configuration: %w", err)
-	}
-	var rf responseFile
-	if err := yaml.Unmarshal(data, &rf); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	rf.Response.Resolve(filepath.Dir(path))
-	return &rf, nil
-}
-
-// notifierNames returns the names the notify section defines.
-func notifierNames(n *notify.Config) []string {
-	var out []string
-	for _, s := range n.SNS {
-		out = append(out, s.Name)
-	}
-	for _, s := range n.Slack {
-		out = append(out, s.Name)
-	}
-	for _, s := range n.Webhook {
-		out = append(out, s.Name)
-	}
-	for _, s := range n.EventBridge {
-		out = append(out, s.Name)
-	}
-	for _, s := range n.Email {
-		out = append(out, s.Name)
-	}
-	return out
-}
 
 // iamPolicy builds the policy for the configured blockers and AWS
 // notifiers (SNS, EventBridge); Slack, webhooks and e-mail need no AWS
 // permission.
-func iamPolicy(rf *responseFile, account string) respond.PolicyDocument {
-	doc := respond.PolicyDocument{Version: "2012-10-17", Statement: respond.IAMStatements(&rf.Response, account)}
+func iamPolicy(resp *respond.Config, n *notify.Config, account string) respond.PolicyDocument {
+	doc := respond.PolicyDocument{Version: "2012-10-17", Statement: respond.IAMStatements(resp, account)}
 	acct := account
 	if acct == "" {
 		acct = "*"
 	}
 	var topics []string
-	for _, s := range rf.Notify.SNS {
+	for _, s := range n.SNS {
 		topics = append(topics, s.TopicARN)
 	}
 	if len(topics) > 0 {
 		doc.Statement = append(doc.Statement, respond.PolicyStatement{Sid: "FlowguardSNSPublish", Effect: "Allow", Action: []string{"sns:Publish"}, Resource: topics})
 	}
 	var buses []string
-	for _, e := range rf.Notify.EventBridge {
+	for _, e := range n.EventBridge {
 		bus := e.EventBus
 		if strings.HasPrefix(bus, "arn:") {
 			buses = append(buses, bus)
@@ -121,19 +75,22 @@ Security groups are never used to block (they cannot deny), so no
 ec2:AuthorizeSecurityGroupIngress is asked for.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rf := &responseFile{}
+			resp, n := &respond.Config{}, &notify.Config{}
 			if cfgPath != "" {
-				var err error
-				if rf, err = readResponseConfig(cfgPath); err != nil {
+				cfg, err := config.Load(cfgPath)
+				if err != nil {
 					return err
 				}
-				if err := rf.Response.Validate(notifierNames(&rf.Notify)); err != nil {
-					return fmt.Errorf("%s: %w", cfgPath, err)
+				if cfg.Response != nil {
+					resp = cfg.Response
+				}
+				if cfg.Notify != nil {
+					n = cfg.Notify
 				}
 			}
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")
-			return enc.Encode(iamPolicy(rf, account))
+			return enc.Encode(iamPolicy(resp, n, account))
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "configuration file (its response: and notify: sections)")

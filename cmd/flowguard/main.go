@@ -77,6 +77,9 @@ func newRootCmd() *cobra.Command {
 		newAlarmsCmd(),
 		newDetectCmd(),
 		newConfigCmd(),
+		newBlocksCmd(),
+		newIAMPolicyCmd(),
+		newAuditCmd(),
 	)
 	return root
 }

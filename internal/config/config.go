@@ -18,6 +18,8 @@ import (
 	"github.com/flowguard/flowguard/internal/alarm"
 	"github.com/flowguard/flowguard/internal/detect"
 	"github.com/flowguard/flowguard/internal/finding"
+	"github.com/flowguard/flowguard/internal/respond"
+	"github.com/flowguard/flowguard/internal/respond/notify"
 	"gopkg.in/yaml.v3"
 )
 
@@ -40,6 +42,10 @@ type Config struct {
 	Alarms *alarm.Config `yaml:"alarms,omitempty"`
 	// The findings section: suppression_rules and trusted_ips.
 	finding.Config `yaml:",inline"`
+	// Response is blocking, guards and routing (docs/response.md).
+	Response *respond.Config `yaml:"response,omitempty"`
+	// Notify configures the notifiers and their message templates.
+	Notify *notify.Config `yaml:"notify,omitempty"`
 
 	// Path is the file read, "" for the defaults; Dir is its directory.
 	Path string `yaml:"-"`
@@ -145,7 +151,33 @@ func Load(path string) (*Config, error) {
 	if err := c.LoadThreatLists(); err != nil {
 		return nil, err
 	}
+	if err := c.resolveResponse(); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// resolveResponse makes the response and notify sections' paths relative
+// to the file, reads their secret files and checks them together (routes
+// name notifiers).
+func (c *Config) resolveResponse() error {
+	var names []string
+	if c.Notify != nil {
+		if err := c.Notify.Resolve(c.Dir); err != nil {
+			return &Error{File: c.Path, Path: "notify", Msg: err.Error()}
+		}
+		if err := c.Notify.Validate(); err != nil {
+			return &Error{File: c.Path, Path: "notify", Msg: err.Error()}
+		}
+		names = c.Notify.Names()
+	}
+	if c.Response != nil {
+		c.Response.Resolve(c.Dir)
+		if err := c.Response.Validate(names); err != nil {
+			return &Error{File: c.Path, Path: "response", Msg: err.Error()}
+		}
+	}
+	return nil
 }
 
 // Parse reads and checks a configuration; name is used in errors. Threat

@@ -403,3 +403,25 @@ func checkURL(s string, secret bool) error {
 	}
 	return nil
 }
+
+// Names returns the names of the configured notifiers, in the order of the
+// configuration.
+func (c *Config) Names() []string {
+	var names []string
+	for _, n := range c.SNS {
+		names = append(names, n.Name)
+	}
+	for _, n := range c.Slack {
+		names = append(names, n.Name)
+	}
+	for _, n := range c.Webhook {
+		names = append(names, n.Name)
+	}
+	for _, n := range c.EventBridge {
+		names = append(names, n.Name)
+	}
+	for _, n := range c.Email {
+		names = append(names, n.Name)
+	}
+	return names
+}

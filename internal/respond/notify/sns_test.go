@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/flowguard/flowguard/internal/awstest"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -24,7 +25,7 @@ import (
 // TestSNSThroughFauxqs publishes through the real SDK to the emulator and
 // reads the message back from an SQS queue subscribed to the topic.
 func TestSNSThroughFauxqs(t *testing.T) {
-	endpoint := startFauxqs(t)
+	endpoint := awstest.StartFauxqs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cfg := testAWSConfig("AKIDFAUXQSTEST", "fauxqs-secret")

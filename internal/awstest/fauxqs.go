@@ -1,4 +1,4 @@
-package notify
+package awstest
 
 import (
 	"bufio"
@@ -10,13 +10,11 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 )
 
-// fauxqsDir is where .ci/install-emulators.sh installs fauxqs.
-func fauxqsDir() string {
+// FauxqsDir is where .ci/install-emulators.sh installs fauxqs, the SNS and
+// SQS emulator.
+func FauxqsDir() string {
 	if d := os.Getenv("FLOWGUARD_EMULATORS"); d != "" {
 		return d
 	}
@@ -28,9 +26,9 @@ func fauxqsDir() string {
 	return filepath.Join(cache, "flowguard", "emulators")
 }
 
-// skipOrFail skips a test locally and fails it in CI, where everything
+// SkipOrFail skips a test locally and fails it in CI, where everything
 // it needs must be installed.
-func skipOrFail(t *testing.T, format string, args ...any) {
+func SkipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatalf(format, args...)
@@ -40,21 +38,21 @@ func skipOrFail(t *testing.T, format string, args ...any) {
 
 var listening = regexp.MustCompile(`listening at (http://127\.0\.0\.1:\d+)`)
 
-// startFauxqs starts the SNS+SQS emulator on 127.0.0.1 and a free port and
+// StartFauxqs starts the SNS+SQS emulator on 127.0.0.1 and a free port and
 // returns its URL; it is stopped when the test ends.
-func startFauxqs(t *testing.T) string {
+func StartFauxqs(t testing.TB) string {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		skipOrFail(t, "node is not installed; the SNS test needs it (apt-get install nodejs npm, then .ci/install-emulators.sh)")
+		SkipOrFail(t, "node is not installed; the SNS test needs it (apt-get install nodejs npm, then .ci/install-emulators.sh)")
 	}
-	dir := filepath.Join(fauxqsDir(), "node_modules", "fauxqs", "dist")
+	dir := filepath.Join(FauxqsDir(), "node_modules", "fauxqs", "dist")
 	app, err := os.ReadFile(filepath.Join(dir, "app.js"))
 	if err != nil {
-		skipOrFail(t, "fauxqs is not installed in %s: run .ci/install-emulators.sh", fauxqsDir())
+		SkipOrFail(t, "fauxqs is not installed in %s: run .ci/install-emulators.sh", FauxqsDir())
 	}
 	if strings.Contains(string(app), `host: "0.0.0.0"`) {
-		skipOrFail(t, "fauxqs in %s would listen on all interfaces: run .ci/install-emulators.sh to patch it", dir)
+		SkipOrFail(t, "fauxqs in %s would listen on all interfaces: run .ci/install-emulators.sh to patch it", dir)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "server.js"))
@@ -91,13 +89,4 @@ func startFauxqs(t *testing.T) string {
 		t.Fatal("fauxqs did not start listening within 20s")
 	}
 	return ""
-}
-
-// testAWSConfig has static credentials and a region; endpoints are set
-// per client.
-func testAWSConfig(key, secret string) aws.Config {
-	return aws.Config{
-		Region:      "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider(key, secret, ""),
-	}
 }

@@ -1,7 +1,6 @@
 package notify
 
 import (
-
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 )

@@ -3,11 +3,13 @@ package awstest
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -49,7 +51,12 @@ func StartFauxqs(t testing.TB) string {
 	dir := filepath.Join(FauxqsDir(), "node_modules", "fauxqs", "dist")
 	app, err := os.ReadFile(filepath.Join(dir, "app.js"))
 	if err != nil {
-		SkipOrFail(t, "fauxqs is not installed in %s: run .ci/install-emulators.sh", FauxqsDir())
+		if ierr := installFauxqs(t); ierr != nil {
+			SkipOrFail(t, "fauxqs is not installed in %s and installing it failed: %v", FauxqsDir(), ierr)
+		}
+		if app, err = os.ReadFile(filepath.Join(dir, "app.js")); err != nil {
+			SkipOrFail(t, "fauxqs is not installed in %s: run .ci/install-emulators.sh", FauxqsDir())
+		}
 	}
 	if strings.Contains(string(app), `host: "0.0.0.0"`) {
 		SkipOrFail(t, "fauxqs in %s would listen on all interfaces: run .ci/install-emulators.sh to patch it", dir)
@@ -89,4 +96,63 @@ func StartFauxqs(t testing.TB) string {
 		t.Fatal("fauxqs did not start listening within 20s")
 	}
 	return ""
+}
+
+// installFauxqs runs the repository's .ci/install-emulators.sh (npm
+// install into FauxqsDir, patched to listen on 127.0.0.1), so that
+// "go test ./..." on a fresh machine needs nothing installed by hand. A
+// lock file keeps test binaries running in parallel from installing twice.
+func installFauxqs(t testing.TB) error {
+	t.Helper()
+	if _, err := exec.LookPath("npm"); err != nil {
+		return fmt.Errorf("npm is not installed")
+	}
+	script, err := repoFile(".ci/install-emulators.sh")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(FauxqsDir(), 0o755); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(filepath.Join(FauxqsDir(), ".install.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", script)
+	cmd.Env = append(os.Environ(), "FLOWGUARD_EMULATORS="+FauxqsDir())
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		return fmt.Errorf("%s: %w", script, err)
+	}
+	return nil
+}
+
+// repoFile finds a file of the repository from the test's directory.
+func repoFile(name string) (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			p := filepath.Join(dir, name)
+			if _, err := os.Stat(p); err != nil {
+				return "", err
+			}
+			return p, nil
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return "", fmt.Errorf("no go.mod above the test's directory")
+		}
+		dir = up
+	}
 }

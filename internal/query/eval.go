@@ -101,6 +101,14 @@ func (n *batchField) eval(w *wctx, f *frame) *Vec {
 	return v
 }
 
+// selector is a condition that can narrow a selection directly, without
+// making a vector of booleans first: the filters of the hot path.
+type selector interface {
+	// selectRows appends to out the rows of f.sel where the condition
+	// holds, in order, and returns it.
+	selectRows(w *wctx, f *frame, out []uint32) []uint32
+}
+
 // enumEq is `action = "REJECT"` or `logStatus != "OK"`, compared on the
 // decoded enum without making strings.
 type enumEq struct {
@@ -113,16 +121,43 @@ type enumEq struct {
 func (n *enumEq) typ() Type { return TBool }
 func (n *enumEq) eval(w *wctx, f *frame) *Vec {
 	out := w.out(n.id, TBool, f.n)
+	enums, want, ok := n.enums(f)
+	for _, i := range f.sel {
+		out.I[i] = b2i(ok && n.holds(enums[i], want))
+	}
+	return out
+}
+
+func (n *enumEq) selectRows(w *wctx, f *frame, out []uint32) []uint32 {
+	enums, want, ok := n.enums(f)
+	if !ok {
+		return out
+	}
+	for _, i := range f.sel {
+		if n.holds(enums[i], want) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// holds compares one value: absent values compare false both ways, and a
+// wanted value that does not exist (want 0) matches nothing.
+func (n *enumEq) holds(e, want uint8) bool {
+	if n.not {
+		return e != want && e != 0
+	}
+	return e == want && want != 0
+}
+
+// enums returns the field's decoded values and the one compared with;
+// ok is false when the batch's format lacks the field.
+func (n *enumEq) enums(f *frame) (enums []uint8, want uint8, ok bool) {
 	b := f.b
 	pos := n.f.pos(b)
 	if pos < 0 {
-		for _, i := range f.sel {
-			out.I[i] = 0
-		}
-		return out
+		return nil, 0, false
 	}
-	var enums []uint8
-	var want uint8
 	if n.f.field.Kind() == flowlog.KindAction {
 		acts := b.Actions(pos, f.sel)
 		enums = unsafe.Slice((*uint8)(unsafe.SliceData(acts)), len(acts))
@@ -140,17 +175,7 @@ func (n *enumEq) eval(w *wctx, f *frame) *Vec {
 			}
 		}
 	}
-	// want 0 (no such value) matches nothing; absent values compare false
-	// both ways.
-	for _, i := range f.sel {
-		e := enums[i]
-		hit := e == want && want != 0
-		if n.not {
-			hit = e != want && e != 0
-		}
-		out.I[i] = b2i(hit)
-	}
-	return out
+	return enums, want, true
 }
 
 func b2i(b bool) int64 {

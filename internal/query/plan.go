@@ -34,6 +34,10 @@ type stage interface{ run(w *wctx, f *frame) }
 type filterStage struct{ cond node }
 
 func (s *filterStage) run(w *wctx, f *frame) {
+	if sn, ok := s.cond.(selector); ok {
+		f.sel = sn.selectRows(w, f, w.selBuf(len(f.sel)))
+		return
+	}
 	v := s.cond.eval(w, f)
 	out := w.selBuf(len(f.sel))
 	for _, i := range f.sel {

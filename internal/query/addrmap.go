@@ -33,8 +33,8 @@ func newAddrMap() *addrMap {
 	m := &addrMap{}
 	m.v4 = make([]uint64, 1024)
 	m.v4mask = 1023
-	m.v6 = make([]addrSlot, 64)
-	m.v6mask = 63
+	m.v6 = make([]addrSlot, 1024)
+	m.v6mask = 1023
 	return m
 }
 

@@ -52,7 +52,7 @@ func TestAddrMapAgreesWithMap(t *testing.T) {
 func TestPartAggAgreesWithMap(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	kinds := []partAggKind{partCount, partSum}
-	a, b := newPartAgg(kinds), newPartAgg(kinds)
+	a, b := newPartAgg(kinds, hashV4), newPartAgg(kinds, hashV4)
 	type agg struct {
 		n, sum int64
 		has    bool
@@ -80,7 +80,8 @@ func TestPartAggAgreesWithMap(t *testing.T) {
 		}
 	}
 	a.merge(b)
-	keys, cols := a.columns()
+	cols := []*Vec{{T: TInt}, {T: TInt, Valid: []bool{}}}
+	keys := a.appendColumns(nil, cols, addrOfV4)
 	if len(keys) != len(want) {
 		t.Fatalf("%d groups, want %d", len(keys), len(want))
 	}

@@ -1,21 +1,24 @@
 package query
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"sync"
 )
 
 // partAgg is radix-partitioned aggregation for the most common flow log
-// statistic: counts and integer sums grouped by one IPv4 address
+// statistic: counts and integer sums grouped by one address
 // (stats count() by srcaddr). With a million distinct addresses a single
 // hash table misses the cache on every row. Here each row's key and values
 // are appended to one of 256 small buffers chosen by the key's hash
 // (sequential writes), and a full buffer is folded into that partition's
 // own hash table, which is small enough to stay in cache while it is
-// being updated. Workers merge partition by partition, in parallel.
-type partAgg struct {
+// being updated. Workers merge partition by partition, in parallel. K is
+// uint32 for IPv4 addresses and [2]uint64 for IPv6.
+type partAgg[K comparable] struct {
+	hash  func(K) uint64
 	aggs  []partAggKind
-	parts [numParts]partition
+	parts [numParts]partition[K]
 }
 
 const (
@@ -30,18 +33,24 @@ const (
 	partSum                      // sum of an integer column
 )
 
-type partition struct {
+type partition[K comparable] struct {
 	// Buffered rows.
-	keys []uint32
+	keys []K
 	vals [][]int64 // per sum: the value, or a value with valid false
 	ok   [][]bool
 
 	// The partition's groups.
-	slots  []uint64 // key<<32 | group+1; 0 empty
+	slots  []partSlot[K]
 	n      int
-	gkeys  []uint32
+	gkeys  []K
 	counts [][]int64 // per aggregate: count, or sum
 	has    [][]bool  // per sum: whether any value was added
+}
+
+// partSlot is a hash table slot: a key and its group id plus one (0: empty).
+type partSlot[K comparable] struct {
+	key K
+	id  int32
 }
 
 // partAggKinds returns the kinds of a stats command's aggregates if all can
@@ -61,8 +70,8 @@ func partAggKinds(s *statsSpec) []partAggKind {
 	return kinds
 }
 
-func newPartAgg(kinds []partAggKind) *partAgg {
-	p := &partAgg{aggs: kinds}
+func newPartAgg[K comparable](kinds []partAggKind, hash func(K) uint64) *partAgg[K] {
+	p := &partAgg[K]{aggs: kinds, hash: hash}
 	for i := range p.parts {
 		pt := &p.parts[i]
 		pt.vals = make([][]int64, len(kinds))
@@ -78,9 +87,22 @@ func hashV4(k uint32) uint64 {
 	return h ^ h>>32
 }
 
-// add buffers one row: IPv4 address k and its aggregate arguments.
-func (p *partAgg) add(k uint32, i int, args []*Vec) {
-	pt := &p.parts[hashV4(k)>>56]
+func hashV6(k [2]uint64) uint64 { return hashKey(k[0], k[1]) }
+
+// v4Key and v6Key are the keys of an address.
+func v4Key(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.BigEndian.Uint32(b[:])
+}
+
+func v6Key(a netip.Addr) [2]uint64 {
+	b := a.As16()
+	return [2]uint64{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
+}
+
+// add buffers one row: key k and the row's aggregate arguments.
+func (p *partAgg[K]) add(k K, i int, args []*Vec) {
+	pt := &p.parts[p.hash(k)>>56]
 	pt.keys = append(pt.keys, k)
 	for a, kind := range p.aggs {
 		if kind == partSum {
@@ -96,9 +118,9 @@ func (p *partAgg) add(k uint32, i int, args []*Vec) {
 }
 
 // fold adds a partition's buffered rows to its groups.
-func (p *partAgg) fold(pt *partition) {
+func (p *partAgg[K]) fold(pt *partition[K]) {
 	for r, k := range pt.keys {
-		g := pt.group(k, len(p.aggs))
+		g := p.group(pt, k)
 		for a, kind := range p.aggs {
 			if kind == partCount {
 				pt.counts[a][g]++
@@ -116,40 +138,45 @@ func (p *partAgg) fold(pt *partition) {
 }
 
 // group finds or adds the group of k in the partition.
-func (pt *partition) group(k uint32, naggs int) int32 {
+func (p *partAgg[K]) group(pt *partition[K], k K) int32 {
 	if 2*(pt.n+1) > len(pt.slots) {
-		pt.grow()
+		p.grow(pt)
 	}
 	mask := uint64(len(pt.slots) - 1)
-	for i := (hashV4(k) >> 8) & mask; ; i = (i + 1) & mask {
-		s := pt.slots[i]
-		if s == 0 {
+	for i := (p.hash(k) >> 8) & mask; ; i = (i + 1) & mask {
+		s := &pt.slots[i]
+		if s.id == 0 {
 			g := int32(pt.n)
-			pt.slots[i] = uint64(k)<<32 | uint64(g+1)
+			s.key, s.id = k, g+1
 			pt.n++
 			pt.gkeys = append(pt.gkeys, k)
-			for a := 0; a < naggs; a++ {
+			for a := range p.aggs {
 				pt.counts[a] = append(pt.counts[a], 0)
 				pt.has[a] = append(pt.has[a], false)
 			}
 			return g
 		}
-		if uint32(s>>32) == k {
-			return int32(uint32(s) - 1)
+		if s.key == k {
+			return s.id - 1
 		}
 	}
 }
 
-func (pt *partition) grow() {
+func (p *partAgg[K]) grow(pt *partition[K]) {
+	p.resize(pt, max(256, 2*len(pt.slots)))
+}
+
+// resize rehashes a partition's table into size slots (a power of two).
+func (p *partAgg[K]) resize(pt *partition[K], size int) {
 	old := pt.slots
-	pt.slots = make([]uint64, max(64, 2*len(old)))
+	pt.slots = make([]partSlot[K], size)
 	mask := uint64(len(pt.slots) - 1)
 	for _, s := range old {
-		if s == 0 {
+		if s.id == 0 {
 			continue
 		}
-		for i := (hashV4(uint32(s>>32)) >> 8) & mask; ; i = (i + 1) & mask {
-			if pt.slots[i] == 0 {
+		for i := (p.hash(s.key) >> 8) & mask; ; i = (i + 1) & mask {
+			if pt.slots[i].id == 0 {
 				pt.slots[i] = s
 				break
 			}
@@ -158,14 +185,14 @@ func (pt *partition) grow() {
 }
 
 // finish folds what is still buffered.
-func (p *partAgg) finish() {
+func (p *partAgg[K]) finish() {
 	for i := range p.parts {
 		p.fold(&p.parts[i])
 	}
 }
 
 // merge adds the groups of o into p, partitions in parallel.
-func (p *partAgg) merge(o *partAgg) {
+func (p *partAgg[K]) merge(o *partAgg[K]) {
 	p.finish()
 	o.finish()
 	var wg sync.WaitGroup
@@ -176,8 +203,16 @@ func (p *partAgg) merge(o *partAgg) {
 			defer wg.Done()
 			for i := lane; i < numParts; i += lanes {
 				dst, src := &p.parts[i], &o.parts[i]
+				if need := 2 * (dst.n + src.n); need > len(dst.slots) {
+					// One resize for the whole merge, not one per doubling.
+					size := 256
+					for size < need {
+						size *= 2
+					}
+					p.resize(dst, size)
+				}
 				for sg, k := range src.gkeys {
-					g := dst.group(k, len(p.aggs))
+					g := p.group(dst, k)
 					for a, kind := range p.aggs {
 						dst.counts[a][g] += src.counts[a][sg]
 						if kind == partSum {
@@ -191,25 +226,25 @@ func (p *partAgg) merge(o *partAgg) {
 	wg.Wait()
 }
 
-// columns returns the groups as a key column and one column per aggregate.
-func (p *partAgg) columns() (keys []netip.Addr, aggs []*Vec) {
+// len returns the number of groups.
+func (p *partAgg[K]) len() int {
 	p.finish()
 	n := 0
 	for i := range p.parts {
 		n += p.parts[i].n
 	}
-	keys = make([]netip.Addr, 0, n)
-	aggs = make([]*Vec, len(p.aggs))
-	for a, kind := range p.aggs {
-		aggs[a] = &Vec{T: TInt, I: make([]int64, 0, n)}
-		if kind == partSum {
-			aggs[a].Valid = make([]bool, 0, n)
-		}
-	}
+	return n
+}
+
+// appendColumns appends the groups to a key column (keys turned into
+// addresses by addr) and to one column per aggregate, whose Valid slices
+// are set for sums.
+func (p *partAgg[K]) appendColumns(keys []netip.Addr, aggs []*Vec, addr func(K) netip.Addr) []netip.Addr {
+	p.finish()
 	for i := range p.parts {
 		pt := &p.parts[i]
 		for _, k := range pt.gkeys {
-			keys = append(keys, netip.AddrFrom4([4]byte{byte(k >> 24), byte(k >> 16), byte(k >> 8), byte(k)}))
+			keys = append(keys, addr(k))
 		}
 		for a, kind := range p.aggs {
 			aggs[a].I = append(aggs[a].I, pt.counts[a]...)
@@ -218,5 +253,16 @@ func (p *partAgg) columns() (keys []netip.Addr, aggs []*Vec) {
 			}
 		}
 	}
-	return keys, aggs
+	return keys
+}
+
+func addrOfV4(k uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(k >> 24), byte(k >> 16), byte(k >> 8), byte(k)})
+}
+
+func addrOfV6(k [2]uint64) netip.Addr {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], k[0])
+	binary.BigEndian.PutUint64(b[8:], k[1])
+	return netip.AddrFrom16(b)
 }

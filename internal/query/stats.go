@@ -32,7 +32,8 @@ type groupTable struct {
 	types []Type
 
 	addrIdx *addrMap         // one address key
-	v4      *partAgg         // one address key, IPv4, counts and sums: partitioned
+	v4      *partAgg[uint32]     // one address key, counts and sums: IPv4 rows, partitioned
+	v6      *partAgg[[2]uint64] // and IPv6 rows
 	intIdx  map[int64]int32  // one integer or time key
 	intKeys []int64          // by group
 	strIdx  map[string]int32 // one string key
@@ -57,7 +58,8 @@ func newGroupTable(s *statsSpec) *groupTable {
 	case len(s.by) == 1 && t.types[0] == TAddr:
 		t.addrIdx = newAddrMap()
 		if kinds := partAggKinds(s); kinds != nil {
-			t.v4 = newPartAgg(kinds)
+			t.v4 = newPartAgg(kinds, hashV4)
+			t.v6 = newPartAgg(kinds, hashV6)
 		}
 	case len(s.by) == 1 && (t.types[0] == TInt || t.types[0] == TTime):
 		t.intIdx = make(map[int64]int32)
@@ -114,19 +116,21 @@ func (t *groupTable) consume(w *wctx, f *frame) {
 			gid[i] = 0
 		}
 	case t.v4 != nil:
-		// IPv4 rows go to the partitioned aggregation, the others
-		// (IPv6, absent) to the address table.
+		// Addresses go to the partitioned aggregation, absent ones to
+		// the address table's null group.
 		v := by[0]
 		rest := f.sel[:0:0]
 		for _, i := range f.sel {
 			a := v.A[v.idx(int(i))]
-			if a.Is4() {
-				b := a.As4()
-				t.v4.add(uint32(b[0])<<24|uint32(b[1])<<16|uint32(b[2])<<8|uint32(b[3]), int(i), args)
-				continue
+			switch {
+			case a.Is4():
+				t.v4.add(v4Key(a), int(i), args)
+			case a.IsValid():
+				t.v6.add(v6Key(a), int(i), args)
+			default:
+				gid[i] = t.nullGroup()
+				rest = append(rest, i)
 			}
-			gid[i] = t.addrGroup(a)
-			rest = append(rest, i)
 		}
 		for a, agg := range t.aggs {
 			agg.update(gid, rest, args[a], tss[a])
@@ -313,6 +317,7 @@ func nullAt(n int, g int32) []bool {
 func (t *groupTable) merge(o *groupTable) {
 	if t.v4 != nil {
 		t.v4.merge(o.v4)
+		t.v6.merge(o.v6)
 	}
 	if o.ngrp == 0 {
 		return
@@ -365,11 +370,27 @@ func (t *groupTable) table() *Table {
 		out.cols[nk+a] = aggVec(agg, t.spec.aggs[a].t, t.ngrp)
 	}
 	if t.v4 != nil {
-		keys, aggs := t.v4.columns()
-		out.n += len(keys)
-		out.cols[0] = &Vec{T: TAddr, A: append(out.cols[0].A[:t.ngrp:t.ngrp], keys...)}
+		// The address table holds only the absent key's group; the
+		// partitioned groups follow it, in columns sized once.
+		total := t.ngrp + t.v4.len() + t.v6.len()
+		keys := append(make([]netip.Addr, 0, total), out.cols[0].A[:t.ngrp]...)
+		aggs := make([]*Vec, len(t.aggs))
+		for a := range aggs {
+			old := out.cols[nk+a]
+			aggs[a] = &Vec{T: TInt, I: append(make([]int64, 0, total), old.I[:t.ngrp]...)}
+			if old.Valid != nil || partAggKinds(t.spec)[a] == partSum {
+				aggs[a].Valid = make([]bool, t.ngrp, total)
+				for g := range t.ngrp {
+					aggs[a].Valid[g] = old.Valid == nil || old.Valid[g]
+				}
+			}
+		}
+		keys = t.v4.appendColumns(keys, aggs, addrOfV4)
+		keys = t.v6.appendColumns(keys, aggs, addrOfV6)
+		out.n = total
+		out.cols[0] = &Vec{T: TAddr, A: keys}
 		for a, v := range aggs {
-			out.cols[nk+a] = appendVec(out.cols[nk+a], v, t.ngrp)
+			out.cols[nk+a] = v
 		}
 	}
 	ngrp := out.n
@@ -402,24 +423,6 @@ func (t *groupTable) table() *Table {
 			out.cols[c] = v.gather(perm)
 		}
 	}
-	return out
-}
-
-// appendVec returns the first n rows of a followed by the rows of b (same
-// type).
-func appendVec(a, b *Vec, n int) *Vec {
-	out := &Vec{T: a.T}
-	m := len(b.I)
-	if a.Valid != nil || b.Valid != nil {
-		out.Valid = make([]bool, n+m)
-		for i := 0; i < n; i++ {
-			out.Valid[i] = a.Valid == nil || a.Valid[i]
-		}
-		for i := 0; i < m; i++ {
-			out.Valid[n+i] = b.Valid == nil || b.Valid[i]
-		}
-	}
-	out.I = append(append(make([]int64, 0, n+m), a.I[:n]...), b.I...)
 	return out
 }
 

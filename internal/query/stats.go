@@ -31,16 +31,16 @@ type groupTable struct {
 	spec  *statsSpec
 	types []Type
 
-	addrIdx *addrMap         // one address key
-	v4      *partAgg[uint32]     // one address key, counts and sums: IPv4 rows, partitioned
+	addrIdx *addrMap            // one address key
+	v4      *partAgg[uint32]    // one address key, counts and sums: IPv4 rows, partitioned
 	v6      *partAgg[[2]uint64] // and IPv6 rows
-	intIdx  map[int64]int32  // one integer or time key
-	intKeys []int64          // by group
-	strIdx  map[string]int32 // one string key
-	strKeys []string         // by group
-	multi   map[string]int32 // anything else
-	keys    []Value          // multi: len(spec.by) values per group
-	nullG   int32            // group of the absent key (single key), -1 if none
+	intIdx  map[int64]int32     // one integer or time key
+	intKeys []int64             // by group
+	strIdx  map[string]int32    // one string key
+	strKeys []string            // by group
+	multi   map[string]int32    // anything else
+	keys    []Value             // multi: len(spec.by) values per group
+	nullG   int32               // group of the absent key (single key), -1 if none
 
 	ngrp int
 	aggs []aggregator

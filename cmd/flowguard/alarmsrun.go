@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"text/tabwriter"
 	"time"
 
 	"github.com/flowguard/flowguard/internal/alarm"
 	"github.com/flowguard/flowguard/internal/config"
 	"github.com/flowguard/flowguard/internal/flowlog"
+	"github.com/flowguard/flowguard/internal/respond"
 	"github.com/spf13/cobra"
 )
 
@@ -17,6 +19,8 @@ func newAlarmsRunCmd() *cobra.Command {
 	var in inputFlags
 	var cfgPath, output string
 	var lateness time.Duration
+	var db dbFlag
+	var respondFlag bool
 	cmd := &cobra.Command{
 		Use:   "run --config FILE [--output table|json] PATH...",
 		Short: "Run the configured metric filters and alarms over flow logs, on the records' own time",
@@ -99,6 +103,9 @@ up to the last record (plus the alarms' evaluation range) at the end.`,
 				evaluateUntil(newest.Add(maxRange(cfg.Alarms)))
 				err = writeStateChanges(cmd.OutOrStdout(), output, changes)
 			}
+			if err == nil && respondFlag {
+				err = respondAlarms(cmd, &db, cfg, changes)
+			}
 			return r.finish(cmd.ErrOrStderr(), err)
 		},
 	}
@@ -106,7 +113,31 @@ up to the last record (plus the alarms' evaluation range) at the end.`,
 	cmd.Flags().StringVar(&cfgPath, "config", "", "configuration file with an alarms: section")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
 	cmd.Flags().DurationVar(&lateness, "lateness", 15*time.Minute, "how late records may arrive and still count")
+	cmd.Flags().BoolVar(&respondFlag, "respond", false, "send the state changes through the configuration's response routes (notifications)")
+	db.register(cmd)
 	return cmd
+}
+
+// respondAlarms sends alarm state changes through the response pipeline,
+// as CloudWatch sends them to the alarm's actions.
+func respondAlarms(cmd *cobra.Command, db *dbFlag, cfg *config.Config, changes []alarm.StateChange) error {
+	if cfg.Response == nil {
+		return fmt.Errorf("--respond: %s has no response: section", cfg.Path)
+	}
+	st, err := db.open(cmd.Context(), false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	pl, err := buildPipeline(cmd.Context(), cfg, st, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return err
+	}
+	events := make([]respond.Event, len(changes))
+	for i := range changes {
+		events[i] = respond.Event{Alarm: &changes[i]}
+	}
+	return respondEvents(cmd.Context(), cmd.ErrOrStderr(), pl, events)
 }
 
 // maxRange is how long after the last record alarms keep being evaluated:

@@ -2,6 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -55,6 +58,37 @@ func TestAlarmsRunOnRecordTime(t *testing.T) {
 	os.WriteFile(logs, []byte(b.String()), 0o644)
 
 	out, stderr, code := execute(t, "", "alarms", "run", "--config", filepath.Join(dir, "flowguard.yaml"), "-o", "json", logs)
+	checkAlarmChanges(t, out, stderr, code, start)
+
+	// The same changes, sent to Slack through a response route, as
+	// CloudWatch sends them to an alarm's SNS action.
+	var got []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got = append(got, string(b))
+	}))
+	defer hook.Close()
+	os.WriteFile(filepath.Join(dir, "flowguard.yaml"), []byte(cfg+`response:
+  routes:
+    - name: alarms
+      alarms: ["*"]
+      notify: [oncall]
+notify:
+  slack:
+    - name: oncall
+      webhook_url: `+hook.URL+`/services/T/B/X
+`), 0o644)
+	_, stderr, code = execute(t, "", "alarms", "run", "--respond", "--db", filepath.Join(dir, "f.db"), "--config", filepath.Join(dir, "flowguard.yaml"), logs)
+	if code != 0 {
+		t.Fatalf("--respond: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(strings.Join(got, ""), "reject-spike") {
+		t.Errorf("Slack got no message about reject-spike: %q\n%s", got, stderr)
+	}
+}
+
+func checkAlarmChanges(t *testing.T, out, stderr string, code int, start int64) {
+	t.Helper()
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}

@@ -59,16 +59,21 @@ func buildPipeline(ctx context.Context, cfg *config.Config, st *store.Store, log
 	return respond.New(rc, st, guards, responseBlockers(awsCfg, rc), notifiers, opts)
 }
 
-// respondTo runs findings through the pipeline: first what earlier runs
-// left (pending blocks, due expiries, queued messages), then the findings.
+// respondTo runs findings through the pipeline.
 func respondTo(ctx context.Context, w io.Writer, pl *respond.Pipeline, fs []finding.Finding) error {
-	start, err := pl.Start(ctx)
-	if err != nil {
-		return fmt.Errorf("cannot resume earlier work: %w", err)
-	}
 	events := make([]respond.Event, len(fs))
 	for i := range fs {
 		events[i] = respond.Event{Finding: &fs[i]}
+	}
+	return respondEvents(ctx, w, pl, events)
+}
+
+// respondEvents runs events through the pipeline: first what earlier runs
+// left (pending blocks, due expiries, queued messages), then the events.
+func respondEvents(ctx context.Context, w io.Writer, pl *respond.Pipeline, events []respond.Event) error {
+	start, err := pl.Start(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot resume earlier work: %w", err)
 	}
 	rep, err := pl.Handle(ctx, events)
 	writeReport(w, start)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,40 +14,6 @@ import (
 	"github.com/flowguard/flowguard/internal/store"
 	"github.com/flowguard/flowguard/internal/synth"
 )
-
-// executeDetect runs the command line with the detect and config commands
-// present (whether or not main.go wires them yet).
-func executeDetect(t *testing.T, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	root := newRootCmd()
-	for _, c := range []string{"detect", "config"} {
-		if sub, _, err := root.Find([]string{c}); err != nil || sub == root {
-			switch c {
-			case "detect":
-				root.AddCommand(newDetectCmd())
-			case "config":
-				root.AddCommand(newConfigCmd())
-			}
-		}
-	}
-	var out, errb bytes.Buffer
-	root.SetArgs(args)
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetIn(strings.NewReader(""))
-	err := root.Execute()
-	var ee exitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.code
-		errb.WriteString(ee.msg)
-	default:
-		code = 1
-		errb.WriteString(err.Error())
-	}
-	return out.String(), errb.String(), code
-}
 
 // genFile writes generated flow logs to a temporary file and returns its
 // path and the generator (for labels).
@@ -78,7 +43,7 @@ func TestDetectJSONAndStore(t *testing.T) {
 		tl.WriteString(a.String() + "\n")
 	}
 	os.WriteFile(threats, []byte(tl.String()), 0o644)
-	out, stderr, code := executeDetect(t, "detect", "--home", "10.0.0.0/16", "--home", "2600:1f18:abc::/56",
+	out, stderr, code := execute(t, "", "detect", "--home", "10.0.0.0/16", "--home", "2600:1f18:abc::/56",
 		"--threat-list", threats, "--output", "json", "--db", db, path)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -115,7 +80,7 @@ func TestDetectJSONAndStore(t *testing.T) {
 		t.Errorf("store holds %d findings, output %d", len(stored), len(fs))
 	}
 	// A second run updates the same findings instead of adding new ones.
-	_, stderr, code = executeDetect(t, "detect", "--home", "10.0.0.0/16", "--home", "2600:1f18:abc::/56",
+	_, stderr, code = execute(t, "", "detect", "--home", "10.0.0.0/16", "--home", "2600:1f18:abc::/56",
 		"--threat-list", threats, "--output", "json", "--db", db, path)
 	if code != 0 || !strings.Contains(stderr, "recorded 0 new") {
 		t.Errorf("second run: exit %d, %q: want 0 new findings", code, stderr)
@@ -124,7 +89,7 @@ func TestDetectJSONAndStore(t *testing.T) {
 
 func TestDetectExplainAndTable(t *testing.T) {
 	path, _ := genFile(t, 60000, 4)
-	out, stderr, code := executeDetect(t, "detect", "--no-db", "--home", "10.0.0.0/16", "--explain", "198.51.100.23", path)
+	out, stderr, code := execute(t, "", "detect", "--no-db", "--home", "10.0.0.0/16", "--explain", "198.51.100.23", path)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -133,11 +98,11 @@ func TestDetectExplainAndTable(t *testing.T) {
 			t.Errorf("explain output lacks %q:\n%s", want, out)
 		}
 	}
-	out, _, code = executeDetect(t, "detect", "--no-db", "--home", "10.0.0.0/16", path)
+	out, _, code = execute(t, "", "detect", "--no-db", "--home", "10.0.0.0/16", path)
 	if code != 0 || !strings.Contains(out, "SEVERITY") || !strings.Contains(out, "scanned") {
 		t.Errorf("table output (exit %d):\n%s", code, out)
 	}
-	out, _, _ = executeDetect(t, "detect", "--no-db", "--explain", "192.0.2.99", path)
+	out, _, _ = execute(t, "", "detect", "--no-db", "--explain", "192.0.2.99", path)
 	if !strings.Contains(out, "no finding names 192.0.2.99") {
 		t.Errorf("explain of an unknown IP: %s", out)
 	}
@@ -150,7 +115,7 @@ func TestDetectLookalikeAndSkipped(t *testing.T) {
 	}
 	p := filepath.Join(t.TempDir(), "rt.log")
 	os.WriteFile(p, append(data, []byte("2 123456789012 eni-1 not-an-ip 10.0.1.30 443 5 6 1 1 1 1 REJECT OK\n")...), 0o644)
-	out, stderr, code := executeDetect(t, "detect", "--no-db", "--home", "10.0.0.0/16", "-o", "json", p)
+	out, stderr, code := execute(t, "", "detect", "--no-db", "--home", "10.0.0.0/16", "-o", "json", p)
 	if code != 2 {
 		t.Errorf("exit %d, want 2 for a skipped line (%s)", code, stderr)
 	}
@@ -168,7 +133,7 @@ func TestDetectConfigFile(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "flowguard.yaml")
 	os.WriteFile(cfg, []byte("home_networks: [10.0.0.0/16]\nsuppression_rules:\n  - name: scans\n    types: [\"Recon:*\"]\ndetectors:\n  brute_force:\n    enabled: false\n"), 0o644)
-	out, stderr, code := executeDetect(t, "detect", "--no-db", "--config", cfg, "-o", "json", path)
+	out, stderr, code := execute(t, "", "detect", "--no-db", "--config", cfg, "-o", "json", path)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -190,14 +155,14 @@ func TestDetectConfigFile(t *testing.T) {
 		t.Error("no Recon findings to check the suppression rule on")
 	}
 	os.WriteFile(cfg, []byte("detectors:\n  portscan:\n    min_port: 3\n"), 0o644)
-	_, stderr, code = executeDetect(t, "detect", "--no-db", "--config", cfg, path)
+	_, stderr, code = execute(t, "", "detect", "--no-db", "--config", cfg, path)
 	if code != 1 || !strings.Contains(stderr, "flowguard.yaml:3:5") {
 		t.Errorf("bad config: exit %d, %q", code, stderr)
 	}
 }
 
 func TestConfigCommands(t *testing.T) {
-	out, _, code := executeDetect(t, "config", "default")
+	out, _, code := execute(t, "", "config", "default")
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
@@ -212,13 +177,13 @@ func TestConfigCommands(t *testing.T) {
 	good := filepath.Join(dir, "good.yaml")
 	os.WriteFile(filepath.Join(dir, "bad-ips.txt"), []byte("192.0.2.1\n192.0.2.0/28 # more\n"), 0o644)
 	os.WriteFile(good, []byte("threat_lists: [bad-ips.txt]\nallowlist: [203.0.113.0/24]\n"), 0o644)
-	out, stderr, code := executeDetect(t, "config", "check", good)
+	out, stderr, code := execute(t, "", "config", "check", good)
 	if code != 0 || !strings.Contains(out, "ok") || !strings.Contains(out, "2 threat list entries") {
 		t.Errorf("check good: exit %d, %q %q", code, out, stderr)
 	}
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("allowlist: [203.0.113.0/24]\nalowlist: []\n"), 0o644)
-	_, stderr, code = executeDetect(t, "config", "check", bad)
+	_, stderr, code = execute(t, "", "config", "check", bad)
 	if code != 1 || !strings.Contains(stderr, `bad.yaml:2:1: alowlist: unknown key "alowlist" (did you mean "allowlist"?)`) {
 		t.Errorf("check bad: exit %d, %q", code, stderr)
 	}
@@ -226,7 +191,7 @@ func TestConfigCommands(t *testing.T) {
 
 func TestDetectBaseline(t *testing.T) {
 	path, _ := genFile(t, 30000, 8)
-	out, stderr, code := executeDetect(t, "detect", "--no-db", "--home", "10.0.0.0/16", "--baseline", path, "-o", "json", path)
+	out, stderr, code := execute(t, "", "detect", "--no-db", "--home", "10.0.0.0/16", "--baseline", path, "-o", "json", path)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}

@@ -3,9 +3,12 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"net/netip"
+	"strings"
 	"os"
 	"path/filepath"
 
+	"github.com/flowguard/flowguard/internal/detect"
 	"github.com/flowguard/flowguard/internal/flowlog"
 	"github.com/flowguard/flowguard/internal/query"
 	"github.com/flowguard/flowguard/internal/source"
@@ -94,6 +97,44 @@ func newDemoCmd() *cobra.Command {
 			if own > 0 {
 				fmt.Fprintf(out, "%d of them are this VPC's own addresses: rejected return traffic and blocked egress,\n"+
 					"not attackers. The classic query cannot tell; flowguard's detectors know the direction.\n", own)
+			}
+			// The same traffic through flowguard's detectors, which know
+			// which side of each flow is ours.
+			var home []string
+			for _, p := range gen.HomeNetworks() {
+				home = append(home, p.String())
+			}
+			cfgd, err := detectConfig(&detectFlags{home: home})
+			if err != nil {
+				return err
+			}
+			for _, a := range gen.ThreatList() { // the demo's threat list
+				cfgd.Threats = append(cfgd.Threats, netip.PrefixFrom(a, a.BitLen()))
+			}
+			opts, err := cfgd.DetectOptions()
+			if err != nil {
+				return err
+			}
+			eng, err := detect.New(opts)
+			if err != nil {
+				return err
+			}
+			if err := eng.Run(cmd.Context(), &flowlog.Scanner{}, in); err != nil {
+				return err
+			}
+			eng.Flush()
+			results := eng.Results()
+			fmt.Fprintf(out, "\nflowguard detect on the same records (home networks %s, and a threat list) finds %d things worth a look:\n\n", strings.Join(home, ", "), len(results))
+			if err := writeFindingsTable(out, results); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "\nThe generator's labels (what really happened) are %d attacks:\n", len(gen.Labels()))
+			for _, l := range gen.Labels() {
+				target := l.Target
+				if target == "" {
+					target = "many hosts"
+				}
+				fmt.Fprintf(out, "  %-45s %s → %s\n", l.Type, l.Actor, target)
 			}
 			if keep != "" {
 				fmt.Fprintf(out, "Try: flowguard query 'stats sum(bytes) as b by srcAddr, dstAddr | sort b desc | limit 10' %s\n", path)

@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"fmt"
 	"net/netip"
-	"strings"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/flowguard/flowguard/internal/detect"
 	"github.com/flowguard/flowguard/internal/flowlog"

@@ -148,3 +148,14 @@ func TestMappedFileSameAsStream(t *testing.T) {
 		t.Error("the file changed")
 	}
 }
+
+// TestHeaderAfterBlankLineWithoutHeaderFirst: an input that does not begin
+// with a header (CloudWatch text) is not searched for blank lines, but a
+// header line inside a block still switches the format for the rest of it.
+func TestHeaderAfterBlankLineWithoutHeaderFirst(t *testing.T) {
+	text := benchText(3) + "\nsrcaddr dstport\n10.0.0.1 22\n10.0.0.2 23\n"
+	got, sk := collect(t, &Scanner{}, bytesInput("a", []byte(text)))
+	if sk.Count() != 0 || strings.Count(got, "\n") != 5 || !strings.HasSuffix(got, `{"srcaddr":"10.0.0.2","dstport":23}`+"\n") {
+		t.Errorf("skipped %d (%v):\n%s", sk.Count(), sk.First(), got)
+	}
+}

@@ -49,8 +49,9 @@ func writeDefaultConfig(w io.Writer) error {
 		return err
 	}
 	const head = `# flowguard configuration: the defaults (docs/configuration.md explains
-# every key). Paths are relative to this file. Sections other parts of
-# flowguard read may be added: alarms:, suppression_rules:, trusted_ips:.
+# every key). Paths are relative to this file. Other sections may be
+# added: alarms: (docs/findings.md, flowguard alarms import),
+# suppression_rules:, trusted_ips:, response: and notify: (docs/response.md).
 `
 	if _, err := io.WriteString(w, head+string(b)); err != nil {
 		return fmt.Errorf("cannot write: %w", err)

@@ -161,7 +161,7 @@ func Load(path string) (*Config, error) {
 // to the file, reads their secret files and checks them together (routes
 // name notifiers).
 func (c *Config) resolveResponse() error {
-	var names []string
+	names := []string{} // not nil: routes naming no configured notifier are errors
 	if c.Notify != nil {
 		if err := c.Notify.Resolve(c.Dir); err != nil {
 			return &Error{File: c.Path, Path: "notify", Msg: err.Error()}

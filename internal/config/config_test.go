@@ -149,3 +149,22 @@ func TestDetectOptions(t *testing.T) {
 		t.Errorf("home %v: want the private ranges", o.Home)
 	}
 }
+
+// TestResponseRoutesNameConfiguredNotifiers: a route that notifies a
+// notifier the file does not configure is an error, with or without a
+// notify: section.
+func TestResponseRoutesNameConfiguredNotifiers(t *testing.T) {
+	for _, text := range []string{
+		"response:\n  routes:\n    - name: x\n      notify: [nobody]\n",
+		"response:\n  routes:\n    - name: x\n      notify: [nobody]\nnotify:\n  slack:\n    - name: oncall\n      webhook_url: https://hooks.slack.com/services/T/B/X\n",
+	} {
+		path := filepath.Join(t.TempDir(), "flowguard.yaml")
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(path)
+		if err == nil || !strings.Contains(err.Error(), `"nobody": no notifier of that name`) {
+			t.Errorf("%q: err = %v", text, err)
+		}
+	}
+}

@@ -75,8 +75,15 @@ if [[ -n ${FLOWGUARD:-} ]]; then
 	FG=$FLOWGUARD
 	[[ -x $FG ]] || die "FLOWGUARD=$FG is not an executable"
 else
-	log "building flowguard"
-	(cd "$ROOT" && go build -o "$WORK/flowguard" ./cmd/flowguard) || die "cannot build ./cmd/flowguard"
+	# GOEXPERIMENT=simd turns on the AVX2 structural index of the decoder
+	# (internal/flowlog/index_simd.go); SIMD=0 measures the portable build.
+	if [[ ${SIMD:-1} == 1 ]]; then
+		log "building flowguard (GOEXPERIMENT=simd)"
+		(cd "$ROOT" && GOEXPERIMENT=simd go build -o "$WORK/flowguard" ./cmd/flowguard) || die "cannot build ./cmd/flowguard"
+	else
+		log "building flowguard (portable)"
+		(cd "$ROOT" && go build -o "$WORK/flowguard" ./cmd/flowguard) || die "cannot build ./cmd/flowguard"
+	fi
 	FG=$WORK/flowguard
 fi
 

@@ -1,6 +1,7 @@
 package flowlog
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 )
@@ -32,4 +33,29 @@ func FuzzParseIPv4(f *testing.F) {
 			t.Errorf("parseIPv4(%q) = %v, %v; netip gives %v, %v", s, got, ok, want, err)
 		}
 	})
+}
+
+// TestIndexAgreesWithBytes checks the structural index (spaces and
+// newlines as bits) against a byte-by-byte look, at every length and
+// alignment around the 64-byte words.
+func TestIndexAgreesWithBytes(t *testing.T) {
+	if !useIndex {
+		t.Skip("the structural index needs a SIMD build (GOEXPERIMENT=simd) and AVX2")
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	var w worker
+	for n := 0; n < 300; n++ {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = " \nab\x00\xa0\x2a\x20"[r.IntN(8)]
+		}
+		sp, nl := w.index(data)
+		for i, c := range data {
+			gotS := sp[i>>6]>>(i&63)&1 == 1
+			gotN := nl[i>>6]>>(i&63)&1 == 1
+			if gotS != (c == ' ') || gotN != (c == '\n') {
+				t.Fatalf("len %d byte %d (%q): space %v newline %v", n, i, c, gotS, gotN)
+			}
+		}
+	}
 }

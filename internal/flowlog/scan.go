@@ -538,6 +538,8 @@ type worker struct {
 	fn  func(int, *Batch) error
 	ord *orderer
 	b   Batch
+	// The structural index of the current block (see index).
+	sp, nl []uint64
 }
 
 func (w *worker) release(j *job, pool *sync.Pool) {

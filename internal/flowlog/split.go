@@ -28,8 +28,17 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 	line := j.line
 	nf := b.Format.Len()
 	offs := b.offs
+	var sp, nl []uint64
+	if useIndex {
+		sp, nl = w.index(data)
+	}
 	for pos := 0; pos < len(data); line++ {
-		end := pos + bytes.IndexByte(data[pos:], '\n')
+		var end int
+		if useIndex {
+			end = nextBit(nl, pos)
+		} else {
+			end = pos + bytes.IndexByte(data[pos:], '\n')
+		}
 		le := end
 		for le > pos && (data[le-1] == '\r' || data[le-1] == ' ' || data[le-1] == '\t') {
 			le--
@@ -43,7 +52,12 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 			offs = append(offs[:base:base], make([]uint32, maxFields+2+base)...)[:base]
 		}
 		o := offs[base : base+maxFields+2]
-		k := splitFields(data, pos, le, o)
+		var k int
+		if useIndex {
+			k = splitBits(sp, pos, le, o)
+		} else {
+			k = splitFields(data, pos, le, o)
+		}
 		if k+1 != nf && bytes.Contains(data[pos:le], doubleSpace) {
 			// AWS's own examples separate fields with two spaces now
 			// and then: fold runs of spaces in place and split again.
@@ -93,6 +107,57 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 }
 
 var doubleSpace = []byte("  ")
+
+// index builds the block's structural index: a bit per byte for spaces and
+// one for newlines (the idea of simdjson's first stage). The line loop then
+// finds line ends and field boundaries by walking set bits instead of
+// bytes. Only SIMD builds have it (index_simd.go): built in portable Go it
+// costs more than scanning the bytes directly. The bitmaps belong to the
+// worker and are valid until its next block.
+func (w *worker) index(data []byte) (sp, nl []uint64) {
+	n := (len(data) + 63) / 64
+	if cap(w.sp) < n {
+		w.sp = make([]uint64, n, n+n/4)
+		w.nl = make([]uint64, n, n+n/4)
+	}
+	sp, nl = w.sp[:n], w.nl[:n]
+	indexSIMD(data, sp, nl)
+	return sp, nl
+}
+
+// nextBit returns the position of the first set bit at or after from; the
+// caller knows there is one (blocks end with a newline).
+func nextBit(bm []uint64, from int) int {
+	wi := from >> 6
+	if w := bm[wi] >> (uint(from) & 63); w != 0 {
+		return from + bits.TrailingZeros64(w)
+	}
+	for wi++; bm[wi] == 0; wi++ {
+	}
+	return wi<<6 + bits.TrailingZeros64(bm[wi])
+}
+
+// splitBits is splitFields on the structural index: the start of every
+// field of data[pos:le] from the set bits of the space bitmap.
+func splitBits(sp []uint64, pos, le int, o []uint32) int {
+	o[0] = uint32(pos)
+	k := 0
+	first, last := pos>>6, (le-1)>>6
+	for wi := first; wi <= last; wi++ {
+		w := sp[wi]
+		if wi == first {
+			w &= ^uint64(0) << (uint(pos) & 63)
+		}
+		if wi == last {
+			w &= ^uint64(0) >> (63 - uint(le-1)&63)
+		}
+		for ; w != 0; w &= w - 1 {
+			k++
+			o[k&maxFields] = uint32(wi<<6 + bits.TrailingZeros64(w) + 1)
+		}
+	}
+	return k
+}
 
 // splitFields records in o the start offset of every space-separated field
 // of data[pos:le] and returns the number of spaces. It looks at eight bytes

@@ -1,0 +1,39 @@
+//go:build goexperiment.simd && amd64
+
+package flowlog
+
+import "simd/archsimd"
+
+// useIndex says whether the decoder finds lines and fields through the
+// structural index: with AVX2, building it costs a few instructions per 32
+// bytes, and walking its bits is cheaper than scanning bytes.
+var useIndex = archsimd.X86.AVX2()
+
+// indexSIMD fills the space and newline bitmaps of data 32 bytes at a time
+// with AVX2 compares; it reports false when the CPU lacks AVX2.
+func indexSIMD(data []byte, sp, nl []uint64) bool {
+	if !useIndex {
+		return false
+	}
+	space, newline := archsimd.BroadcastUint8x32(' '), archsimd.BroadcastUint8x32('\n')
+	i := 0
+	for ; i+64 <= len(data); i += 64 {
+		a := archsimd.LoadUint8x32Slice(data[i:])
+		b := archsimd.LoadUint8x32Slice(data[i+32:])
+		sp[i>>6] = uint64(a.Equal(space).ToBits()) | uint64(b.Equal(space).ToBits())<<32
+		nl[i>>6] = uint64(a.Equal(newline).ToBits()) | uint64(b.Equal(newline).ToBits())<<32
+	}
+	if i < len(data) {
+		var s, l uint64
+		for k, c := range data[i:] {
+			switch c {
+			case ' ':
+				s |= 1 << k
+			case '\n':
+				l |= 1 << k
+			}
+		}
+		sp[i>>6], nl[i>>6] = s, l
+	}
+	return true
+}

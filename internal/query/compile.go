@@ -227,7 +227,9 @@ func (e *env) compileBinary(x *BinaryExpr) (node, error) {
 			}
 		case *StringLit:
 			// like "text" matches text anywhere in the value.
-			re = regexp.MustCompile(regexp.QuoteMeta(r.Value))
+			if re, err = regexp.Compile(regexp.QuoteMeta(r.Value)); err != nil {
+				return nil, errorf(r.P, "bad string to match: %v", err)
+			}
 		default:
 			return nil, errorf(x.R.Position(), "%s needs a /regex/ or a \"string\" on its right", x.Op)
 		}

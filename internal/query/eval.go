@@ -337,7 +337,7 @@ func (n *cmpNode) eval(w *wctx, f *frame) *Vec {
 	l := n.l.eval(w, f)
 	r := n.r.eval(w, f)
 	out := w.out(n.id, TBool, f.n)
-	if r.Const && !r.IsNull(0) {
+	if r.Const && !r.IsNull(0) && !l.Const {
 		switch {
 		case (l.T == TInt || l.T == TTime) && (r.T == TInt || r.T == TTime):
 			c := r.I[0]

@@ -283,8 +283,8 @@ func (c *compiler) parse(cmd *ParseCmd) error {
 		if re, err = regexp.Compile(pat); err != nil {
 			return errorf(cmd.P, "bad regular expression: %v", err)
 		}
-	} else {
-		re = globRegexp(cmd.Glob)
+	} else if re, err = globRegexp(cmd.Glob); err != nil {
+		return errorf(cmd.P, "bad pattern: %v", err)
 	}
 	if re.NumSubexp() < len(cmd.Names) {
 		return errorf(cmd.P, "parse names %d fields but the pattern captures %d", len(cmd.Names), re.NumSubexp())
@@ -301,7 +301,7 @@ func (c *compiler) parse(cmd *ParseCmd) error {
 // globRegexp turns parse's glob ("user=* ip=*") into a regular expression:
 // each * captures as little as it can, except a final one, which takes the
 // rest of the value.
-func globRegexp(glob string) *regexp.Regexp {
+func globRegexp(glob string) (*regexp.Regexp, error) {
 	parts := strings.Split(glob, "*")
 	var b strings.Builder
 	b.WriteString("(?s)")
@@ -315,7 +315,7 @@ func globRegexp(glob string) *regexp.Regexp {
 			}
 		}
 	}
-	return regexp.MustCompile(b.String())
+	return regexp.Compile(b.String())
 }
 
 func (c *compiler) stats(cmd *StatsCmd) error {

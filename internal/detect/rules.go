@@ -362,6 +362,14 @@ func (e *Engine) judgeHost(p *pane, hp, ph *hostPane, emit bool) {
 				if n < thr || e.relay(hp, port, op.flows, 0) {
 					continue
 				}
+				if !lateral && hp.retPorts.has(port) && 2*hp.retRemotes.count() >= n {
+					// Most of the hosts answered from that port, and a
+					// stateless network ACL rejected the answers: the
+					// attempts failed on our side. That is the Policy
+					// finding, not a scan (a scan's targets mostly do
+					// not answer).
+					continue
+				}
 				e.upsert(spec{typ: TypePortscan, sev: finding.Medium, actor: h.addr, dir: dir,
 					idTarget: fmt.Sprintf("%s-sweep:%d", dir, port), ports: []uint16{port}, count: int64(op.probes),
 					first: op.first, last: op.last, samples: op.samples,

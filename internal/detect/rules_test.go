@@ -321,3 +321,44 @@ func TestUpdatesOneFinding(t *testing.T) {
 		t.Errorf("count %d first %v last %v id %s", r.Count, r.FirstSeen, r.LastSeen, r.ID)
 	}
 }
+
+// TestOutboundClientBehindStatelessACL: one of our instances calls 30 HTTPS
+// servers; they all answer, but a stateless network ACL rejects the
+// answers, so the instance retries. That is a misconfiguration (a Policy
+// finding), not an outbound scan. A real scan whose few answering targets
+// are rejected the same way is still a scan.
+func TestOutboundClientBehindStatelessACL(t *testing.T) {
+	var rs []rec
+	for i := 0; i < 30; i++ {
+		dst := fmt.Sprintf("203.0.113.%d", 10+i)
+		for try := 0; try < 2; try++ {
+			sp := 40000 + 2*i + try
+			rs = append(rs, rec{src: "10.0.1.55", dst: dst, sp: sp, dp: 443, pk: 1, by: 60, st: i, en: i + 1, act: "ACCEPT", flags: 2, dir: "egress"})
+			rs = append(rs, rec{src: dst, dst: "10.0.1.55", sp: 443, dp: sp, pk: 1, by: 60, st: i, en: i + 1, act: "REJECT", flags: 18, dir: "ingress"})
+		}
+	}
+	// A scan of 3389 on 100 hosts, 5 of which answer (and are rejected).
+	for i := 0; i < 100; i++ {
+		dst := fmt.Sprintf("198.18.0.%d", 1+i)
+		rs = append(rs, rec{src: "10.0.1.66", dst: dst, sp: 50000 + i, dp: 3389, pk: 1, by: 60, st: i % 60, en: i%60 + 1, act: "ACCEPT", flags: 2, dir: "egress"})
+		if i < 5 {
+			rs = append(rs, rec{src: dst, dst: "10.0.1.66", sp: 3389, dp: 50000 + i, pk: 1, by: 60, st: i, en: i + 1, act: "REJECT", flags: 18, dir: "ingress"})
+		}
+	}
+	e := detectRecs(t, Options{}, rs)
+	scans := only(t, e, TypePortscan)
+	if len(scans) != 1 || scans[0].Actor.IP.String() != "10.0.1.66" {
+		for _, s := range scans {
+			t.Logf("scan: %s", s.Title)
+		}
+		t.Fatalf("want only the scan by 10.0.1.66, got %d scans", len(scans))
+	}
+	policy := only(t, e, TypeReturnRejected)
+	found := false
+	for _, p := range policy {
+		found = found || p.Actor.IP.String() == "10.0.1.55"
+	}
+	if !found {
+		t.Errorf("no policy finding for 10.0.1.55's rejected return traffic")
+	}
+}

@@ -13,7 +13,7 @@ import (
 func newAlarmsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "alarms",
-		Short: "Import CloudWatch metric filters and alarms, and test them by replay",
+		Short: "Import CloudWatch metric filters and alarms, run them over flow logs, test them by replay",
 	}
 	cmd.AddCommand(newAlarmsImportCmd(), newAlarmsTestCmd(), newAlarmsRunCmd())
 	return cmd

@@ -26,7 +26,7 @@ func newBlocksCmd() *cobra.Command {
 	var db dbFlag
 	cmd := &cobra.Command{
 		Use:   "blocks",
-		Short: "List blocks, unblock an address, show the history of blocks",
+		Short: "List blocks, unblock an address, expire bans, show the history of blocks",
 		Long: `Work with the blocks flowguard placed: network ACL deny entries and WAFv2
 IP set addresses. The database is the record of what flowguard owns;
 entries someone else created are never listed here, and never touched.`,

@@ -29,7 +29,7 @@ func newDemoCmd() *cobra.Command {
 	var keep string
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Generate a day of sample VPC traffic and run the classic query on it (no AWS account needed)",
+		Short: "Run the classic query and the detectors on generated VPC traffic (no AWS account needed)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := keep
 			if dir == "" {

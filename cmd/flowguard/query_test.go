@@ -85,6 +85,7 @@ func TestQueryErrors(t *testing.T) {
 		{"stats nosuch(bytes)", "line 1, column 7"},
 		{"fields frobnicate(srcaddr)", "unknown function frobnicate"},
 		{"stats count() by srcaddr | filter bytes > 1", "no column bytes"},
+		{"stats count() as hits by srcaddr | sort hit desc", "no column hit here (did you mean hits?)"},
 	} {
 		_, stderr, code := execute(t, "", "query", c.query, path)
 		if code != 1 || !strings.Contains(stderr, c.want) {

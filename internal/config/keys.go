@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/flowguard/flowguard/internal/suggest"
 	"reflect"
 	"slices"
 	"strings"
@@ -44,7 +45,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, pos map[string]*yaml.N
 				}
 				slices.Sort(names)
 				msg := fmt.Sprintf("unknown key %q", k.Value)
-				if s := closest(k.Value, names); s != "" {
+				if s := suggest.Closest(k.Value, names); s != "" {
 					msg += fmt.Sprintf(" (did you mean %q?)", s)
 				} else {
 					msg += " (known here: " + strings.Join(names, ", ") + ")"
@@ -123,32 +124,3 @@ func structKeys(t reflect.Type) map[string]reflect.Type {
 
 // closest returns the known name nearest to s (edit distance at most 3),
 // or "".
-func closest(s string, names []string) string {
-	best, bestD := "", 4
-	for _, n := range names {
-		if d := editDistance(s, n); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}

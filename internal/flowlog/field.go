@@ -235,3 +235,13 @@ func LookupQueryName(name string) (Field, bool) {
 	f, ok := byNormalized[NormalizeName(name)]
 	return f, ok
 }
+
+// QueryNames returns every name LookupQueryName knows: the AWS names and
+// the names Logs Insights discovers for flow logs (for "did you mean").
+func QueryNames() []string {
+	var names []string
+	for f := FieldVersion; f < numFields; f++ {
+		names = append(names, fieldInfo[f].Name)
+	}
+	return append(names, "srcAddr", "dstAddr", "srcPort", "dstPort", "logStatus", "accountId", "interfaceId", "startTime", "endTime")
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/flowguard/flowguard/internal/flowlog"
+	"github.com/flowguard/flowguard/internal/suggest"
 )
 
 // Error is a query error that is not a syntax error: an unknown function,
@@ -114,6 +115,13 @@ func (e *env) resolve(ref *FieldRef) (node, error) {
 		if match >= 0 {
 			return &slotRef{slot: match, t: e.slots[match].t}, nil
 		}
+		names := make([]string, len(e.slots))
+		for i, s := range e.slots {
+			names[i] = s.name
+		}
+		if s := suggest.Closest(name, names); s != "" {
+			return nil, errorf(ref.P, "no column %s here (did you mean %s?); the columns are %s", name, s, e.columnList())
+		}
 		return nil, errorf(ref.P, "no column %s here; the columns are %s", name, e.columnList())
 	}
 	if strings.HasPrefix(name, "@") {
@@ -129,7 +137,11 @@ func (e *env) resolve(ref *FieldRef) (node, error) {
 	}
 	fld, ok := flowlog.LookupQueryName(name)
 	if !ok && e.warn != nil {
-		e.warn(fmt.Sprintf("%s: %s is not a flow log field; it is empty unless a header line names it", ref.P, name))
+		hint := ""
+		if s := suggest.Closest(name, append(flowlog.QueryNames(), "@timestamp", "@message", "@logStream", "@log")); s != "" {
+			hint = fmt.Sprintf(" (did you mean %s?)", s)
+		}
+		e.warn(fmt.Sprintf("%s: %s is not a flow log field%s; it is empty unless a header line names it", ref.P, name, hint))
 	}
 	t := TString
 	switch fld.Kind() {

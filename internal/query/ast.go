@@ -81,8 +81,9 @@ type SortCmd struct {
 
 // LimitCmd is `limit N`, N >= 1.
 type LimitCmd struct {
-	P Pos
-	N int
+	P   Pos
+	N   int
+	Any bool // limit any N
 }
 
 // DedupCmd is `dedup a, b`. AWS allows only `limit` after it; the parser
@@ -350,7 +351,12 @@ func (c *SortCmd) String() string {
 }
 
 // String implements Command.
-func (c *LimitCmd) String() string { return "limit " + strconv.Itoa(c.N) }
+func (c *LimitCmd) String() string {
+	if c.Any {
+		return "limit any " + strconv.Itoa(c.N)
+	}
+	return "limit " + strconv.Itoa(c.N)
+}
 
 // String implements Command.
 func (c *DedupCmd) String() string {

@@ -319,6 +319,16 @@ func (p *parser) sort(kw token) (Command, error) {
 
 // limit parses `limit N`.
 func (p *parser) limit(kw token) (Command, error) {
+	// `limit any N`: stop as soon as N rows are found, in no particular
+	// order. flowguard stops early for every limit that no sort precedes,
+	// and keeps input order, so it is accepted as a plain limit.
+	anyN := false
+	if p.tok.isKw("any") {
+		anyN = true
+		if err := p.next(); err != nil {
+			return nil, err
+		}
+	}
 	t := p.tok
 	if t.kind != tNumber {
 		return nil, p.expected("a whole number after 'limit'")
@@ -330,7 +340,7 @@ func (p *parser) limit(kw token) (Command, error) {
 	if err := p.next(); err != nil {
 		return nil, err
 	}
-	return &LimitCmd{P: kw.pos, N: int(n)}, nil
+	return &LimitCmd{P: kw.pos, N: int(n), Any: anyN}, nil
 }
 
 // dedup parses `dedup a, b`.

@@ -341,6 +341,8 @@ func dumpValue(b *strings.Builder, v reflect.Value) {
 // roundTripQueries are real and tricky queries; each must survive
 // String and Parse unchanged.
 var roundTripQueries = []string{
+	`fields @message | limit any 1`,
+	`filter action = "REJECT" | LIMIT ANY 25`,
 	// AWS samples for flow logs and general use.
 	`stats sum(packets) as packetsTransferred by srcAddr, dstAddr | sort packetsTransferred desc | limit 15`,
 	`filter logStatus="SKIPDATA" | stats count(*) by bin(1h) as t | sort t`,

@@ -159,3 +159,33 @@ func TestHeaderAfterBlankLineWithoutHeaderFirst(t *testing.T) {
 		t.Errorf("skipped %d (%v):\n%s", sk.Count(), sk.First(), got)
 	}
 }
+
+// TestEmptyFieldAnywhere puts an empty field (two spaces in a row, or a
+// space first) at every position of lines whose lengths move it across the
+// decoder's 64-byte words: each such line is reported and skipped, and the
+// good lines around them are kept.
+func TestEmptyFieldAnywhere(t *testing.T) {
+	good := "2 123456789010 eni-1 10.0.0.1 10.0.0.2 443 49152 6 10 840 1700000000 1700000060 ACCEPT OK"
+	fields := strings.Fields(good)
+	var text strings.Builder
+	bad := 0
+	for pad := 0; pad < 70; pad++ {
+		for i := range fields {
+			f := append([]string(nil), fields...)
+			f[1] = strings.Repeat("1", 1+pad) // move the fields along the line
+			f[i] = ""
+			text.WriteString(strings.Join(f, " ") + "\n")
+			bad++
+			text.WriteString(" " + good + "\n") // a space first
+			bad++
+			text.WriteString(good + "\n")
+		}
+	}
+	got, sk := collect(t, &Scanner{ChunkSize: 4096}, bytesInput("e", []byte(text.String())))
+	if sk.Count() != int64(bad) {
+		t.Errorf("skipped %d lines, want %d (first: %v)", sk.Count(), bad, sk.First())
+	}
+	if n := strings.Count(got, "\n"); n != 70*len(fields) {
+		t.Errorf("kept %d records, want %d", n, 70*len(fields))
+	}
+}

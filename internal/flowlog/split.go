@@ -53,8 +53,9 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 		}
 		o := offs[base : base+maxFields+2]
 		var k int
+		odd := true // whether a field may be empty
 		if useIndex {
-			k = splitBits(sp, pos, le, o)
+			k, odd = splitBits(sp, pos, le, o)
 		} else {
 			k = splitFields(data, pos, le, o)
 		}
@@ -62,7 +63,7 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 			// AWS's own examples separate fields with two spaces now
 			// and then: fold runs of spaces in place and split again.
 			le = pos + len(foldSpaces(data[pos:le]))
-			k = splitFields(data, pos, le, o)
+			k, odd = splitFields(data, pos, le, o), true
 		}
 		if k+1 != nf {
 			if looksLikeHeader(data[pos:le]) {
@@ -87,11 +88,13 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 			pos = end + 1
 			continue
 		}
-		if empty := emptyField(o[:nf], le); empty >= 0 {
-			w.s.skip(&LineError{Source: j.name, Line: line, Column: int(o[empty]) - pos + 1,
-				Field: b.Format.Name(empty), Msg: "empty field (two spaces in a row)"})
-			pos = end + 1
-			continue
+		if odd {
+			if empty := emptyField(o[:nf], le); empty >= 0 {
+				w.s.skip(&LineError{Source: j.name, Line: line, Column: int(o[empty]) - pos + 1,
+					Field: b.Format.Name(empty), Msg: "empty field (two spaces in a row)"})
+				pos = end + 1
+				continue
+			}
 		}
 		o[nf] = uint32(le + 1)
 		offs = offs[:base+nf+1]
@@ -138,25 +141,34 @@ func nextBit(bm []uint64, from int) int {
 }
 
 // splitBits is splitFields on the structural index: the start of every
-// field of data[pos:le] from the set bits of the space bitmap.
-func splitBits(sp []uint64, pos, le int, o []uint32) int {
+// field of data[pos:le] from the set bits of the space bitmap. odd reports
+// a space first or two in a row, the only ways to an empty field (the line
+// end is trimmed), so that the caller checks for them only then.
+func splitBits(sp []uint64, pos, le int, o []uint32) (k int, odd bool) {
 	o[0] = uint32(pos)
-	k := 0
 	first, last := pos>>6, (le-1)>>6
+	prev := uint64(1) // the bit before the line: a space first is odd
+	var adj uint64
 	for wi := first; wi <= last; wi++ {
 		w := sp[wi]
 		if wi == first {
 			w &= ^uint64(0) << (uint(pos) & 63)
+			prev <<= uint(pos) & 63
+			adj |= w & prev
+		} else {
+			adj |= w & prev // the previous word ended with a space
 		}
 		if wi == last {
 			w &= ^uint64(0) >> (63 - uint(le-1)&63)
 		}
+		adj |= w & (w >> 1)
+		prev = w >> 63
 		for ; w != 0; w &= w - 1 {
 			k++
 			o[k&maxFields] = uint32(wi<<6 + bits.TrailingZeros64(w) + 1)
 		}
 	}
-	return k
+	return k, adj != 0
 }
 
 // splitFields records in o the start offset of every space-separated field

@@ -3,6 +3,7 @@ package query
 import (
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"sync"
 )
 
@@ -119,6 +120,11 @@ func (p *partAgg[K]) add(k K, i int, args []*Vec) {
 
 // fold adds a partition's buffered rows to its groups.
 func (p *partAgg[K]) fold(pt *partition[K]) {
+	if len(pt.keys) == 0 {
+		return
+	}
+	// Room for every buffered row being a new group, made once.
+	p.reserve(pt, len(pt.keys))
 	for r, k := range pt.keys {
 		g := p.group(pt, k)
 		for a, kind := range p.aggs {
@@ -166,6 +172,23 @@ func (p *partAgg[K]) grow(pt *partition[K]) {
 	p.resize(pt, max(256, 2*len(pt.slots)))
 }
 
+// reserve makes room for n more groups: table slots at most half full, and
+// group arrays that will not be copied while they fill.
+func (p *partAgg[K]) reserve(pt *partition[K], n int) {
+	if need := 2 * (pt.n + n); need > len(pt.slots) {
+		size := 256
+		for size < need {
+			size *= 2
+		}
+		p.resize(pt, size)
+	}
+	pt.gkeys = slices.Grow(pt.gkeys, n)
+	for a := range p.aggs {
+		pt.counts[a] = slices.Grow(pt.counts[a], n)
+		pt.has[a] = slices.Grow(pt.has[a], n)
+	}
+}
+
 // resize rehashes a partition's table into size slots (a power of two).
 func (p *partAgg[K]) resize(pt *partition[K], size int) {
 	old := pt.slots
@@ -193,8 +216,6 @@ func (p *partAgg[K]) finish() {
 
 // merge adds the groups of o into p, partitions in parallel.
 func (p *partAgg[K]) merge(o *partAgg[K]) {
-	p.finish()
-	o.finish()
 	var wg sync.WaitGroup
 	const lanes = 2
 	for lane := 0; lane < lanes; lane++ {
@@ -203,14 +224,9 @@ func (p *partAgg[K]) merge(o *partAgg[K]) {
 			defer wg.Done()
 			for i := lane; i < numParts; i += lanes {
 				dst, src := &p.parts[i], &o.parts[i]
-				if need := 2 * (dst.n + src.n); need > len(dst.slots) {
-					// One resize for the whole merge, not one per doubling.
-					size := 256
-					for size < need {
-						size *= 2
-					}
-					p.resize(dst, size)
-				}
+				p.fold(dst)
+				o.fold(src)
+				p.reserve(dst, src.n) // one resize for the whole merge
 				for sg, k := range src.gkeys {
 					g := p.group(dst, k)
 					for a, kind := range p.aggs {

@@ -52,7 +52,8 @@ func TestAddrMapAgreesWithMap(t *testing.T) {
 func TestPartAggAgreesWithMap(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	kinds := []partAggKind{partCount, partSum}
-	a, b := newPartAgg(kinds, hashV4), newPartAgg(kinds, hashV4)
+	a := newPartAgg(kinds, hashV4)
+	b := a.worker()
 	type agg struct {
 		n, sum int64
 		has    bool
@@ -79,7 +80,8 @@ func TestPartAggAgreesWithMap(t *testing.T) {
 			w.has = true
 		}
 	}
-	a.merge(b)
+	a.finish()
+	b.finish()
 	cols := []*Vec{{T: TInt}, {T: TInt, Valid: []bool{}}}
 	keys := a.appendColumns(nil, cols, addrOfV4)
 	if len(keys) != len(want) {

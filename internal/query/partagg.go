@@ -14,12 +14,27 @@ import (
 // are appended to one of 256 small buffers chosen by the key's hash
 // (sequential writes), and a full buffer is folded into that partition's
 // own hash table, which is small enough to stay in cache while it is
-// being updated. Workers merge partition by partition, in parallel. K is
-// uint32 for IPv4 addresses and [2]uint64 for IPv6.
+// being updated. The workers of one query share the partitions' tables,
+// each behind its own lock, and keep their own buffers, so nothing is left
+// to merge at the end. K is uint32 for IPv4 addresses and [2]uint64 for
+// IPv6.
 type partAgg[K comparable] struct {
-	hash  func(K) uint64
-	aggs  []partAggKind
-	parts [numParts]partition[K]
+	hash func(K) uint64
+	aggs []partAggKind
+	// parts are the partitions' tables, shared by the workers of one
+	// query, each behind its own lock: a worker folds a full buffer into
+	// its partition, so no merge is left for the end.
+	parts *[numParts]partition[K]
+	locks *[numParts]sync.Mutex
+	// bufs are this worker's buffered rows, by partition.
+	bufs [numParts]partBuf[K]
+}
+
+// partBuf is one worker's buffered rows for one partition.
+type partBuf[K comparable] struct {
+	keys []K
+	vals [][]int64 // per sum: the value, or a value with ok false
+	ok   [][]bool
 }
 
 const (
@@ -35,12 +50,6 @@ const (
 )
 
 type partition[K comparable] struct {
-	// Buffered rows.
-	keys []K
-	vals [][]int64 // per sum: the value, or a value with valid false
-	ok   [][]bool
-
-	// The partition's groups.
 	slots  []partSlot[K]
 	n      int
 	gkeys  []K
@@ -71,16 +80,30 @@ func partAggKinds(s *statsSpec) []partAggKind {
 	return kinds
 }
 
+// newPartAgg makes the shared tables and a first worker's buffers.
 func newPartAgg[K comparable](kinds []partAggKind, hash func(K) uint64) *partAgg[K] {
-	p := &partAgg[K]{aggs: kinds, hash: hash}
+	p := &partAgg[K]{aggs: kinds, hash: hash, parts: new([numParts]partition[K]), locks: new([numParts]sync.Mutex)}
 	for i := range p.parts {
 		pt := &p.parts[i]
-		pt.vals = make([][]int64, len(kinds))
-		pt.ok = make([][]bool, len(kinds))
 		pt.counts = make([][]int64, len(kinds))
 		pt.has = make([][]bool, len(kinds))
 	}
+	p.initBufs()
 	return p
+}
+
+// worker returns another worker's view: the same tables, its own buffers.
+func (p *partAgg[K]) worker() *partAgg[K] {
+	w := &partAgg[K]{aggs: p.aggs, hash: p.hash, parts: p.parts, locks: p.locks}
+	w.initBufs()
+	return w
+}
+
+func (p *partAgg[K]) initBufs() {
+	for i := range p.bufs {
+		p.bufs[i].vals = make([][]int64, len(p.aggs))
+		p.bufs[i].ok = make([][]bool, len(p.aggs))
+	}
 }
 
 func hashV4(k uint32) uint64 {
@@ -103,7 +126,8 @@ func v6Key(a netip.Addr) [2]uint64 {
 
 // add buffers one row: key k and the row's aggregate arguments.
 func (p *partAgg[K]) add(k K, i int, args []*Vec) {
-	pt := &p.parts[p.hash(k)>>56]
+	part := p.hash(k) >> 56
+	pt := &p.bufs[part]
 	pt.keys = append(pt.keys, k)
 	for a, kind := range p.aggs {
 		if kind == partSum {
@@ -114,32 +138,36 @@ func (p *partAgg[K]) add(k K, i int, args []*Vec) {
 		}
 	}
 	if len(pt.keys) >= partBuffer {
-		p.fold(pt)
+		p.fold(int(part))
 	}
 }
 
-// fold adds a partition's buffered rows to its groups.
-func (p *partAgg[K]) fold(pt *partition[K]) {
-	if len(pt.keys) == 0 {
+// fold adds this worker's buffered rows of partition i to its groups.
+func (p *partAgg[K]) fold(i int) {
+	buf := &p.bufs[i]
+	if len(buf.keys) == 0 {
 		return
 	}
+	p.locks[i].Lock()
+	pt := &p.parts[i]
 	// Room for every buffered row being a new group, made once.
-	p.reserve(pt, len(pt.keys))
-	for r, k := range pt.keys {
+	p.reserve(pt, len(buf.keys))
+	for r, k := range buf.keys {
 		g := p.group(pt, k)
 		for a, kind := range p.aggs {
 			if kind == partCount {
 				pt.counts[a][g]++
-			} else if pt.ok[a][r] {
-				pt.counts[a][g] += pt.vals[a][r]
+			} else if buf.ok[a][r] {
+				pt.counts[a][g] += buf.vals[a][r]
 				pt.has[a][g] = true
 			}
 		}
 	}
-	pt.keys = pt.keys[:0]
+	p.locks[i].Unlock()
+	buf.keys = buf.keys[:0]
 	for a := range p.aggs {
-		pt.vals[a] = pt.vals[a][:0]
-		pt.ok[a] = pt.ok[a][:0]
+		buf.vals[a] = buf.vals[a][:0]
+		buf.ok[a] = buf.ok[a][:0]
 	}
 }
 
@@ -207,44 +235,15 @@ func (p *partAgg[K]) resize(pt *partition[K], size int) {
 	}
 }
 
-// finish folds what is still buffered.
+// finish folds what this worker still has buffered.
 func (p *partAgg[K]) finish() {
-	for i := range p.parts {
-		p.fold(&p.parts[i])
+	for i := range p.bufs {
+		p.fold(i)
 	}
 }
 
-// merge adds the groups of o into p, partitions in parallel.
-func (p *partAgg[K]) merge(o *partAgg[K]) {
-	var wg sync.WaitGroup
-	const lanes = 2
-	for lane := 0; lane < lanes; lane++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := lane; i < numParts; i += lanes {
-				dst, src := &p.parts[i], &o.parts[i]
-				p.fold(dst)
-				o.fold(src)
-				p.reserve(dst, src.n) // one resize for the whole merge
-				for sg, k := range src.gkeys {
-					g := p.group(dst, k)
-					for a, kind := range p.aggs {
-						dst.counts[a][g] += src.counts[a][sg]
-						if kind == partSum {
-							dst.has[a][g] = dst.has[a][g] || src.has[a][sg]
-						}
-					}
-				}
-			}
-		}()
-	}
-	wg.Wait()
-}
-
-// len returns the number of groups.
+// len returns the number of groups; every worker must have finished.
 func (p *partAgg[K]) len() int {
-	p.finish()
 	n := 0
 	for i := range p.parts {
 		n += p.parts[i].n
@@ -254,9 +253,8 @@ func (p *partAgg[K]) len() int {
 
 // appendColumns appends the groups to a key column (keys turned into
 // addresses by addr) and to one column per aggregate, whose Valid slices
-// are set for sums.
+// are set for sums; every worker must have finished.
 func (p *partAgg[K]) appendColumns(keys []netip.Addr, aggs []*Vec, addr func(K) netip.Addr) []netip.Addr {
-	p.finish()
 	for i := range p.parts {
 		pt := &p.parts[i]
 		for _, k := range pt.gkeys {

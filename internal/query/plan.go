@@ -501,10 +501,16 @@ type workerState struct {
 	rows   *rowSink
 }
 
-func (p *pipeline) newWorker() *workerState {
+// newWorker makes a worker's state; like is the first worker's, whose
+// shared parts the others use (nil for the first).
+func (p *pipeline) newWorker(like *workerState) *workerState {
 	st := &workerState{w: newWctx(p.nodes)}
 	if p.stats != nil {
-		st.groups = newGroupTable(p.stats)
+		var first *groupTable
+		if like != nil {
+			first = like.groups
+		}
+		st.groups = newGroupTable(p.stats, first)
 	} else if p.rows != nil {
 		st.rows = newRowSink(p.rows)
 	}
@@ -532,11 +538,12 @@ func (p *pipeline) runStream(ctx context.Context, sc *flowlog.Scanner, inputs []
 		sc.Workers = nw
 	}
 	states := make([]*workerState, nw)
+	states[0] = p.newWorker(nil)
 	var mu sync.Mutex
 	state := func(w int) *workerState {
 		if states[w] == nil {
 			mu.Lock()
-			states[w] = p.newWorker()
+			states[w] = p.newWorker(states[0])
 			mu.Unlock()
 		}
 		return states[w]
@@ -573,6 +580,15 @@ func (p *pipeline) runStream(ctx context.Context, sc *flowlog.Scanner, inputs []
 	if err != nil {
 		return nil, err
 	}
+	// Workers fold what they still hold, in parallel.
+	var fin sync.WaitGroup
+	for _, st := range states {
+		if st != nil && st.groups != nil {
+			fin.Add(1)
+			go func() { defer fin.Done(); st.groups.finish() }()
+		}
+	}
+	fin.Wait()
 	var first *workerState
 	for _, st := range states {
 		if st == nil {
@@ -589,7 +605,7 @@ func (p *pipeline) runStream(ctx context.Context, sc *flowlog.Scanner, inputs []
 		}
 	}
 	if first == nil {
-		first = p.newWorker()
+		first = p.newWorker(nil)
 	}
 	if first.groups != nil {
 		return first.groups.table(), nil
@@ -598,7 +614,7 @@ func (p *pipeline) runStream(ctx context.Context, sc *flowlog.Scanner, inputs []
 }
 
 func (p *pipeline) runTable(t *Table) *Table {
-	st := p.newWorker()
+	st := p.newWorker(nil)
 	f := t.frame(st.w)
 	if len(f.slots) < p.slots {
 		f.slots = append(f.slots, make([]*Vec, p.slots-len(f.slots))...)
@@ -608,6 +624,7 @@ func (p *pipeline) runTable(t *Table) *Table {
 	order := func(i uint32) [4]int { return [4]int{0, 0, 0, int(i)} }
 	if st.groups != nil {
 		st.groups.consume(st.w, &st.f)
+		st.groups.finish()
 		return st.groups.table()
 	}
 	_ = st.rows.add(p.rows.extract(st.w, &st.f, order))

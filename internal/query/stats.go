@@ -49,7 +49,9 @@ type groupTable struct {
 	vecs []*Vec
 }
 
-func newGroupTable(s *statsSpec) *groupTable {
+// newGroupTable makes a worker's groups. Workers after the first pass the
+// first one's table as like, to share its partitioned aggregation.
+func newGroupTable(s *statsSpec, like *groupTable) *groupTable {
 	t := &groupTable{spec: s, nullG: -1}
 	for _, k := range s.by {
 		t.types = append(t.types, k.x.typ())
@@ -58,8 +60,12 @@ func newGroupTable(s *statsSpec) *groupTable {
 	case len(s.by) == 1 && t.types[0] == TAddr:
 		t.addrIdx = newAddrMap()
 		if kinds := partAggKinds(s); kinds != nil {
-			t.v4 = newPartAgg(kinds, hashV4)
-			t.v6 = newPartAgg(kinds, hashV6)
+			if like != nil {
+				t.v4, t.v6 = like.v4.worker(), like.v6.worker()
+			} else {
+				t.v4 = newPartAgg(kinds, hashV4)
+				t.v6 = newPartAgg(kinds, hashV6)
+			}
 		}
 	case len(s.by) == 1 && (t.types[0] == TInt || t.types[0] == TTime):
 		t.intIdx = make(map[int64]int32)
@@ -314,11 +320,18 @@ func nullAt(n int, g int32) []bool {
 }
 
 // merge adds another worker's groups into t.
-func (t *groupTable) merge(o *groupTable) {
+// finish folds what the worker still has buffered; workers may finish in
+// parallel.
+func (t *groupTable) finish() {
 	if t.v4 != nil {
-		t.v4.merge(o.v4)
-		t.v6.merge(o.v6)
+		t.v4.finish()
+		t.v6.finish()
 	}
+}
+
+// merge adds another worker's groups into t (the partitioned groups are
+// shared already); both must have finished.
+func (t *groupTable) merge(o *groupTable) {
 	if o.ngrp == 0 {
 		return
 	}

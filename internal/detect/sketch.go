@@ -101,11 +101,6 @@ func (s *portSet) unionLen(o *portSet) int {
 	return n
 }
 
-// merge adds every port of o.
-func (s *portSet) merge(o *portSet) {
-	o.each(func(p uint16) bool { s.add(p); return true })
-}
-
 // lowest returns up to k of the lowest ports of s ∪ o.
 func lowestPorts(k int, sets ...*portSet) []uint16 {
 	var out []uint16

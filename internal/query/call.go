@@ -108,7 +108,6 @@ type callNode struct {
 	f    scalarFunc
 	args []node
 	t    Type
-	vals []Value
 }
 
 func (n *callNode) typ() Type { return n.t }

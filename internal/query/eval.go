@@ -14,7 +14,6 @@ type constNode struct{ v *Vec }
 
 func (n *constNode) typ() Type               { return n.v.T }
 func (n *constNode) eval(*wctx, *frame) *Vec { return n.v }
-func (n *constNode) value() Value            { return n.v.Value(0) }
 func nullVec(t Type) *Vec                    { v := constVec(Value{T: t}); v.Valid = []bool{false}; return v }
 func bytesToString(p []byte) string          { return unsafe.String(unsafe.SliceData(p), len(p)) }
 func uintsAsInts(p []uint64) []int64 {

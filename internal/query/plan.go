@@ -56,7 +56,6 @@ type slotStage struct {
 func (s *slotStage) run(w *wctx, f *frame) { f.slots[s.slot] = s.x.eval(w, f) }
 
 type parseStage struct {
-	id    int
 	src   node
 	re    *regexp.Regexp
 	slots []int

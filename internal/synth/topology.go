@@ -18,7 +18,6 @@ var (
 	// attackerNet holds scanners, brute-forcers and the exfiltration
 	// destination.
 	attackerNet = netip.MustParsePrefix("198.51.100.0/24")
-	threatNet   = netip.MustParsePrefix("192.0.2.0/24")  // threat-list entries
 	floodNet    = netip.MustParsePrefix("198.18.0.0/15") // flood sources (RFC 2544 range)
 	s3Net       = netip.MustParsePrefix("52.216.0.0/15") // S3 (us-east-1), via the gateway endpoint
 	internet6   = netip.MustParsePrefix("2001:db8::/32") // IPv6 internet hosts

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/flowguard/flowguard/internal/netaddr"
 )
 
 // Feedback values, as GuardDuty names them.
@@ -83,7 +85,7 @@ func (r *SuppressionRule) Compile() (*Matcher, error) {
 	if len(r.Types) == 0 && len(r.Actors) == 0 && len(r.Targets) == 0 && len(r.Ports) == 0 && r.SeverityBelow == 0 {
 		return fail("no criteria: give types, actors, targets, ports or severity_below (a rule without criteria would archive every finding)")
 	}
-	if r.SeverityBelow < 0 || r.SeverityBelow > 10 {
+	if !(r.SeverityBelow >= 0 && r.SeverityBelow <= 10) { // NaN too
 		return fail("severity_below %g: want a number from 0 to 10", r.SeverityBelow)
 	}
 	m := &Matcher{Rule: *r, severityBelow: r.SeverityBelow}
@@ -155,7 +157,9 @@ func ParsePrefixes(ss []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// ParsePrefix reads one IP address or CIDR block.
+// ParsePrefix reads one IP address or CIDR block, in canonical form
+// (netaddr.CanonPrefix): an IPv4-mapped IPv6 address or block is read as
+// IPv4, host bits are cleared and a zone is dropped.
 func ParsePrefix(s string) (netip.Prefix, error) {
 	s = strings.TrimSpace(s)
 	if strings.Contains(s, "/") {
@@ -163,16 +167,13 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 		if err != nil {
 			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR block", s)
 		}
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		return p.Masked(), nil
+		return netaddr.CanonPrefix(p), nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR block", s)
 	}
-	a = a.Unmap().WithZone("")
+	a = netaddr.Canon(a)
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
@@ -180,7 +181,7 @@ func containsAddr(ps []netip.Prefix, a netip.Addr) bool {
 	if !a.IsValid() {
 		return false
 	}
-	a = a.Unmap().WithZone("")
+	a = netaddr.Canon(a)
 	for _, p := range ps {
 		if p.Contains(a) {
 			return true

@@ -1,6 +1,7 @@
 package finding
 
 import (
+	"math"
 	"net/netip"
 	"strings"
 	"testing"
@@ -36,6 +37,9 @@ func TestSuppressionRuleMatch(t *testing.T) {
 		{"actor cidr miss", SuppressionRule{Actors: []string{"198.51.101.0/24"}}, scan, false},
 		{"actor ip", SuppressionRule{Actors: []string{"198.51.100.5"}}, scan, true},
 		{"actor v4-mapped", SuppressionRule{Actors: []string{"198.51.100.0/24"}}, mapped, true},
+		{"actor rule v4-mapped", SuppressionRule{Actors: []string{"::ffff:198.51.100.0/120"}}, scan, true},
+		{"actor rule v4-mapped address", SuppressionRule{Actors: []string{"::ffff:198.51.100.5"}}, mapped, true},
+		{"target v4-mapped", SuppressionRule{Targets: []string{"::ffff:10.0.1.0/120"}}, scan, true},
 		{"actor v6", SuppressionRule{Actors: []string{"2001:db8::/32"}}, v6, true},
 		{"v4 rule vs v6 actor", SuppressionRule{Actors: []string{"0.0.0.0/0"}}, v6, false},
 		{"target cidr", SuppressionRule{Targets: []string{"10.0.1.0/24"}}, scan, true},
@@ -75,6 +79,8 @@ func TestSuppressionRuleValidate(t *testing.T) {
 		{SuppressionRule{Name: "ip", Actors: []string{"300.1.2.3"}}, "not an IP address"},
 		{SuppressionRule{Name: "tgt", Targets: []string{"10.0.0.0/33"}}, "not an IP address"},
 		{SuppressionRule{Name: "sev", SeverityBelow: 11}, "0 to 10"},
+		{SuppressionRule{Name: "nan", SeverityBelow: math.NaN()}, "0 to 10"},
+		{SuppressionRule{Name: "inf", SeverityBelow: math.Inf(1)}, "0 to 10"},
 		{SuppressionRule{Name: "port", Ports: []uint16{0}}, "port 0"},
 		{SuppressionRule{Name: "act", Types: []string{"Recon:*"}, Action: "DELETE"}, "only action"},
 	} {

@@ -249,6 +249,7 @@ const (
 	DefaultNACLEntries      = 20
 	MaxNACLEntries          = 40
 	MaxIPSetAddresses       = 10000
+	maxBanFactor            = 1000
 )
 
 // Enforcing reports whether the mode is enforce.
@@ -287,11 +288,13 @@ func (c *Config) Validate(notifiers []string) error {
 	if c.MaxBlocksPerHour < 0 {
 		errs = append(errs, fmt.Errorf("response.max_blocks_per_hour %d: want 0 (default %d) or more", c.MaxBlocksPerHour, DefaultMaxBlocksPerHour))
 	}
-	if c.MinSeverity != nil && (*c.MinSeverity < 0 || *c.MinSeverity > 10) {
+	// Comparisons written so that NaN fails them: NaN < 0 and NaN > 10 are
+	// both false, which once let `min_severity: .nan` turn the guard off.
+	if c.MinSeverity != nil && !(*c.MinSeverity >= 0 && *c.MinSeverity <= 10) {
 		errs = append(errs, fmt.Errorf("response.min_severity %g: want 0 to 10", *c.MinSeverity))
 	}
-	if c.BanTimeIncrement != nil && c.BanTimeIncrement.Factor != 0 && c.BanTimeIncrement.Factor < 1 {
-		errs = append(errs, fmt.Errorf("response.ban_time_increment.factor %g: want 1 or more", c.BanTimeIncrement.Factor))
+	if f := c.BanTimeIncrement; f != nil && f.Factor != 0 && !(f.Factor >= 1 && f.Factor <= maxBanFactor) {
+		errs = append(errs, fmt.Errorf("response.ban_time_increment.factor %g: want 1 to %d", f.Factor, maxBanFactor))
 	}
 	if f := c.PublishingFrequency; f != "" {
 		if _, ok := publishingFrequencies[f]; !ok {
@@ -352,7 +355,7 @@ func (c *Config) Validate(notifiers []string) error {
 				errs = append(errs, fmt.Errorf("%s: type %q: want an exact type or a prefix ending in *", where, t))
 			}
 		}
-		if r.MinSeverity < 0 || r.MinSeverity > 10 {
+		if !(r.MinSeverity >= 0 && r.MinSeverity <= 10) {
 			errs = append(errs, fmt.Errorf("%s: min_severity %g: want 0 to 10", where, r.MinSeverity))
 		}
 		for _, b := range r.Block {

@@ -1,6 +1,7 @@
 package respond
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +84,11 @@ func TestConfigValidateErrors(t *testing.T) {
 		{Config{Routes: []Route{{Notify: []string{"nobody"}}}}, "no notifier"},
 		{Config{Routes: []Route{{Types: []string{"Recon:*/Port"}}}}, "prefix ending in *"},
 		{Config{PublishingFrequency: "DAILY"}, "FIFTEEN_MINUTES"},
+		{Config{MinSeverity: ptr(math.NaN())}, "min_severity NaN"},
+		{Config{MinSeverity: ptr(math.Inf(1))}, "min_severity +Inf"},
+		{Config{Routes: []Route{{MinSeverity: math.NaN()}}}, "min_severity NaN"},
+		{Config{BanTimeIncrement: &BanIncrement{Factor: math.NaN()}}, "factor NaN"},
+		{Config{BanTimeIncrement: &BanIncrement{Factor: math.Inf(1)}}, "factor +Inf"},
 	}
 	for _, tt := range tests {
 		err := tt.cfg.Validate([]string{"ops"})
@@ -91,6 +97,8 @@ func TestConfigValidateErrors(t *testing.T) {
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func TestBackoffBounds(t *testing.T) {
 	for _, rnd := range []float64{0, 0.999} {

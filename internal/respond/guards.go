@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/netip"
 	"os"
 
 	"github.com/flowguard/flowguard/internal/finding"
+	"github.com/flowguard/flowguard/internal/netaddr"
 )
 
 // Guard names, as refusals and the audit trail give them.
@@ -85,6 +87,9 @@ func NewGuards(cfg *Config, home, allow []netip.Prefix, aws *AWSRanges) (*Guards
 	if cfg == nil {
 		cfg = &Config{}
 	}
+	if v := cfg.MinSeverity; v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0)) {
+		return nil, fmt.Errorf("response.min_severity %g: want a number from 0 to 10", *v)
+	}
 	if cfg.Enforcing() && (aws == nil || aws.Len() == 0) {
 		return nil, errors.New("enforce mode needs AWS's IP ranges (response.aws_ip_ranges), so that AWS service addresses are never blocked")
 	}
@@ -106,23 +111,15 @@ func NewGuards(cfg *Config, home, allow []netip.Prefix, aws *AWSRanges) (*Guards
 		if !p.IsValid() {
 			return nil, errors.New("invalid home network")
 		}
-		g.home = append(g.home, protected{normalize(p), "home network " + p.String()})
+		g.home = append(g.home, protected{netaddr.CanonPrefix(p), "home network " + p.String()})
 	}
 	for _, p := range allow {
 		if !p.IsValid() {
 			return nil, errors.New("invalid allow-list entry")
 		}
-		g.allow = append(g.allow, protected{normalize(p), "allow-list entry " + p.String()})
+		g.allow = append(g.allow, protected{netaddr.CanonPrefix(p), "allow-list entry " + p.String()})
 	}
 	return g, nil
-}
-
-// normalize unmaps IPv4-mapped IPv6 prefixes and masks host bits.
-func normalize(p netip.Prefix) netip.Prefix {
-	if p.Addr().Is4In6() && p.Bits() >= 96 {
-		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-	}
-	return p.Masked()
 }
 
 // Enforcing reports whether blocks reach AWS.
@@ -144,7 +141,13 @@ func (g *Guards) KillSwitch() *Refusal {
 }
 
 // CheckPrefix runs the guards that depend only on the address: kill
-// switch, prefix length, reserved, home, allow-list and AWS ranges.
+// switch, prefix length, reserved, home, allow-list and AWS ranges. An
+// IPv4-mapped prefix is judged as the IPv4 prefix it is. An IPv6 prefix
+// whose addresses embed IPv4 addresses (NAT64, IPv4-compatible, 6to4,
+// Teredo: see netaddr.Embedded) is also judged by the IPv4 range it
+// embeds: blocking it would cut that range off, so the range must be no
+// wider than response.min_prefix_v4 and hold no home, private,
+// allow-listed or AWS address.
 func (g *Guards) CheckPrefix(p netip.Prefix) *Refusal {
 	if r := g.KillSwitch(); r != nil {
 		return r
@@ -152,7 +155,28 @@ func (g *Guards) CheckPrefix(p netip.Prefix) *Refusal {
 	if !p.IsValid() {
 		return &Refusal{GuardPrefix, "no address to block"}
 	}
-	p = normalize(p)
+	p = netaddr.CanonPrefix(p)
+	if r := g.checkWidth(p); r != nil {
+		return r
+	}
+	if r := g.checkProtected(p, true); r != nil {
+		return r
+	}
+	for _, e := range netaddr.Embedded(p) {
+		r := g.checkWidth(e.IPv4)
+		if r == nil {
+			r = g.checkProtected(e.IPv4, false)
+		}
+		if r != nil {
+			r.Reason = fmt.Sprintf("%s embeds %s (%s): %s", p, e.IPv4, e.Scheme, r.Reason)
+			return r
+		}
+	}
+	return nil
+}
+
+// checkWidth refuses a prefix wider than the configured minimum.
+func (g *Guards) checkWidth(p netip.Prefix) *Refusal {
 	if p.Bits() == 0 {
 		return &Refusal{GuardPrefix, fmt.Sprintf("%s would block the whole internet", p)}
 	}
@@ -162,10 +186,21 @@ func (g *Guards) CheckPrefix(p netip.Prefix) *Refusal {
 	if p.Addr().Is6() && p.Bits() < g.minV6 {
 		return &Refusal{GuardPrefix, fmt.Sprintf("%s is wider than /%d (response.min_prefix_v6)", p, g.minV6)}
 	}
-	for _, set := range []struct {
+	return nil
+}
+
+// checkProtected refuses a prefix that overlaps a protected range: the
+// reserved ranges (when reserved is true), the home networks and private
+// space, the allow-list and AWS's ranges.
+func (g *Guards) checkProtected(p netip.Prefix, reserved bool) *Refusal {
+	sets := []struct {
 		guard string
 		list  []protected
-	}{{GuardReserved, g.reserved}, {GuardHome, g.home}, {GuardAllowlist, g.allow}} {
+	}{{GuardReserved, g.reserved}, {GuardHome, g.home}, {GuardAllowlist, g.allow}}
+	if !reserved {
+		sets = sets[1:]
+	}
+	for _, set := range sets {
 		for _, q := range set.list {
 			if q.p.Overlaps(p) {
 				return &Refusal{set.guard, fmt.Sprintf("%s is in the %s", p, q.why)}
@@ -190,7 +225,8 @@ func (g *Guards) Check(f *finding.Finding, p netip.Prefix, recentBans int) *Refu
 	if f != nil {
 		sev = f.Severity
 	}
-	if sev < g.minSev {
+	if !(sev >= g.minSev) { // a NaN severity never passes
+
 		return &Refusal{GuardSeverity, fmt.Sprintf("severity %.1f is below %.1f (response.min_severity)", sev, g.minSev)}
 	}
 	if recentBans >= g.maxPerHr {
@@ -207,6 +243,6 @@ func ActorPrefix(f *finding.Finding) netip.Prefix {
 	if f == nil || !f.Actor.IP.IsValid() {
 		return netip.Prefix{}
 	}
-	a := f.Actor.IP.Unmap().WithZone("")
+	a := netaddr.Canon(f.Actor.IP)
 	return netip.PrefixFrom(a, a.BitLen())
 }

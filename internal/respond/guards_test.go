@@ -1,6 +1,8 @@
 package respond
 
 import (
+	"math"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -236,4 +238,135 @@ func TestSeverityRateAndDryRun(t *testing.T) {
 			t.Errorf("%d notifications, want 1 (dry-run still notifies)", e.rec.count())
 		}
 	})
+}
+
+// TestCheckPrefixEmbeddedIPv4 tries to block IPv6 addresses and prefixes
+// that stand for protected IPv4 addresses (IPv4-mapped, NAT64,
+// IPv4-compatible, 6to4, Teredo): the guards judge the IPv4 address
+// inside, so blocking the IPv6 form cannot cut off a home, private,
+// allow-listed or AWS address.
+func TestCheckPrefixEmbeddedIPv4(t *testing.T) {
+	aws, err := LoadAWSRanges(filepath.Join("testdata", "ip-ranges.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loose := &Config{Mode: ModeEnforce, MinPrefixV4: 1, MinPrefixV6: 1}
+	strict := &Config{Mode: ModeEnforce}
+	tests := []struct {
+		cfg    *Config
+		prefix string
+		guard  string // "" = may be blocked
+	}{
+		// IPv4-mapped: the address itself.
+		{strict, "::ffff:10.0.0.9/128", GuardHome},
+		{strict, "::ffff:203.0.113.7/128", GuardAllowlist},
+		{strict, "::ffff:198.51.100.23/128", ""},
+		{loose, "::ffff:203.0.113.0/120", GuardAllowlist},
+		// NAT64, well-known prefix (RFC 6052).
+		{strict, "64:ff9b::a00:1/128", GuardHome},          // 10.0.0.1, home
+		{strict, "64:ff9b::c0a8:101/128", GuardHome},       // 192.168.1.1, private
+		{strict, "64:ff9b::cb00:7107/128", GuardAllowlist}, // 203.0.113.7
+		{strict, "64:ff9b::d20:101/128", GuardAWS},         // 13.32.1.1, CloudFront
+		{strict, "64:ff9b::c633:6417/128", ""},             // 198.51.100.23
+		{strict, "64:ff9b::c633:6400/120", ""},             // 198.51.100.0/24
+		{strict, "64:ff9b::c633:0/112", GuardPrefix},       // 198.51.0.0/16: wider than /24
+		{loose, "64:ff9b::a00:0/104", GuardHome},           // 10.0.0.0/8
+		{loose, "64:ff9b::cb00:0/104", GuardAllowlist},     // 203.0.0.0/8
+		{loose, "64:ff9b::/96", GuardPrefix},               // every IPv4 address
+		{loose, "64:ff9b::/64", GuardPrefix},
+		// NAT64, local-use prefix (RFC 8215), every RFC 6052 length.
+		{strict, "64:ff9b:1::a00:1/128", GuardHome},             // /96 reading
+		{strict, "64:ff9b:1:a00:0:100::/128", GuardHome},        // /48 reading: 10.0.0.1
+		{strict, "64:ff9b:1:cb:0:7107::/128", GuardAllowlist}, // /56 reading: 203.0.113.7
+		// IPv4-compatible (::/96, deprecated).
+		{strict, "::a00:1/128", GuardHome},
+		{strict, "::cb00:7107/128", GuardAllowlist},
+		{loose, "::a00:0/104", GuardHome},
+		// 6to4 (RFC 3056).
+		{strict, "2002:a00:1::1/128", GuardHome},
+		{strict, "2002:cb00:7107:1::/64", GuardAllowlist},
+		{strict, "2002:d20:101::1/128", GuardAWS},
+		{strict, "2002:c633:6417::1/128", ""},
+		{loose, "2002:cb00::/24", GuardAllowlist}, // holds 203.0.113.0/24
+		{loose, "2002:c633:6400::/40", ""},        // 198.51.100.0/24
+		{loose, "2002::/16", GuardPrefix},
+		// Teredo (RFC 4380): the client address, inverted, in the last 32 bits.
+		{strict, "2001:0:4136:e378:8000:63bf:34ff:8ef8/128", GuardAllowlist}, // 203.0.113.7
+		{strict, "2001:0:4136:e378:8000:63bf:f5ff:fffe/128", GuardHome},      // 10.0.0.1
+		{strict, "2001:0:4136:e378:8000:63bf:39cc:9be8/128", ""},             // 198.51.100.23
+		{loose, "2001:0:4136:e378::/64", GuardPrefix},                        // every client behind one server
+		// Ordinary IPv6 embeds nothing.
+		{strict, "2001:db8::a00:1/128", ""},
+	}
+	for _, tt := range tests {
+		g, err := NewGuards(tt.cfg, testHome, testAllow, aws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := g.CheckPrefix(mustPrefix(tt.prefix))
+		got := ""
+		if r != nil {
+			got = r.Guard
+		}
+		if got != tt.guard {
+			t.Errorf("%s (min /%d): guard %q (%v), want %q", tt.prefix, tt.cfg.MinPrefixV4, got, r, tt.guard)
+		}
+	}
+}
+
+// TestGuardsUnmapConfiguredRanges: home networks and allow-list entries
+// written in IPv4-mapped form protect the IPv4 addresses they hold.
+func TestGuardsUnmapConfiguredRanges(t *testing.T) {
+	home := []netip.Prefix{mustPrefix("::ffff:10.1.0.0/112")}
+	allow := []netip.Prefix{mustPrefix("::ffff:198.51.100.0/120"), mustPrefix("::ffff:192.0.2.9/128")}
+	g, err := NewGuards(&Config{}, home, allow, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for prefix, want := range map[string]string{
+		"10.1.2.3/32":            GuardHome,
+		"::ffff:10.1.2.3/128":    GuardHome,
+		"198.51.100.23/32":       GuardAllowlist,
+		"64:ff9b::c633:6417/128": GuardAllowlist,
+		"192.0.2.9/32":           GuardAllowlist,
+		"192.0.2.10/32":          "",
+	} {
+		got := ""
+		if r := g.CheckPrefix(mustPrefix(prefix)); r != nil {
+			got = r.Guard
+		}
+		if got != want {
+			t.Errorf("%s: guard %q, want %q", prefix, got, want)
+		}
+	}
+}
+
+// TestSeverityGuardNaN: a severity that is not a number never passes the
+// min-severity guard, and a NaN min_severity is refused.
+func TestSeverityGuardNaN(t *testing.T) {
+	g, err := NewGuards(&Config{Mode: ModeEnforce}, testHome, testAllow, mustRanges(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := attack("198.51.100.23", math.NaN(), t0)
+	if r := g.Check(f, ActorPrefix(f), 0); r == nil || r.Guard != GuardSeverity {
+		t.Errorf("NaN severity: %v, want a %s refusal", r, GuardSeverity)
+	}
+	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		if _, err := NewGuards(&Config{MinSeverity: &v}, nil, nil, nil); err == nil {
+			t.Errorf("min_severity %v accepted by NewGuards", v)
+		}
+		if err := (&Config{MinSeverity: &v}).Validate(nil); err == nil {
+			t.Errorf("min_severity %v accepted by Validate", v)
+		}
+	}
+}
+
+func mustRanges(t *testing.T) *AWSRanges {
+	t.Helper()
+	aws, err := LoadAWSRanges(filepath.Join("testdata", "ip-ranges.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -369,4 +370,36 @@ func mustRanges(t *testing.T) *AWSRanges {
 		t.Fatal(err)
 	}
 	return aws
+}
+
+// TestParseAWSRangesRefusesPartialFiles: a file that would leave a family
+// of addresses without AWS protection is refused, with a reason.
+func TestParseAWSRangesRefusesPartialFiles(t *testing.T) {
+	const v4 = `{"ip_prefix":"52.94.76.0/22","region":"us-west-2","service":"AMAZON"}`
+	const v6 = `{"ipv6_prefix":"2600:9000::/28","region":"GLOBAL","service":"CLOUDFRONT"}`
+	tests := []struct {
+		name, json, want string // want "" = accepted
+	}{
+		{"both", `{"syncToken":"1","prefixes":[` + v4 + `],"ipv6_prefixes":[` + v6 + `]}`, ""},
+		{"ipv6 only", `{"syncToken":"1","prefixes":[],"ipv6_prefixes":[` + v6 + `]}`, "no IPv4 prefixes"},
+		{"ipv4 only", `{"syncToken":"1","prefixes":[` + v4 + `],"ipv6_prefixes":[]}`, "no IPv6 prefixes"},
+		{"ipv6 key missing", `{"syncToken":"1","prefixes":[` + v4 + `]}`, "no IPv6 prefixes"},
+		{"empty", `{}`, "no IPv4 prefixes"},
+		{"garbage", "<html>502 Bad Gateway</html>", "not AWS's ip-ranges.json"},
+		{"truncated", `{"syncToken":"1","prefixes":[` + v4, "not AWS's ip-ranges.json"},
+		{"not an object", `[1, 2]`, "not AWS's ip-ranges.json"},
+		{"ipv6 in the ipv4 list", `{"prefixes":[{"ip_prefix":"2600:9000::/28"}],"ipv6_prefixes":[` + v6 + `]}`, "not an IPv4 CIDR block"},
+	}
+	for _, tt := range tests {
+		_, err := ParseAWSRanges([]byte(tt.json))
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s: error %v, want one containing %q", tt.name, err, tt.want)
+		}
+	}
+	if _, err := LoadAWSRanges(filepath.Join(t.TempDir(), "missing.json")); err == nil || !strings.Contains(err.Error(), "cannot read AWS's IP ranges") {
+		t.Errorf("missing file: %v", err)
+	}
 }

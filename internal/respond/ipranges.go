@@ -2,6 +2,7 @@ package respond
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -53,8 +54,9 @@ func LoadAWSRanges(path string) (*AWSRanges, error) {
 	return r, nil
 }
 
-// ParseAWSRanges reads ip-ranges.json. A file with no prefixes at all is
-// an error: an empty list would protect nothing.
+// ParseAWSRanges reads ip-ranges.json. A file without both IPv4 and IPv6
+// prefixes is an error: AWS publishes both, so a file lacking one is
+// truncated or not AWS's, and would leave that family unprotected.
 func ParseAWSRanges(b []byte) (*AWSRanges, error) {
 	var f ipRangesFile
 	if err := json.Unmarshal(b, &f); err != nil {
@@ -75,11 +77,26 @@ func ParseAWSRanges(b []byte) (*AWSRanges, error) {
 		}
 		r.prefixes = append(r.prefixes, awsPrefix{pp.Masked(), p.Service, p.Region})
 	}
-	if len(r.prefixes) == 0 {
-		return nil, fmt.Errorf("no prefixes: not AWS's ip-ranges.json")
+	switch {
+	case len(f.Prefixes) == 0:
+		return nil, errors.New(`no IPv4 prefixes ("prefixes"): not AWS's complete ip-ranges.json, and AWS's IPv4 addresses would not be protected`)
+	case len(f.IPv6Prefixes) == 0:
+		return nil, errors.New(`no IPv6 prefixes ("ipv6_prefixes"): not AWS's complete ip-ranges.json, and AWS's IPv6 addresses would not be protected`)
 	}
 	slices.SortFunc(r.prefixes, func(a, b awsPrefix) int { return a.p.Addr().Compare(b.p.Addr()) })
 	return r, nil
+}
+
+// Counts returns the number of IPv4 and IPv6 prefixes.
+func (r *AWSRanges) Counts() (v4, v6 int) {
+	for _, a := range r.prefixes {
+		if a.p.Addr().Is4() {
+			v4++
+		} else {
+			v6++
+		}
+	}
+	return v4, v6
 }
 
 // Len returns the number of prefixes.

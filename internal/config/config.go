@@ -52,6 +52,11 @@ type Config struct {
 	Dir  string `yaml:"-"`
 	// Threats are the entries of the threat lists, once loaded.
 	Threats []netip.Prefix `yaml:"-"`
+	// AWSRanges are AWS's IP ranges from response.aws_ip_ranges, once
+	// loaded (Load); nil when the file names none.
+	AWSRanges *respond.AWSRanges `yaml:"-"`
+
+	warnings []*Error
 }
 
 // ExpectedSource is one rule of expected_sources: connections to Ports are
@@ -137,13 +142,14 @@ func (e *Error) Error() string {
 }
 
 // Load reads, checks and completes the configuration file at path,
-// reading its threat lists.
+// reading its threat lists and, when response.aws_ip_ranges names one,
+// AWS's IP ranges (into AWSRanges).
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the configuration: %w", err)
 	}
-	c, err := Parse(data, path)
+	c, t, err := parse(data, path)
 	if err != nil {
 		return nil, err
 	}
@@ -151,70 +157,166 @@ func Load(path string) (*Config, error) {
 	if err := c.LoadThreatLists(); err != nil {
 		return nil, err
 	}
-	if err := c.resolveResponse(); err != nil {
+	if err := c.resolveResponse(t); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
 // resolveResponse makes the response and notify sections' paths relative
-// to the file, reads their secret files and checks them together (routes
-// name notifiers).
-func (c *Config) resolveResponse() error {
+// to the file, reads their secret files and AWS's IP ranges, and checks
+// them together (routes name notifiers).
+func (c *Config) resolveResponse(t *tree) error {
 	names := []string{} // not nil: routes naming no configured notifier are errors
 	if c.Notify != nil {
 		if err := c.Notify.Resolve(c.Dir); err != nil {
-			return &Error{File: c.Path, Path: "notify", Msg: err.Error()}
+			return t.atMessage(c.Path, "notify", err)
 		}
 		if err := c.Notify.Validate(); err != nil {
-			return &Error{File: c.Path, Path: "notify", Msg: err.Error()}
+			return t.atMessage(c.Path, "notify", err)
 		}
 		names = c.Notify.Names()
 	}
-	if c.Response != nil {
-		c.Response.Resolve(c.Dir)
-		if err := c.Response.Validate(names); err != nil {
-			return &Error{File: c.Path, Path: "response", Msg: err.Error()}
+	if c.Response == nil {
+		return nil
+	}
+	c.Response.Resolve(c.Dir)
+	if err := c.Response.Validate(names); err != nil {
+		return t.atMessage(c.Path, "response", err)
+	}
+	if c.Response.AWSIPRanges != "" {
+		r, err := respond.LoadAWSRanges(c.Response.AWSIPRanges)
+		if err != nil {
+			return t.at(c.Path, "response.aws_ip_ranges", err.Error())
 		}
+		c.AWSRanges = r
 	}
 	return nil
+}
+
+// atMessage places each of err's errors at the key path its message
+// starts with ("response.nacl.rule_range [0 10]: …"), or at section.
+func (t *tree) atMessage(name, section string, err error) error {
+	var errs []error
+	for _, e := range unjoin(err) {
+		msg := e.Error()
+		path := section
+		if p, _, ok := strings.Cut(msg, " "); ok && strings.HasPrefix(p, section+".") {
+			path = strings.TrimSuffix(p, ":")
+		}
+		pe := t.at(name, path, msg)
+		pe.Path = "" // the message names it
+		errs = append(errs, pe)
+	}
+	return errors.Join(errs...)
+}
+
+// Warnings returns what the file sets that is valid but likely not what
+// was meant (docs/configuration.md, "Bad configuration"), each at its
+// place in the file.
+func (c *Config) Warnings() []*Error { return c.warnings }
+
+func (c *Config) warn(name string, t *tree) []*Error {
+	var out []*Error
+	if c.Response != nil {
+		for _, w := range c.Response.Warnings() {
+			out = append(out, t.at(name, w.Path, w.Msg))
+		}
+	}
+	return out
 }
 
 // Parse reads and checks a configuration; name is used in errors. Threat
 // lists are not read (see LoadThreatLists).
 func Parse(data []byte, name string) (*Config, error) {
+	c, _, err := parse(data, name)
+	return c, err
+}
+
+// parse reads and checks a configuration, and returns where its keys are
+// written for the checks that follow (Load).
+func parse(data []byte, name string) (*Config, *tree, error) {
 	c := DefaultConfig()
+	t := newTree()
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		return nil, &Error{File: name, Line: lineOf(msg), Msg: stripLine(msg)}
+		e := &Error{File: name, Line: lineOf(msg), Msg: stripLine(msg)}
+		var anchor string
+		if e.Line == 0 {
+			if sscanQuoted(msg, "unknown anchor '", &anchor) {
+				e.Line, e.Column = findAlias(data, anchor)
+				e.Msg = fmt.Sprintf("unknown anchor %q: no &%s before this *%s", anchor, anchor, anchor)
+			}
+		}
+		return nil, nil, e
 	}
 	if root.Kind == 0 || len(root.Content) == 0 || root.Content[0].Kind == yaml.ScalarNode && root.Content[0].Tag == "!!null" {
-		return &c, nil // an empty file: the defaults
+		return &c, t, nil // an empty file: the defaults
 	}
-	doc := root.Content[0]
+	doc, err := expandAliases(root.Content[0], t, name)
+	if err != nil {
+		return nil, nil, err
+	}
 	if doc.Kind != yaml.MappingNode {
-		return nil, &Error{File: name, Line: doc.Line, Column: doc.Column, Msg: "the configuration must be a mapping of keys (home_networks:, detectors: …)"}
+		return nil, nil, &Error{File: name, Line: doc.Line, Column: doc.Column, Msg: "the configuration must be a mapping of keys (home_networks:, detectors: …)"}
 	}
-	pos := map[string]*yaml.Node{}
-	if err := checkKeys(doc, configType, "", pos); err != nil {
-		err.File = name
-		return nil, err
+	ck := &checker{t: t, name: name}
+	if err := ck.check(doc, configType, ""); err != nil {
+		return nil, nil, err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return nil, decodeError(name, err, pos)
+	if err := errors.Join(ck.errs...); err != nil {
+		return nil, nil, err
 	}
-	if err := c.validate(name, pos); err != nil {
-		return nil, err
+	// Decode the expanded tree: yaml.v3 would report an error inside an
+	// anchor's value at the anchor, once for every alias. Unknown keys
+	// were refused above, as Decoder.KnownFields would.
+	if err := doc.Decode(&c); err != nil {
+		return nil, nil, decodeError(name, err, t)
 	}
-	return &c, nil
+	if err := c.validate(name, t); err != nil {
+		return nil, nil, err
+	}
+	c.warnings = c.warn(name, t)
+	return &c, t, nil
+}
+
+// sscanQuoted reads the text between prefix and the next single quote.
+func sscanQuoted(msg, prefix string, out *string) bool {
+	rest, ok := strings.CutPrefix(msg, prefix)
+	if !ok {
+		return false
+	}
+	v, _, ok := strings.Cut(rest, "'")
+	*out = v
+	return ok
+}
+
+// findAlias returns the line and column of the first alias *name in data
+// (yaml.v3 reports an unknown anchor without a place).
+func findAlias(data []byte, name string) (line, col int) {
+	for i, l := range strings.Split(string(data), "\n") {
+		for from := 0; ; {
+			j := strings.Index(l[from:], "*"+name)
+			if j < 0 {
+				break
+			}
+			j += from
+			end := j + 1 + len(name)
+			before := j == 0 || strings.ContainsRune(" \t,[{:-", rune(l[j-1]))
+			after := end == len(l) || strings.ContainsRune(" \t,]}\r#", rune(l[end]))
+			if before && after {
+				return i + 1, j + 1
+			}
+			from = end
+		}
+	}
+	return 0, 0
 }
 
 // decodeError turns yaml.v3's "yaml: unmarshal errors:\n  line 3: …" into
 // one line per error, each with the file name.
-func decodeError(name string, err error, pos map[string]*yaml.Node) error {
+func decodeError(name string, err error, t *tree) error {
 	msgs := []string{strings.TrimPrefix(err.Error(), "yaml: ")}
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
@@ -222,29 +324,35 @@ func decodeError(name string, err error, pos map[string]*yaml.Node) error {
 	}
 	var errs []error
 	for _, m := range msgs {
-		e := &Error{File: name, Line: lineOf(m), Msg: strings.TrimSpace(stripLine(m))}
-		// Name the key on that line: the node holding the quoted value
-		// if the message quotes one, else the deepest key.
+		line := lineOf(m)
+		msg := strings.TrimSpace(stripLine(m))
+		// Name the key on that line: the one whose value the message
+		// quotes if it quotes one, else the deepest key.
 		val := ""
 		if i := strings.IndexByte(m, '`'); i >= 0 {
 			if j := strings.IndexByte(m[i+1:], '`'); j >= 0 {
 				val = m[i+1 : i+1+j]
 			}
 		}
-		best := -1
-		for p, n := range pos {
-			if n.Line != e.Line {
+		best, path := -1, ""
+		var at *yaml.Node
+		for p, n := range t.pos {
+			if n.Line != line {
 				continue
 			}
 			score := len(p)
-			if val != "" && n.Value == val {
+			if v := t.val[p]; val != "" && v != nil && v.Kind == yaml.ScalarNode && v.Value == val {
 				score += 1000
 			}
-			if score > best || score == best && p < e.Path {
-				best, e.Path, e.Column = score, p, n.Column
+			if score > best || score == best && p < path {
+				best, path, at = score, p, n
 			}
 		}
-		errs = append(errs, e)
+		if at == nil {
+			errs = append(errs, &Error{File: name, Line: line, Msg: msg})
+			continue
+		}
+		errs = append(errs, t.errorAt(name, path, at, msg))
 	}
 	return errors.Join(errs...)
 }
@@ -272,19 +380,9 @@ func stripLine(msg string) string {
 	return msg
 }
 
-func (c *Config) validate(name string, pos map[string]*yaml.Node) error {
+func (c *Config) validate(name string, t *tree) error {
 	var errs []error
-	at := func(path, msg string) {
-		e := &Error{File: name, Path: path, Msg: msg}
-		// The nearest key path the file spells out.
-		for p := path; p != ""; p = parent(p) {
-			if n, ok := pos[p]; ok {
-				e.Line, e.Column = n.Line, n.Column
-				break
-			}
-		}
-		errs = append(errs, e)
-	}
+	at := func(path, msg string) { errs = append(errs, t.at(name, path, msg)) }
 	if len(c.HomeNetworks) == 0 {
 		at("home_networks", "must not be empty (leave the key out for the private ranges)")
 	}
@@ -345,6 +443,17 @@ func unjoin(err error) []error {
 		return out
 	}
 	return []error{err}
+}
+
+// at returns an error about key path path, at the nearest key path the
+// file spells out.
+func (t *tree) at(name, path, msg string) *Error {
+	for p := path; p != ""; p = parent(p) {
+		if n, ok := t.pos[p]; ok {
+			return t.errorAt(name, path, n, msg)
+		}
+	}
+	return &Error{File: name, Path: path, Msg: msg}
 }
 
 func parent(p string) string {

@@ -14,7 +14,8 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files")
 
 // TestGolden reads every testdata/configurations/NAME.yaml and compares
-// the normalized configuration (or the error) with NAME.golden.
+// the normalized configuration, after its warnings as comments, (or the
+// error) with NAME.golden.
 func TestGolden(t *testing.T) {
 	files, err := filepath.Glob("testdata/configurations/*.yaml")
 	if err != nil || len(files) == 0 {
@@ -36,7 +37,10 @@ func TestGolden(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got = string(b)
+				for _, w := range c.Warnings() {
+					got += "# warning: " + w.Error() + "\n"
+				}
+				got += string(b)
 			}
 			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
 			if *update {

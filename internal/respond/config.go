@@ -386,6 +386,45 @@ func (c *Config) Validate(notifiers []string) error {
 	return errors.Join(errs...)
 }
 
+// A Warning is a setting that is valid but likely not what was meant.
+type Warning struct {
+	Path string // key path: response.nacl.rule_range
+	Msg  string
+}
+
+// defaultACLAllowRules are the rule numbers of a default network ACL's
+// allow-all entries: 100 for IPv4, 101 for IPv6. AWS's examples number
+// custom ACL rules from 100 up (100, 110, 120 …), so that is where an
+// ACL's own entries usually are.
+const (
+	defaultACLAllowRule   = 100
+	defaultACLAllowRuleV6 = 101
+)
+
+// Warnings returns the settings that are valid but likely not what was
+// meant: a nacl.rule_range that reaches rule 100, where a default ACL's
+// allow-all entries and usually the user's own rules are. A network ACL
+// applies the lowest-numbered matching entry, so a deny numbered after an
+// allow of the same traffic never takes effect, and numbers the ACL
+// already uses are skipped.
+func (c *Config) Warnings() []Warning {
+	var out []Warning
+	if n := c.NACL; n != nil && len(n.RuleRange) == 2 && n.RuleRange[0] <= n.RuleRange[1] {
+		lo, hi := n.RuleRange[0], n.RuleRange[1]
+		switch {
+		case lo <= defaultACLAllowRuleV6 && hi >= defaultACLAllowRule:
+			out = append(out, Warning{"response.nacl.rule_range", fmt.Sprintf(
+				"[%d, %d] holds rules %d and %d, a default network ACL's allow-all entries (IPv4, IPv6), where ACLs usually number their own rules (100, 110, 120 …): a deny entry after an allow rule never takes effect; keep the range below your lowest rule, as the default [%d, %d] does",
+				lo, hi, defaultACLAllowRule, defaultACLAllowRuleV6, DefaultRuleMin, DefaultRuleMax)})
+		case hi >= defaultACLAllowRule:
+			out = append(out, Warning{"response.nacl.rule_range", fmt.Sprintf(
+				"[%d, %d] lies above rule %d, a default network ACL's allow-all entry, where ACLs usually number their own rules: a deny entry after an allow rule never takes effect; keep the range below your lowest rule, as the default [%d, %d] does",
+				lo, hi, defaultACLAllowRule, DefaultRuleMin, DefaultRuleMax)})
+		}
+	}
+	return out
+}
+
 func checkEvict(s string) error {
 	switch s {
 	case "", EvictOldest, EvictLowestSeverity:

@@ -276,8 +276,8 @@ func TestCheckPrefixEmbeddedIPv4(t *testing.T) {
 		{loose, "64:ff9b::/96", GuardPrefix},               // every IPv4 address
 		{loose, "64:ff9b::/64", GuardPrefix},
 		// NAT64, local-use prefix (RFC 8215), every RFC 6052 length.
-		{strict, "64:ff9b:1::a00:1/128", GuardHome},             // /96 reading
-		{strict, "64:ff9b:1:a00:0:100::/128", GuardHome},        // /48 reading: 10.0.0.1
+		{strict, "64:ff9b:1::a00:1/128", GuardHome},           // /96 reading
+		{strict, "64:ff9b:1:a00:0:100::/128", GuardHome},      // /48 reading: 10.0.0.1
 		{strict, "64:ff9b:1:cb:0:7107::/128", GuardAllowlist}, // /56 reading: 203.0.113.7
 		// IPv4-compatible (::/96, deprecated).
 		{strict, "::a00:1/128", GuardHome},

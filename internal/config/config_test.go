@@ -2,6 +2,7 @@ package config
 
 import (
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/flowguard/flowguard/internal/detect"
+	"github.com/flowguard/flowguard/internal/finding"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -170,5 +172,53 @@ func TestResponseRoutesNameConfiguredNotifiers(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), `"nobody": no notifier of that name`) {
 			t.Errorf("%q: err = %v", text, err)
 		}
+	}
+}
+
+// TestMappedAddressesAreCanonical: every address the configuration gives
+// the detectors and guards (home networks, allow list, trusted IPs,
+// expected sources, threat lists, suppression rules) is in canonical form,
+// so ::ffff:10.0.0.9 is inside 10.0.0.0/16 and 10.0.0.9 inside
+// ::ffff:10.0.0.0/112.
+func TestMappedAddressesAreCanonical(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "bad-ips.txt"), []byte("::ffff:192.0.2.1\n::ffff:198.51.100.0/120 # a block\n"), 0o644)
+	data, err := os.ReadFile("testdata/configurations/mapped.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "flowguard.yaml")
+	os.WriteFile(cfg, append(data, "threat_lists: [bad-ips.txt]\n"...), 0o644)
+	c, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := c.DetectOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	str := func(ps []netip.Prefix) string { return fmt.Sprint(ps) }
+	for _, tc := range []struct{ name, got, want string }{
+		{"home", str(o.Home), "[10.0.0.0/16 2600:1f18:abc::/56]"},
+		{"allow and trusted", str(o.Allow), "[203.0.113.7/32 198.51.100.0/24 192.0.2.10/32]"},
+		{"expected sources", str(o.Expected[0].Sources), "[192.0.2.0/24]"},
+		{"threats", str(o.Threats), "[192.0.2.1/32 198.51.100.0/24]"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, tc.got, tc.want)
+		}
+	}
+	policy, err := c.Config.Policy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ip := range []string{"198.51.100.5", "::ffff:198.51.100.5"} {
+		f := finding.Finding{Type: "Recon:EC2/Portscan", Actor: finding.Actor{IP: netip.MustParseAddr(ip)}}
+		if _, ok := policy.Suppressing(&f); !ok {
+			t.Errorf("%s: not suppressed by a rule for ::ffff:198.51.100.0/124", ip)
+		}
+	}
+	if !policy.Trusted.Contains(netip.MustParseAddr("192.0.2.10")) {
+		t.Error("192.0.2.10 not trusted by ::ffff:192.0.2.10")
 	}
 }

@@ -49,6 +49,13 @@ func TestNeverBlockProtected(t *testing.T) {
 	}{
 		{"203.0.113.7", GuardAllowlist},
 		{"::ffff:203.0.113.7", GuardAllowlist}, // IPv4-mapped form of the same address
+		{"::ffff:10.0.0.9", GuardHome},
+		{"64:ff9b::a00:1", GuardHome},                            // NAT64 of 10.0.0.1
+		{"64:ff9b::cb00:7107", GuardAllowlist},                   // NAT64 of 203.0.113.7
+		{"64:ff9b::d20:101", GuardAWS},                           // NAT64 of 13.32.1.1
+		{"::a00:1", GuardHome},                                   // IPv4-compatible 10.0.0.1
+		{"2002:cb00:7107::1", GuardAllowlist},                    // 6to4 of 203.0.113.7
+		{"2001:0:4136:e378:8000:63bf:34ff:8ef8", GuardAllowlist}, // Teredo client 203.0.113.7
 		{"10.0.1.10", GuardHome},
 		{"2600:1f18:abc:12::5", GuardHome},
 		{"172.16.5.5", GuardHome},

@@ -3,6 +3,7 @@ package respond
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -198,23 +199,27 @@ func (d *Duration) UnmarshalText(b []byte) error {
 }
 
 // ParseDuration reads Go durations plus a "d" (day) unit: "7d", "1d12h".
+// Negative durations, and durations too long for time.Duration (about
+// 292 years), are errors.
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
+	bad := fmt.Errorf("duration %q: want a duration such as 90s, 4h or 7d", s)
 	var days time.Duration
+	rest := s
 	if i := strings.IndexByte(s, 'd'); i > 0 {
-		n, err := strconv.Atoi(s[:i])
-		if err != nil {
-			return 0, fmt.Errorf("duration %q: want a duration such as 90s, 4h or 7d", s)
+		n, err := strconv.ParseUint(s[:i], 10, 64)
+		if err != nil || n > math.MaxInt64/uint64(24*time.Hour) {
+			return 0, bad
 		}
 		days = time.Duration(n) * 24 * time.Hour
-		s = s[i+1:]
-		if s == "" {
+		rest = s[i+1:]
+		if rest == "" {
 			return days, nil
 		}
 	}
-	v, err := time.ParseDuration(s)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("duration %q: want a duration such as 90s, 4h or 7d", s)
+	v, err := time.ParseDuration(rest)
+	if err != nil || v < 0 || v > math.MaxInt64-days {
+		return 0, bad
 	}
 	return days + v, nil
 }

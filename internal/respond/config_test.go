@@ -22,6 +22,13 @@ func TestParseDuration(t *testing.T) {
 		{"-1h", 0, false},
 		{"d", 0, false},
 		{"soon", 0, false},
+		{"-1d", 0, false},
+		{"-1d12h", 0, false},
+		{"1d-1h", 0, false},
+		{"99999999999d", 0, false}, // would overflow
+		{"106752d", 0, false},      // past time.Duration's ~292 years
+		{"106751d23h", 106751*24*time.Hour + 23*time.Hour, true},
+		{"106751d24h", 0, false},
 	}
 	for _, tt := range tests {
 		got, err := ParseDuration(tt.in)

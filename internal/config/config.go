@@ -334,6 +334,10 @@ func decodeError(name string, err error, t *tree) error {
 				val = m[i+1 : i+1+j]
 			}
 		}
+		key := "" // yaml.v3: mapping key "allowlist" already defined at line 1
+		if _, rest, ok := strings.Cut(m, `mapping key "`); ok {
+			key, _, _ = strings.Cut(rest, `"`)
+		}
 		best, path := -1, ""
 		var at *yaml.Node
 		for p, n := range t.pos {
@@ -342,6 +346,9 @@ func decodeError(name string, err error, t *tree) error {
 			}
 			score := len(p)
 			if v := t.val[p]; val != "" && v != nil && v.Kind == yaml.ScalarNode && v.Value == val {
+				score += 1000
+			}
+			if key != "" && t.val[p] != n && n.Value == key { // n is a key, not a sequence item
 				score += 1000
 			}
 			if score > best || score == best && p < path {

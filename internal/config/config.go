@@ -154,7 +154,7 @@ func Load(path string) (*Config, error) {
 		return nil, err
 	}
 	c.Path, c.Dir = path, filepath.Dir(path)
-	if err := c.LoadThreatLists(); err != nil {
+	if err := c.loadThreatLists(t); err != nil {
 		return nil, err
 	}
 	if err := c.resolveResponse(t); err != nil {
@@ -481,12 +481,19 @@ func (c *Config) ThreatListPath(i int) string {
 }
 
 // LoadThreatLists reads every threat list into Threats.
-func (c *Config) LoadThreatLists() error {
+func (c *Config) LoadThreatLists() error { return c.loadThreatLists(nil) }
+
+// loadThreatLists reads the threat lists; with t, each error is placed at
+// the list's entry in the configuration file.
+func (c *Config) loadThreatLists(t *tree) error {
 	c.Threats = c.Threats[:0]
 	var errs []error
 	for i := range c.ThreatLists {
 		ps, err := ReadThreatList(c.ThreatListPath(i))
 		if err != nil {
+			if t != nil {
+				err = t.at(c.Path, fmt.Sprintf("threat_lists[%d]", i), err.Error())
+			}
 			errs = append(errs, err)
 			continue
 		}

@@ -130,9 +130,9 @@ func TestThreatLists(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "broken-ips.txt:2:") {
 		t.Errorf("bad entry: got %v, want an error at line 2", err)
 	}
-	os.WriteFile(cfg, []byte("threat_lists: [missing.txt]\n"), 0o644)
-	if _, err := Load(cfg); err == nil {
-		t.Error("a missing threat list should be an error")
+	os.WriteFile(cfg, []byte("allowlist: []\nthreat_lists: [bad-ips.txt, missing.txt]\n"), 0o644)
+	if _, err := Load(cfg); err == nil || !strings.Contains(err.Error(), "flowguard.yaml:2:29: threat_lists[1]: cannot read threat list") {
+		t.Errorf("a missing threat list: %v, want an error at its entry", err)
 	}
 }
 

@@ -285,9 +285,11 @@ func (r *reader) readText(src io.Reader, gz bool) {
 	buf := (*bufp)[:0]
 	first := true
 	prevBlank := false
-	// The first read takes at least the sample sniff looks at.
-	target := min(max(r.chunk, sniffLen), cap(buf)) // how far to fill buf
-	var pending error // an error met while skipping a long line
+	// How far to fill buf; the first read takes at least the sample
+	// sniff looks at.
+	target := min(max(r.chunk, sniffLen), cap(buf))
+	// An error met while skipping a long line, to handle next.
+	var pending error
 	for {
 		var err error
 		if pending != nil {

@@ -95,13 +95,13 @@ func inputKinds(t *testing.T, data []byte) map[string]Input {
 // TestLongLineKeepsTheLinesAfterIt puts one long line, at several offsets
 // from the block boundaries, among good lines and a malformed one, on every
 // kind of input, for line lengths around the limit, the block size and the
-// stream buffer's capacity. A line up to maxLineLen bytes is a record; a
+// stream buffer's capacity. A line up to defaultMaxLineLen bytes is a record; a
 // longer one is one skipped line that names the limit; every line after it
 // is read, with its own line number.
 func TestLongLineKeepsTheLinesAfterIt(t *testing.T) {
 	for _, chunk := range []int{4096, defaultChunkSize} {
-		capacity := chunk + 2*maxLineLen
-		lengths := []int{maxLineLen - 1, maxLineLen, maxLineLen + 1, chunk - 1, chunk, chunk + 1,
+		capacity := chunk + 2*defaultMaxLineLen
+		lengths := []int{defaultMaxLineLen - 1, defaultMaxLineLen, defaultMaxLineLen + 1, chunk - 1, chunk, chunk + 1,
 			capacity - 1, capacity, capacity + 1, 3 << 20}
 		for _, long := range lengths {
 			if long < 200 {
@@ -125,7 +125,7 @@ func TestLongLineKeepsTheLinesAfterIt(t *testing.T) {
 // enough to be memory-mapped.
 func TestLongLineMapped(t *testing.T) {
 	for _, chunk := range []int{4096, defaultChunkSize} {
-		for _, long := range []int{maxLineLen, maxLineLen + 1, chunk + 1, 3 << 20, 6 << 20} {
+		for _, long := range []int{defaultMaxLineLen, defaultMaxLineLen + 1, chunk + 1, 3 << 20, 6 << 20} {
 			for _, last := range []bool{false, true} {
 				before := minMapSize/goodLineLen + 5
 				t.Run(fmt.Sprintf("chunk=%d/len=%d/last=%v", chunk, long, last), func(t *testing.T) {
@@ -151,7 +151,7 @@ func testLongLine(t *testing.T, chunk, long, before int, last, mapped bool) {
 	longAt := line + 1
 	line++
 	text.WriteString(recordOfLen(long))
-	if long <= maxLineLen {
+	if long <= defaultMaxLineLen {
 		wantLines = append(wantLines, longAt)
 	}
 	badAt := 0
@@ -180,8 +180,8 @@ func testLongLine(t *testing.T, chunk, long, before int, last, mapped bool) {
 	for kind, in := range kinds {
 		got := scanLines(t, &Scanner{ChunkSize: chunk, Workers: 2}, in)
 		var wantSkips []string
-		if long > maxLineLen {
-			wantSkips = append(wantSkips, fmt.Sprintf("%s:%d: line longer than %d bytes", in.Name, longAt, maxLineLen))
+		if long > defaultMaxLineLen {
+			wantSkips = append(wantSkips, fmt.Sprintf("%s:%d: line longer than %d bytes", in.Name, longAt, defaultMaxLineLen))
 		}
 		if badAt > 0 {
 			wantSkips = append(wantSkips, fmt.Sprintf("%s:%d: expected 14 fields, found 4", in.Name, badAt))

@@ -33,14 +33,18 @@ type Scanner struct {
 	// ChunkSize is the size of the blocks a text input is cut into; 0
 	// means 1 MiB.
 	ChunkSize int
+	// MaxLineLen is the longest line, without its newline, taken for a
+	// record; a longer one is reported as one malformed line and
+	// skipped. 0 means 64 KiB (a flow log record is a few hundred bytes).
+	MaxLineLen int
 	// Errors receives every skipped line, record or input; nil drops them.
 	Errors ErrorSink
 }
 
 const (
-	defaultChunkSize = 1 << 20
-	maxLineLen       = 64 << 10 // longer lines are not flow log records
-	parquetBatchRows = 16 << 10
+	defaultChunkSize  = 1 << 20
+	defaultMaxLineLen = 64 << 10
+	parquetBatchRows  = 16 << 10
 )
 
 // job is one unit of work for a decoding worker: a block of complete text
@@ -108,7 +112,7 @@ func (s *Scanner) run(ctx context.Context, inputs []Input, fn func(int, *Batch) 
 		chunk = defaultChunkSize
 	}
 	jobs := make(chan *job, 2*nw)
-	pool := &sync.Pool{New: func() any { b := make([]byte, 0, chunk+2*maxLineLen); return &b }}
+	pool := &sync.Pool{New: func() any { b := make([]byte, 0, chunk+2*s.maxLineLen()); return &b }}
 
 	var wg sync.WaitGroup
 	for w := 0; w < nw; w++ {
@@ -327,8 +331,8 @@ func (r *reader) readText(src io.Reader, gz bool) {
 		cut := bytes.LastIndexByte(buf, '\n') + 1
 		if cut == 0 && !eof {
 			// buf holds the start of one line (line r.line).
-			if len(buf) > maxLineLen {
-				r.s.skip(longLine(r.in.Name, r.line))
+			if len(buf) > r.s.maxLineLen() {
+				r.s.skip(r.s.longLine(r.in.Name, r.line))
 				r.line++
 				buf, pending = discardLine(src, buf)
 				target = min(max(r.chunk, len(buf)+4096), cap(buf))
@@ -362,10 +366,17 @@ func (r *reader) readText(src io.Reader, gz bool) {
 	r.pool.Put(bufp)
 }
 
-// longLine is the error for a line longer than maxLineLen, wherever it is
+func (s *Scanner) maxLineLen() int {
+	if s.MaxLineLen > 0 {
+		return s.MaxLineLen
+	}
+	return defaultMaxLineLen
+}
+
+// longLine is the error for a line longer than MaxLineLen, wherever it is
 // found.
-func longLine(source string, line int) *LineError {
-	return &LineError{Source: source, Line: line, Msg: fmt.Sprintf("line longer than %d bytes: not a flow log record", maxLineLen)}
+func (s *Scanner) longLine(source string, line int) *LineError {
+	return &LineError{Source: source, Line: line, Msg: fmt.Sprintf("line longer than %d bytes: not a flow log record", s.maxLineLen())}
 }
 
 // headers emits the records of a block that come before its header lines
@@ -384,6 +395,9 @@ func (r *reader) headers(data []byte, format *Format, prevBlank bool) (*Format, 
 			r.headed = true
 		}
 		end := h + bytes.IndexByte(data[h:], '\n')
+		if end-h > r.s.maxLineLen() {
+			break // too long for a header: the worker reports it
+		}
 		f, err := ParseFormat(string(trimCR(data[h:end])))
 		if err != nil {
 			break // leave it to the worker to report
@@ -409,6 +423,7 @@ func (r *reader) readMapped(m *mapping) {
 	}
 	r.line = 1
 	data := m.data
+	limit := r.s.maxLineLen()
 	prevBlank := false
 	for off := 0; off < len(data); {
 		if r.ctx.Err() != nil {
@@ -424,8 +439,8 @@ func (r *reader) readMapped(m *mapping) {
 			} else {
 				end = len(data)
 			}
-			if n := end - off; n > maxLineLen && (data[end-1] != '\n' || n-1 > maxLineLen) {
-				r.s.skip(longLine(r.in.Name, r.line))
+			if n := end - off; n > limit && (data[end-1] != '\n' || n-1 > limit) {
+				r.s.skip(r.s.longLine(r.in.Name, r.line))
 				r.line++
 				off = end
 				continue
@@ -435,7 +450,7 @@ func (r *reader) readMapped(m *mapping) {
 		if block[len(block)-1] != '\n' {
 			// The last line has no newline.
 			i := bytes.LastIndexByte(block, '\n') + 1
-			if len(block)-i > maxLineLen {
+			if len(block)-i > limit {
 				// Too long: report it once the lines before it are sent.
 				end = off + i
 				block = block[:i]

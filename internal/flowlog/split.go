@@ -36,6 +36,7 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 	// malformed (text with a NUL in it is not a record, whatever its
 	// fields look like).
 	nul := bytes.IndexByte(data, 0)
+	maxLine := w.s.maxLineLen()
 	for pos := 0; pos < len(data); line++ {
 		var end int
 		if useIndex {
@@ -43,9 +44,9 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 		} else {
 			end = pos + bytes.IndexByte(data[pos:], '\n')
 		}
-		if end-pos > maxLineLen || uint(nul-pos) < uint(end-pos) {
-			if end-pos > maxLineLen {
-				w.s.skip(longLine(j.name, line))
+		if end-pos > maxLine || uint(nul-pos) < uint(end-pos) {
+			if end-pos > maxLine {
+				w.s.skip(w.s.longLine(j.name, line))
 			} else {
 				w.s.skip(&LineError{Source: j.name, Line: line, Column: nul - pos + 1, Msg: "NUL byte in line: not a flow log record"})
 			}

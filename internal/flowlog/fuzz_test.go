@@ -92,7 +92,7 @@ func checkLineByLine(t *testing.T, data []byte, counts map[int]int) {
 			if c != 0 {
 				t.Fatalf("blank line %d counted %d times", i+1, c)
 			}
-		case looksLikeHeader([]byte(trimmed)) || looksLikeHeader(trimCR([]byte(l))):
+		case looksLikeHeader([]byte(trimmed)) || looksLikeHeader(trimCR([]byte(l))) || looksLikeHeader(foldSpaces([]byte(trimmed))):
 			if c > 1 {
 				t.Fatalf("header-like line %d counted %d times", i+1, c)
 			}

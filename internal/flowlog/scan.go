@@ -112,7 +112,10 @@ func (s *Scanner) run(ctx context.Context, inputs []Input, fn func(int, *Batch) 
 		chunk = defaultChunkSize
 	}
 	jobs := make(chan *job, 2*nw)
-	pool := &sync.Pool{New: func() any { b := make([]byte, 0, chunk+2*s.maxLineLen()); return &b }}
+	// A buffer holds a block and a line that goes past its end, and at
+	// least the sample sniff looks at.
+	size := max(chunk+2*s.maxLineLen(), sniffLen)
+	pool := &sync.Pool{New: func() any { b := make([]byte, 0, size); return &b }}
 
 	var wg sync.WaitGroup
 	for w := 0; w < nw; w++ {

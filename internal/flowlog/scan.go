@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
@@ -201,6 +203,10 @@ type reader struct {
 func (r *reader) read() int {
 	rc, err := r.in.Open(r.ctx)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the input's name is said once
+		}
 		r.s.skip(&LineError{Source: r.in.Name, Msg: fmt.Sprintf("cannot open: %v", err)})
 		return 0
 	}
@@ -606,7 +612,7 @@ func (w *worker) do(ctx context.Context, j *job) error {
 		})
 		if err != nil && ctx.Err() == nil {
 			// A broken file is bad input, not a reason to stop the run.
-			w.s.skip(&LineError{Source: j.name, Msg: err.Error()})
+			w.s.skip(&LineError{Source: j.name, Msg: strings.TrimPrefix(err.Error(), j.name+": ")})
 			err = nil
 		}
 		w.jobDone(j, part)

@@ -126,3 +126,28 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestRemovedFileIsSkipped: a file listed by the walk and gone when it is
+// read (log rotation) is one skipped input, named once, and the other
+// files are read.
+func TestRemovedFileIsSkipped(t *testing.T) {
+	rec := "2 123456789012 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 40 1 2 ACCEPT OK\n"
+	root := makeTree(t, map[string]string{"a.log": rec, "b.log": rec, "c.log": rec})
+	inputs, err := Expand(context.Background(), []string{root}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(root, "b.log")); err != nil {
+		t.Fatal(err)
+	}
+	sk := &flowlog.Skipped{}
+	n := 0
+	err = (&flowlog.Scanner{Errors: sk}).Scan(context.Background(), inputs, func(_ int, b *flowlog.Batch) error {
+		n += b.N
+		return nil
+	})
+	want := filepath.Join(root, "b.log") + ": cannot open: no such file or directory"
+	if err != nil || n != 2 || sk.Count() != 1 || sk.First()[0].Error() != want {
+		t.Errorf("%d records, err %v, skipped %v; want 2 records and %q", n, err, sk.First(), want)
+	}
+}

@@ -216,7 +216,7 @@ func (e *expander) file(p string, info fs.FileInfo) {
 		Open: func(context.Context) (io.ReadCloser, error) {
 			f, err := os.Open(p)
 			if err != nil {
-				return nil, fmt.Errorf("cannot open input: %w", err)
+				return nil, err // the scanner reports it with the name
 			}
 			return f, nil
 		},

@@ -70,3 +70,23 @@ func TestParseLongLine(t *testing.T) {
 		}
 	}
 }
+
+// TestDetectSeesMappedAddressesAsIPv4: a port scan from
+// ::ffff:198.51.100.23 (an IPv4-mapped IPv6 address) is a scan by
+// 198.51.100.23, so --allow 198.51.100.0/24 silences it.
+func TestDetectSeesMappedAddressesAsIPv4(t *testing.T) {
+	var text strings.Builder
+	for port := 1000; port < 1040; port++ {
+		fmt.Fprintf(&text, "2 123456789012 eni-0a1 ::ffff:198.51.100.23 10.0.1.10 40000 %d 6 1 40 1700000000 1700000060 REJECT OK\n", port)
+	}
+	p := filepath.Join(t.TempDir(), "scan.log")
+	os.WriteFile(p, []byte(text.String()), 0o644)
+	out, stderr, code := execute(t, "", "detect", "--no-db", "--home", "10.0.0.0/16", "-o", "json", p)
+	if code != 0 || !strings.Contains(out, `"ip": "198.51.100.23"`) && !strings.Contains(out, `"ip":"198.51.100.23"`) || strings.Contains(out, "::ffff:") {
+		t.Errorf("exit %d, findings:\n%s\nstderr: %s", code, out, stderr)
+	}
+	out, stderr, code = execute(t, "", "detect", "--no-db", "--home", "10.0.0.0/16", "--allow", "198.51.100.0/24", "-o", "json", p)
+	if code != 0 || strings.Contains(out, "198.51.100.23") {
+		t.Errorf("allow-listed scanner named (exit %d):\n%s\nstderr: %s", code, out, stderr)
+	}
+}

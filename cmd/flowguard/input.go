@@ -77,8 +77,14 @@ func (f *inputFlags) open(cmd *cobra.Command, args []string) (*reading, error) {
 		Region:      f.region,
 		Profile:     f.profile,
 		EndpointURL: f.endpoint,
+		// Unreadable entries of directories and globs are skipped
+		// input, counted and reported like unreadable files.
+		Errors: r.scanner.Errors,
 	})
 	if err != nil {
+		if cause := context.Cause(ctx); ctx.Err() != nil && cause != nil {
+			err = cause // --strict stopped the expansion
+		}
 		cancel(nil)
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package flowlog
 
 import (
+	"fmt"
 	"net/netip"
 	"unsafe"
 )
@@ -210,9 +211,14 @@ func (b *Batch) Uints(pos int, sel []uint32) (vals []uint64, present []bool) {
 			c.grow(b.N, KindUint)
 		}
 		vals, present := c.u64, c.present
+		limit := b.Format.Field(pos).Max()
 		c.convert(b.N, sel, func(i int) {
 			raw := b.Raw(i, pos)
 			v, ok, valid := parseUint(raw)
+			if v > limit {
+				v, ok = 0, false
+				b.markBad(i, pos, outOfRange(limit))
+			}
 			vals[i], present[i] = v, ok
 			if !valid {
 				b.markBad(i, pos, "not a number")
@@ -221,6 +227,8 @@ func (b *Batch) Uints(pos int, sel []uint32) (vals []uint64, present []bool) {
 	}
 	return c.u64, c.present
 }
+
+func outOfRange(limit uint64) string { return fmt.Sprintf("out of range (0 to %d)", limit) }
 
 // parseIPv4 parses dotted-quad text the way netip.ParseAddr does (no
 // leading zeros, each part at most 255), fast; ok is false for anything
@@ -277,7 +285,9 @@ func parseUint(p []byte) (v uint64, present, valid bool) {
 }
 
 // Addrs returns the addresses of the address field at position pos; an
-// absent address is the zero netip.Addr. Rows are converted as for Uints.
+// absent address is the zero netip.Addr, and an IPv4-mapped IPv6 address
+// (::ffff:203.0.113.7) is the IPv4 address it maps. Rows are converted as
+// for Uints.
 func (b *Batch) Addrs(pos int, sel []uint32) []netip.Addr {
 	c := &b.cols[pos]
 	if !c.done {
@@ -301,7 +311,9 @@ func (b *Batch) Addrs(pos int, sel []uint32) []netip.Addr {
 				b.markBad(i, pos, "not an IP address")
 				return
 			}
-			vals[i] = a
+			// ::ffff:203.0.113.7 is 203.0.113.7 to every consumer:
+			// allow lists, home networks and blocks are IPv4.
+			vals[i] = a.Unmap()
 		})
 	}
 	return c.addr

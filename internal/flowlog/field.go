@@ -171,6 +171,28 @@ func (f Field) Info() FieldInfo {
 	return fieldInfo[f]
 }
 
+// MaxUnixSeconds is the largest start or end time accepted:
+// 9999-12-31T23:59:59Z, the last second RFC 3339 can write.
+const MaxUnixSeconds = 253402300799
+
+// Max returns the largest valid value of an integer field; a larger one
+// makes its record malformed. Ports are 16-bit, protocol and tcp-flags
+// 8-bit (the IP protocol number, the TCP header's flag bits), version and
+// traffic-path small codes (AWS documents 2–8 and 1–8; room is left for
+// new ones), start and end Unix seconds up to year 9999. Counters (bytes,
+// packets, packets-lost-*) may be any uint64.
+func (f Field) Max() uint64 {
+	switch f {
+	case FieldSrcPort, FieldDstPort:
+		return 1<<16 - 1
+	case FieldProtocol, FieldTCPFlags, FieldVersion, FieldTrafficPath:
+		return 1<<8 - 1
+	case FieldStart, FieldEnd:
+		return MaxUnixSeconds
+	}
+	return 1<<64 - 1
+}
+
 // String returns the AWS name of f.
 func (f Field) String() string { return f.Info().Name }
 

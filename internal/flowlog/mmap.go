@@ -34,11 +34,6 @@ func mapFile(f *os.File) *mapping {
 	return m
 }
 
-func (m *mapping) isGzipOrParquet() bool {
-	d := m.data
-	return len(d) >= 2 && d[0] == 0x1f && d[1] == 0x8b || len(d) >= 4 && string(d[:4]) == "PAR1"
-}
-
 // release drops a reference; the last one unmaps the file.
 func (m *mapping) release() {
 	if m.refs.Add(-1) == 0 {

@@ -317,6 +317,14 @@ func (d *parquetDecoder) fillUints(b *Batch, pc *parquetColumn, pos, row int, va
 			dst[k], present[k] = u, ok && valid
 		}
 	}
+	if limit := d.format.Field(pos).Max(); limit != 1<<64-1 {
+		for k, v := range dst {
+			if v > limit && present[k] {
+				dst[k], present[k] = 0, false
+				b.MarkBad(row+k, pos, outOfRange(limit))
+			}
+		}
+	}
 }
 
 // bytes returns the bytes of a string column's value, or a value no
@@ -372,8 +380,8 @@ func (pc *parquetColumn) uintValue(v parquet.Value) (u uint64, present, valid bo
 }
 
 // addrValue converts an address field's value: null and "-" are the zero
-// Addr (absent); valid is false for anything that is not an IPv4 or IPv6
-// address without a zone.
+// Addr (absent), an IPv4-mapped IPv6 address is unmapped; valid is false
+// for anything that is not an IPv4 or IPv6 address without a zone.
 func (pc *parquetColumn) addrValue(v parquet.Value) (a netip.Addr, valid bool) {
 	if v.IsNull() {
 		return netip.Addr{}, true
@@ -389,7 +397,7 @@ func (pc *parquetColumn) addrValue(v parquet.Value) (a netip.Addr, valid bool) {
 	if err != nil || a.Zone() != "" {
 		return netip.Addr{}, false
 	}
-	return a, true
+	return a.Unmap(), true
 }
 
 // stringValue returns the text of a string field's value; null and "-" are

@@ -311,7 +311,7 @@ func TestDecodeParquetV5UnknownColumns(t *testing.T) {
 }
 
 // Another writer's types: protocol as INT64 (Athena's bigint), ports as
-// strings, an unsigned INT32, and "-" in string columns for absent.
+// strings, unsigned INT32s, and "-" in string columns for absent.
 type pqOther struct {
 	Protocol  int64   `parquet:"protocol"`
 	SrcPort   *string `parquet:"srcport,optional"`
@@ -319,13 +319,13 @@ type pqOther struct {
 	SrcAddr   string  `parquet:"srcaddr"`
 	Action    string  `parquet:"action"`
 	LogStatus string  `parquet:"log-status"`
-	Packets   int32   `parquet:"packets"`
+	Packets   uint32  `parquet:"packets"`
 	AccountID int64   `parquet:"account_id"`
 }
 
 func TestDecodeParquetOtherTypes(t *testing.T) {
 	rows := []pqOther{
-		{6, sp("443"), 3000000000, "10.0.0.1", "ACCEPT", "OK", 7, 123456789012},
+		{6, sp("443"), 65535, "10.0.0.1", "ACCEPT", "OK", 3000000000, 123456789012},
 		{17, sp("-"), 53, "-", "-", "NODATA", 0, 42},
 		{1, nil, 0, "fe80::1", "REJECT", "OK", 1, 7},
 	}
@@ -351,6 +351,10 @@ func TestDecodeParquetOtherTypes(t *testing.T) {
 		dports, _ := b.Uints(f.Index(FieldDstPort), nil)
 		if dports[i] != uint64(r.DstPort) {
 			t.Errorf("row %d dstport %d, want %d", i, dports[i], r.DstPort)
+		}
+		packets, _ := b.Uints(f.Index(FieldPackets), nil)
+		if packets[i] != uint64(r.Packets) {
+			t.Errorf("row %d packets %d, want %d", i, packets[i], r.Packets)
 		}
 		addr := b.Addrs(f.Index(FieldSrcAddr), nil)[i]
 		wantAddr := map[int]netip.Addr{0: netip.MustParseAddr("10.0.0.1"), 2: netip.MustParseAddr("fe80::1")}[i]

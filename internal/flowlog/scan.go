@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
@@ -33,14 +35,18 @@ type Scanner struct {
 	// ChunkSize is the size of the blocks a text input is cut into; 0
 	// means 1 MiB.
 	ChunkSize int
+	// MaxLineLen is the longest line, without its newline, taken for a
+	// record; a longer one is reported as one malformed line and
+	// skipped. 0 means 64 KiB (a flow log record is a few hundred bytes).
+	MaxLineLen int
 	// Errors receives every skipped line, record or input; nil drops them.
 	Errors ErrorSink
 }
 
 const (
-	defaultChunkSize = 1 << 20
-	maxLineLen       = 64 << 10 // longer lines are not flow log records
-	parquetBatchRows = 16 << 10
+	defaultChunkSize  = 1 << 20
+	defaultMaxLineLen = 64 << 10
+	parquetBatchRows  = 16 << 10
 )
 
 // job is one unit of work for a decoding worker: a block of complete text
@@ -108,7 +114,10 @@ func (s *Scanner) run(ctx context.Context, inputs []Input, fn func(int, *Batch) 
 		chunk = defaultChunkSize
 	}
 	jobs := make(chan *job, 2*nw)
-	pool := &sync.Pool{New: func() any { b := make([]byte, 0, chunk+2*maxLineLen); return &b }}
+	// A buffer holds a block and a line that goes past its end, and at
+	// least the sample sniff looks at.
+	size := max(chunk+2*s.maxLineLen(), sniffLen)
+	pool := &sync.Pool{New: func() any { b := make([]byte, 0, size); return &b }}
 
 	var wg sync.WaitGroup
 	for w := 0; w < nw; w++ {
@@ -194,27 +203,36 @@ type reader struct {
 func (r *reader) read() int {
 	rc, err := r.in.Open(r.ctx)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the input's name is said once
+		}
 		r.s.skip(&LineError{Source: r.in.Name, Msg: fmt.Sprintf("cannot open: %v", err)})
 		return 0
 	}
 	if f, ok := rc.(*os.File); ok {
 		if m := mapFile(f); m != nil {
-			if !m.isGzipOrParquet() {
+			kind, why := sniff(m.data)
+			switch kind {
+			case kindText:
 				r.readMapped(m)
-				m.release() // the reader's own reference
+			case kindNotFlowLog:
+				r.s.skip(&LineError{Source: r.in.Name, Msg: "not a flow log file: " + why})
+			}
+			m.release() // the reader's own reference
+			if kind == kindText || kind == kindNotFlowLog {
 				rc.Close()
 				return r.seq
 			}
-			m.release()
 		}
 	}
-	br := bufio.NewReaderSize(rc, 64<<10)
-	head, _ := br.Peek(512)
-	switch {
-	case len(head) >= 4 && string(head[:4]) == "PAR1":
+	br := bufio.NewReaderSize(rc, sniffLen)
+	head, _ := br.Peek(sniffLen)
+	switch kind, why := sniff(head); kind {
+	case kindParquet:
 		r.readParquet(rc, br)
 		return r.seq
-	case len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b:
+	case kindGzip:
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			rc.Close()
@@ -222,6 +240,8 @@ func (r *reader) read() int {
 			return 0
 		}
 		r.readText(zr, true)
+	case kindNotFlowLog:
+		r.s.skip(&LineError{Source: r.in.Name, Msg: "not a flow log file: " + why})
 	default:
 		r.readText(br, false)
 	}
@@ -265,6 +285,9 @@ func (r *reader) send(j *job) bool {
 
 // readText cuts a text stream into blocks of complete lines, finds header
 // lines (the first line, or a line after a blank line) and sends the blocks.
+// A line too long for the buffer is reported here and skipped up to its
+// newline, keeping what follows; a long line that fits in a block is left
+// to the worker, which reports it the same way.
 func (r *reader) readText(src io.Reader, gz bool) {
 	format := r.s.Format
 	if format == nil {
@@ -275,10 +298,20 @@ func (r *reader) readText(src io.Reader, gz bool) {
 	buf := (*bufp)[:0]
 	first := true
 	prevBlank := false
-	target := r.chunk // how far to fill buf
+	// How far to fill buf; the first read takes at least the sample
+	// sniff looks at.
+	target := min(max(r.chunk, sniffLen), cap(buf))
+	// An error met while skipping a long line, to handle next.
+	var pending error
 	for {
-		n, err := fill(src, buf[len(buf):target])
-		buf = buf[:len(buf)+n]
+		var err error
+		if pending != nil {
+			err, pending = pending, nil
+		} else {
+			var n int
+			n, err = fill(src, buf[len(buf):target])
+			buf = buf[:len(buf)+n]
+		}
 		eof := err != nil
 		if err != nil && err != io.EOF {
 			// A truncated or corrupt stream: keep the complete lines
@@ -289,26 +322,29 @@ func (r *reader) readText(src io.Reader, gz bool) {
 		} else if eof && len(buf) > 0 && buf[len(buf)-1] != '\n' {
 			buf = append(buf, '\n') // last line without newline
 		}
-		if first {
-			first = false
-			if bad := sniffText(buf); bad != "" {
-				r.s.skip(&LineError{Source: r.in.Name, Msg: "not a flow log file: " + bad})
+		if first && gz {
+			// What the gzip stream holds; plain input was looked at
+			// before.
+			kind, why := sniff(buf)
+			if kind == kindGzip || kind == kindParquet {
+				kind, why = kindNotFlowLog, "compressed data inside gzip"
+			}
+			if kind != kindText {
+				r.s.skip(&LineError{Source: r.in.Name, Msg: "not a flow log file: " + why})
 				*bufp = buf[:0]
 				r.pool.Put(bufp)
 				return
 			}
 		}
+		first = false
 		cut := bytes.LastIndexByte(buf, '\n') + 1
 		if cut == 0 && !eof {
-			if len(buf) >= maxLineLen {
-				// Not a flow log record: skip to the next newline.
-				r.s.skip(&LineError{Source: r.in.Name, Line: r.line, Msg: fmt.Sprintf("line longer than %d bytes", maxLineLen)})
-				if !skipLine(src) {
-					break
-				}
+			// buf holds the start of one line (line r.line).
+			if len(buf) > r.s.maxLineLen() {
+				r.s.skip(r.s.longLine(r.in.Name, r.line))
 				r.line++
-				buf = buf[:0]
-				target = r.chunk
+				buf, pending = discardLine(src, buf)
+				target = min(max(r.chunk, len(buf)+4096), cap(buf))
 			} else {
 				target = min(len(buf)+r.chunk, cap(buf))
 			}
@@ -339,6 +375,19 @@ func (r *reader) readText(src io.Reader, gz bool) {
 	r.pool.Put(bufp)
 }
 
+func (s *Scanner) maxLineLen() int {
+	if s.MaxLineLen > 0 {
+		return s.MaxLineLen
+	}
+	return defaultMaxLineLen
+}
+
+// longLine is the error for a line longer than MaxLineLen, wherever it is
+// found.
+func (s *Scanner) longLine(source string, line int) *LineError {
+	return &LineError{Source: source, Line: line, Msg: fmt.Sprintf("line longer than %d bytes: not a flow log record", s.maxLineLen())}
+}
+
 // headers emits the records of a block that come before its header lines
 // (the first line of the input, or a line after a blank line), switching
 // format at each, and returns the format and offset of the rest of the
@@ -355,6 +404,9 @@ func (r *reader) headers(data []byte, format *Format, prevBlank bool) (*Format, 
 			r.headed = true
 		}
 		end := h + bytes.IndexByte(data[h:], '\n')
+		if end-h > r.s.maxLineLen() {
+			break // too long for a header: the worker reports it
+		}
 		f, err := ParseFormat(string(trimCR(data[h:end])))
 		if err != nil {
 			break // leave it to the worker to report
@@ -380,37 +432,50 @@ func (r *reader) readMapped(m *mapping) {
 	}
 	r.line = 1
 	data := m.data
-	if bad := sniffText(data); bad != "" {
-		r.s.skip(&LineError{Source: r.in.Name, Msg: "not a flow log file: " + bad})
-		return
-	}
+	limit := r.s.maxLineLen()
 	prevBlank := false
 	for off := 0; off < len(data); {
 		if r.ctx.Err() != nil {
 			return
 		}
 		end := min(off+r.chunk, len(data))
-		if end < len(data) {
-			if nl := bytes.LastIndexByte(data[off:end], '\n'); nl >= 0 {
-				end = off + nl + 1
-			} else if nl := bytes.IndexByte(data[end:], '\n'); nl >= 0 {
-				end += nl + 1 // a line longer than a block
+		if i := bytes.LastIndexByte(data[off:end], '\n'); i >= 0 && end < len(data) {
+			end = off + i + 1
+		} else if i < 0 {
+			// The block holds part of one line, longer than a block.
+			if j := bytes.IndexByte(data[end:], '\n'); j >= 0 {
+				end += j + 1
 			} else {
 				end = len(data)
+			}
+			if n := end - off; n > limit && (data[end-1] != '\n' || n-1 > limit) {
+				r.s.skip(r.s.longLine(r.in.Name, r.line))
+				r.line++
+				off = end
+				continue
 			}
 		}
 		block := data[off:end]
 		if block[len(block)-1] != '\n' {
-			// The last line has no newline: give the block one.
-			block = append(bytes.Clone(block), '\n')
+			// The last line has no newline.
+			i := bytes.LastIndexByte(block, '\n') + 1
+			if len(block)-i > limit {
+				// Too long: report it once the lines before it are sent.
+				end = off + i
+				block = block[:i]
+			} else {
+				block = append(bytes.Clone(block), '\n')
+			}
 		}
-		var start int
-		format, start, prevBlank = r.headers(block, format, prevBlank)
-		if start < len(block) {
-			m.refs.Add(1)
-			if !r.emit(format, block[start:], m.release) {
-				m.release()
-				return
+		if len(block) > 0 {
+			var start int
+			format, start, prevBlank = r.headers(block, format, prevBlank)
+			if start < len(block) {
+				m.refs.Add(1)
+				if !r.emit(format, block[start:], m.release) {
+					m.release()
+					return
+				}
 			}
 		}
 		off = end
@@ -454,34 +519,20 @@ func describeReadError(err error, gz bool) string {
 	return fmt.Sprintf("read error: %v", err)
 }
 
-// skipLine reads up to and including the next newline.
-func skipLine(src io.Reader) bool {
-	var b [4096]byte
+// discardLine reads src up to and including the next newline, using buf's
+// space, and returns what was read after the newline, at the start of buf,
+// with the error that ended the reading, if any.
+func discardLine(src io.Reader, buf []byte) ([]byte, error) {
+	buf = buf[:cap(buf)]
 	for {
-		n, err := src.Read(b[:])
-		if i := bytes.IndexByte(b[:n], '\n'); i >= 0 {
-			// The bytes after the newline are lost; such a line is
-			// garbage anyway and the next lines are reported on their
-			// own if they are bad too.
-			return true
+		n, err := src.Read(buf)
+		if i := bytes.IndexByte(buf[:n], '\n'); i >= 0 {
+			return buf[:copy(buf, buf[i+1:n])], err
 		}
 		if err != nil {
-			return false
+			return buf[:0], err
 		}
 	}
-}
-
-// sniffText tells why the start of an input is not flow log text, or "".
-func sniffText(p []byte) string {
-	head := p[:min(len(p), 512)]
-	if bytes.IndexByte(head, 0) >= 0 {
-		return "binary data"
-	}
-	t := bytes.TrimLeft(head, " \t\r\n")
-	if len(t) > 0 && (t[0] == '{' || t[0] == '[') {
-		return "JSON, not flow log text"
-	}
-	return ""
 }
 
 // findHeader returns the offset of the first header line in data at or after
@@ -561,7 +612,7 @@ func (w *worker) do(ctx context.Context, j *job) error {
 		})
 		if err != nil && ctx.Err() == nil {
 			// A broken file is bad input, not a reason to stop the run.
-			w.s.skip(&LineError{Source: j.name, Msg: err.Error()})
+			w.s.skip(&LineError{Source: j.name, Msg: strings.TrimPrefix(err.Error(), j.name+": ")})
 			err = nil
 		}
 		w.jobDone(j, part)

@@ -32,12 +32,31 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 	if useIndex {
 		sp, nl = w.index(data)
 	}
+	// The first NUL byte at or after pos: a line holding one is
+	// malformed (text with a NUL in it is not a record, whatever its
+	// fields look like).
+	nul := bytes.IndexByte(data, 0)
+	maxLine := w.s.maxLineLen()
 	for pos := 0; pos < len(data); line++ {
 		var end int
 		if useIndex {
 			end = nextBit(nl, pos)
 		} else {
 			end = pos + bytes.IndexByte(data[pos:], '\n')
+		}
+		if end-pos > maxLine || uint(nul-pos) < uint(end-pos) {
+			if end-pos > maxLine {
+				w.s.skip(w.s.longLine(j.name, line))
+			} else {
+				w.s.skip(&LineError{Source: j.name, Line: line, Column: nul - pos + 1, Msg: "NUL byte in line: not a flow log record"})
+			}
+			if nul >= 0 && nul < end {
+				if nul = bytes.IndexByte(data[end:], 0); nul >= 0 {
+					nul += end
+				}
+			}
+			pos = end + 1
+			continue
 		}
 		le := end
 		for le > pos && (data[le-1] == '\r' || data[le-1] == ' ' || data[le-1] == '\t') {

@@ -125,7 +125,7 @@ func (e *expander) s3(arg string) error {
 			Open: func(ctx context.Context) (io.ReadCloser, error) {
 				out, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}, opt)
 				if err != nil {
-					return nil, fmt.Errorf("cannot open %s: %w", name, err)
+					return nil, err // the scanner reports it with the name
 				}
 				return out.Body, nil
 			},

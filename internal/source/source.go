@@ -42,6 +42,12 @@ type Options struct {
 	// S3Client, when set, is used instead of a client built from Region,
 	// Profile and EndpointURL.
 	S3Client *s3.Client
+	// Errors receives what a directory walk or a glob found but could not
+	// read (a dangling symbolic link, a directory without permission): it
+	// is skipped and reported as a LineError naming the path, as an
+	// unreadable file is when it is opened. nil reports them as warnings
+	// on Logger.
+	Errors flowlog.ErrorSink
 }
 
 // Expand turns command-line PATH arguments into inputs, in the order given:
@@ -59,7 +65,10 @@ type Options struct {
 //
 // A path named twice, or reached twice (a file inside a directory also
 // given), is one input. A missing file, an empty directory or an S3 prefix
-// without objects is an error naming it.
+// without objects is an error naming it. What a directory or a glob holds
+// but cannot be read (a dangling symbolic link, an unreadable directory) is
+// skipped and reported to Options.Errors, so that one bad entry does not
+// stop a run over thousands of files.
 func Expand(ctx context.Context, args []string, opts Options) ([]flowlog.Input, error) {
 	if len(args) == 0 {
 		return nil, errors.New("no input given: name files, directories, globs, - (standard input) or s3://bucket/prefix")
@@ -154,13 +163,28 @@ func (e *expander) local(arg string) error {
 	for _, m := range matches {
 		info, err := os.Stat(m)
 		if err != nil {
-			return fmt.Errorf("cannot read input: %w", err)
+			e.skip(m, "cannot follow symbolic link", err)
+			continue
 		}
 		if err := e.path(m, info); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// skip reports an entry of a directory or glob that cannot be read.
+func (e *expander) skip(p, what string, err error) {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // the path is said once
+	}
+	msg := fmt.Sprintf("skipped: %s: %v", what, err)
+	if e.opts.Errors != nil {
+		e.opts.Errors.Skip(&flowlog.LineError{Source: p, Msg: msg})
+	} else {
+		e.log.Warn(msg, "path", p)
+	}
 }
 
 func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[`) }
@@ -192,7 +216,7 @@ func (e *expander) file(p string, info fs.FileInfo) {
 		Open: func(context.Context) (io.ReadCloser, error) {
 			f, err := os.Open(p)
 			if err != nil {
-				return nil, fmt.Errorf("cannot open input: %w", err)
+				return nil, err // the scanner reports it with the name
 			}
 			return f, nil
 		},
@@ -200,13 +224,22 @@ func (e *expander) file(p string, info fs.FileInfo) {
 }
 
 // dir walks a directory in lexical order, skipping hidden entries below
-// it, and following symbolic links to files (not to directories).
+// it, and following symbolic links to files (not to directories). Entries
+// that cannot be read are skipped and reported.
 func (e *expander) dir(root string) error {
 	before := len(e.inputs)
-	found := 0
+	found, skipped := 0, 0
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return fmt.Errorf("cannot read directory: %w", err)
+			// A directory that cannot be listed (WalkDir reports
+			// it a second time, with the error), or an entry gone
+			// since.
+			skipped++
+			e.skip(p, "cannot read directory", err)
+			if d != nil && d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		if p != root && strings.HasPrefix(d.Name(), ".") {
 			if d.IsDir() {
@@ -219,11 +252,15 @@ func (e *expander) dir(root string) error {
 		}
 		info, err := d.Info()
 		if err != nil {
-			return fmt.Errorf("cannot read input: %w", err)
+			skipped++
+			e.skip(p, "cannot read", err)
+			return nil
 		}
 		if info.Mode()&fs.ModeSymlink != 0 {
 			if info, err = os.Stat(p); err != nil {
-				return fmt.Errorf("cannot read input: %w", err)
+				skipped++
+				e.skip(p, "cannot follow symbolic link", err)
+				return nil
 			}
 		}
 		if !info.Mode().IsRegular() {
@@ -237,7 +274,7 @@ func (e *expander) dir(root string) error {
 	if err != nil {
 		return err
 	}
-	if found == 0 {
+	if found == 0 && skipped == 0 {
 		return fmt.Errorf("no files in directory %s", root)
 	}
 	e.log.Debug("walked directory", "dir", root, "files", found, "new", len(e.inputs)-before)

@@ -203,45 +203,51 @@ func (s *Store) UpdateBlock(ctx context.Context, id int64, u BlockUpdate) error 
 	if now.IsZero() {
 		now = s.now()
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
-		sets := []string{"updated_at = ?", "last_error = ?"}
-		args := []any{nanos(now), u.LastError}
-		if u.State != "" {
-			sets = append(sets, "state = ?")
-			args = append(args, string(u.State))
-			if u.State == BlockRemoved || u.State == BlockGone || u.State == BlockFailed {
-				sets = append(sets, "removed_at = ?")
-				args = append(args, nanos(now))
-			}
+	return s.write(ctx, func(tx *sql.Tx) error { return updateBlockTx(ctx, tx, id, u, now) })
+}
+
+// updateBlockTx applies u to the row with id inside tx.
+func updateBlockTx(ctx context.Context, tx *sql.Tx, id int64, u BlockUpdate, now time.Time) error {
+	if !u.At.IsZero() {
+		now = u.At
+	}
+	sets := []string{"updated_at = ?", "last_error = ?"}
+	args := []any{nanos(now), u.LastError}
+	if u.State != "" {
+		sets = append(sets, "state = ?")
+		args = append(args, string(u.State))
+		if u.State == BlockRemoved || u.State == BlockGone || u.State == BlockFailed {
+			sets = append(sets, "removed_at = ?")
+			args = append(args, nanos(now))
 		}
-		if u.RemovedBy != "" {
-			sets = append(sets, "removed_by = ?")
-			args = append(args, u.RemovedBy)
+	}
+	if u.RemovedBy != "" {
+		sets = append(sets, "removed_by = ?")
+		args = append(args, u.RemovedBy)
+	}
+	if u.RuleNumber != 0 {
+		sets = append(sets, "rule_number = ?")
+		args = append(args, u.RuleNumber)
+	}
+	if u.Attempt {
+		sets = append(sets, "attempts = attempts + 1")
+	}
+	if !u.Expires.IsZero() {
+		sets = append(sets, "expires_at = ?")
+		args = append(args, nanos(u.Expires))
+	}
+	args = append(args, id)
+	res, err := tx.ExecContext(ctx, `UPDATE blocks SET `+strings.Join(sets, ", ")+` WHERE id = ?`, args...)
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE") {
+			return fmt.Errorf("cannot update block %d: %w", id, ErrBlockExists)
 		}
-		if u.RuleNumber != 0 {
-			sets = append(sets, "rule_number = ?")
-			args = append(args, u.RuleNumber)
-		}
-		if u.Attempt {
-			sets = append(sets, "attempts = attempts + 1")
-		}
-		if !u.Expires.IsZero() {
-			sets = append(sets, "expires_at = ?")
-			args = append(args, nanos(u.Expires))
-		}
-		args = append(args, id)
-		res, err := tx.ExecContext(ctx, `UPDATE blocks SET `+strings.Join(sets, ", ")+` WHERE id = ?`, args...)
-		if err != nil {
-			if strings.Contains(err.Error(), "UNIQUE") {
-				return fmt.Errorf("cannot update block %d: %w", id, ErrBlockExists)
-			}
-			return fmt.Errorf("cannot update block %d: %w", id, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return &NotFoundError{Kind: "block", ID: fmt.Sprint(id)}
-		}
-		return nil
-	})
+		return fmt.Errorf("cannot update block %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return &NotFoundError{Kind: "block", ID: fmt.Sprint(id)}
+	}
+	return nil
 }
 
 // ListBlocks returns block rows, oldest first.
@@ -286,6 +292,18 @@ func (s *Store) ListBlocks(ctx context.Context, fl BlockFilter) ([]BlockRecord, 
 	if err != nil {
 		return nil, fmt.Errorf("cannot read blocks: %w", err)
 	}
+	out, err := scanBlocks(rows)
+	if err != nil {
+		return nil, err
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// scanBlocks reads block rows (blockCols) and closes them.
+func scanBlocks(rows *sql.Rows) ([]BlockRecord, error) {
 	defer rows.Close()
 	var out []BlockRecord
 	for rows.Next() {
@@ -296,6 +314,7 @@ func (s *Store) ListBlocks(ctx context.Context, fl BlockFilter) ([]BlockRecord, 
 			&created, &expires, &removed, &r.RemovedBy, &r.Attempts, &r.LastError, &updated); err != nil {
 			return nil, fmt.Errorf("cannot read blocks: %w", err)
 		}
+		var err error
 		if r.Prefix, err = netip.ParsePrefix(prefix); err != nil {
 			return nil, fmt.Errorf("block %d: bad prefix %q in the store: %w", r.ID, prefix, err)
 		}
@@ -305,9 +324,6 @@ func (s *Store) ListBlocks(ctx context.Context, fl BlockFilter) ([]BlockRecord, 
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cannot read blocks: %w", err)
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
 	}
 	return out, nil
 }
@@ -450,6 +466,10 @@ type NotifyRecord struct {
 	Count    int64
 	LastSeen time.Time
 	Severity float64
+	// Prev is the LastSent the caller read before deciding (zero: it read
+	// no record): Enqueue refuses with ErrStale when the log no longer
+	// says so, because another process decided the same key meanwhile.
+	Prev time.Time
 }
 
 // GetNotifyRecord returns the record of a notification key, if any.
@@ -483,7 +503,9 @@ type OutboxItem struct {
 // Enqueue records notifications to deliver together with the notification
 // log records that say they were decided, in one transaction: a crash
 // after it loses nothing (the outbox is delivered on the next run) and
-// sends nothing twice (the log says it was decided).
+// sends nothing twice (the log says it was decided). When a record's key
+// changed since the caller read it (Prev), nothing is written and the
+// error wraps ErrStale: the caller reads again and decides again.
 func (s *Store) Enqueue(ctx context.Context, items []OutboxItem, recs []NotifyRecord) ([]int64, error) {
 	now := s.now()
 	ids := make([]int64, 0, len(items))
@@ -501,6 +523,14 @@ func (s *Store) Enqueue(ctx context.Context, items []OutboxItem, recs []NotifyRe
 			ids = append(ids, id)
 		}
 		for _, r := range recs {
+			var sent int64
+			err := tx.QueryRowContext(ctx, `SELECT last_sent FROM notify_log WHERE key = ?`, r.Key).Scan(&sent)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("cannot read notification log %s: %w", r.Key, err)
+			}
+			if sent != nanos(r.Prev) {
+				return fmt.Errorf("notification %s: %w", r.Key, ErrStale)
+			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO notify_log(key, last_sent, count, last_seen, severity) VALUES (?,?,?,?,?)
 				ON CONFLICT(key) DO UPDATE SET last_sent = excluded.last_sent, count = excluded.count, last_seen = excluded.last_seen, severity = excluded.severity`,
 				r.Key, nanos(r.LastSent), r.Count, nanos(r.LastSeen), r.Severity); err != nil {

@@ -590,7 +590,16 @@ func (p *Pipeline) place(ctx context.Context, row store.BlockRecord, rep *Report
 		var full *FullError
 		switch {
 		case err == nil:
-			state, uerr := p.st.ReleaseBlock(ctx, row.ID, p.owner, store.BlockUpdate{State: store.BlockActive, RuleNumber: b.RuleNumber, Attempt: true, At: p.clock.Now()})
+			confirm := store.BlockUpdate{State: store.BlockActive, RuleNumber: b.RuleNumber, Attempt: true, At: p.clock.Now()}
+			state, uerr := p.st.ReleaseBlock(ctx, row.ID, p.owner, confirm)
+			if errors.Is(uerr, store.ErrBlockExists) {
+				// The entry taken over (another flowguard's, on another
+				// database) sits at a number this ledger reserved for
+				// another block: keep ours reserved; the entry is known
+				// by its address.
+				confirm.RuleNumber = 0
+				state, uerr = p.st.ReleaseBlock(ctx, row.ID, p.owner, confirm)
+			}
 			if uerr != nil {
 				return out, uerr
 			}

@@ -2,6 +2,7 @@ package respond
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -406,5 +407,48 @@ func TestManualUnblockNotReblocked(t *testing.T) {
 	rep = e.handle(ev(attack("198.51.100.23", 8, e.clock.Now())))
 	if rep.Count(OutcomeBlocked) != 1 {
 		t.Fatalf("after grace: %+v", rep.Outcomes)
+	}
+}
+
+func TestUnblockedPrefixGraceCoversAddresses(t *testing.T) {
+	e := newEnv(t, nil)
+	if _, err := e.p.Unblock(t.Context(), mustPrefix("198.51.100.0/24"), "alice", "a partner's range"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Minute)
+	rep := e.handle(ev(attack("198.51.100.77", 8, e.clock.Now())))
+	if rep.Count(OutcomeRefused) != 1 || rep.Outcomes[0].Guard != GuardUnbanned || len(e.denies()) != 0 {
+		t.Fatalf("an address inside an unblocked prefix: outcomes %+v, entries %+v", rep.Outcomes, e.denies())
+	}
+	// Outside the prefix, blocking goes on.
+	rep = e.handle(ev(attack("198.51.101.77", 8, e.clock.Now())))
+	if rep.Count(OutcomeBlocked) != 1 {
+		t.Fatalf("outside the prefix: %+v", rep.Outcomes)
+	}
+}
+
+func TestRuleRangeOverlapRefusedAtReconcile(t *testing.T) {
+	e := newEnv(t, nil)
+	e.cfg.NACL = &NACLConfig{NetworkACLs: []string{e.acl}, RuleRange: []int32{1, 200}}
+	e.restart()
+	rep, err := e.p.Start(t.Context())
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if len(rep.Failures) != 1 || !strings.Contains(rep.Failures[0].Error, "overlaps rule 100 of "+e.acl+" (allow 0.0.0.0/0 protocol all)") {
+		t.Fatalf("failures %+v, want the overlap with rule 100 named", rep.Failures)
+	}
+	if e.sleeps != nil {
+		t.Errorf("a configuration error was retried: %v", e.sleeps)
+	}
+	rep = e.handle(ev(attack("198.51.100.23", 8, t0)))
+	if rep.Count(OutcomeFailed) != 1 || len(e.denies()) != 0 {
+		t.Fatalf("outcomes %+v entries %+v", rep.Outcomes, e.denies())
+	}
+	// A range clear of the ACL's own entries works.
+	e.cfg.NACL.RuleRange = []int32{1, 99}
+	e.restart()
+	if rep := e.startRun(); len(rep.Failures) != 0 {
+		t.Fatalf("failures %+v", rep.Failures)
 	}
 }

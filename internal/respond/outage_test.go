@@ -126,3 +126,28 @@ func TestOutageMidRunLeavesPendingForNextRun(t *testing.T) {
 		t.Fatalf("next process: outcomes %+v entries %+v", rep.Outcomes, e.denies())
 	}
 }
+
+// TestCrashedClaimerTakenOver: a process claimed a block and died before
+// writing it. Other processes leave the row alone while its lease runs,
+// then place it.
+func TestCrashedClaimerTakenOver(t *testing.T) {
+	e := newEnv(t, nil)
+	f := attack("198.51.100.23", 8, t0)
+	res, err := e.st.ClaimBlock(t.Context(), store.BlockClaim{Prefix: mustPrefix("198.51.100.23/32"), FindingID: f.ID, Severity: 8, LastSeen: t0,
+		Now: t0, Owner: "dead-process", Lease: BlockLease, BanTime: e.cfg.banTime,
+		Slots: []store.Slot{{Target: "nacl:" + e.acl, RuleMin: 1, RuleMax: 99, Taken: []int32{100, 101}, Room: 10}}})
+	if err != nil || res.Verdict != store.ClaimMade {
+		t.Fatal(err, res)
+	}
+	e.clock.Advance(BlockLease / 2)
+	if rep := e.startRun(); len(rep.Outcomes) != 0 || len(e.denies()) != 0 {
+		t.Fatalf("a live lease was not respected: %+v %+v", rep.Outcomes, e.denies())
+	}
+	if rep := e.handle(ev(f)); rep.Count(OutcomeBlocked) != 0 {
+		t.Fatalf("the finding was blocked a second time: %+v", rep.Outcomes)
+	}
+	e.clock.Advance(BlockLease)
+	if rep := e.startRun(); rep.Count(OutcomeBlocked) != 1 || len(e.denies()) != 1 {
+		t.Fatalf("after the lease: %+v %+v", rep.Outcomes, e.denies())
+	}
+}

@@ -238,7 +238,7 @@ func checkShared(t *testing.T, trial int, path string, s *awstest.EC2, acl strin
 // own connection to one database (as several processes would), on the
 // same findings at once, many times.
 func TestConcurrentPipelinesOneDatabase(t *testing.T) {
-	const procs, trials = 4, 12
+	const procs, trials = 4, 8
 	for _, tc := range []struct {
 		name      string
 		attackers int
@@ -311,7 +311,7 @@ func TestConcurrentPipelinesOneDatabase(t *testing.T) {
 // its shape for the same address in its range as its own, and remove
 // every such entry on expiry.
 func TestConcurrentPipelinesSeparateDatabases(t *testing.T) {
-	const procs, trials = 4, 12
+	const procs, trials = 4, 8
 	for trial := range trials {
 		s := awstest.NewEC2(t)
 		acl := s.AddNetworkACL(testVPC, testSubnet)

@@ -293,7 +293,10 @@ does it by itself.`,
 			}
 			rep, err := pl.Start(cmd.Context())
 			writeReport(cmd.OutOrStdout(), rep)
-			return err
+			if err != nil {
+				return err
+			}
+			return responderFailed(rep)
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "configuration file with the response: section")

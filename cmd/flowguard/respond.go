@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -70,15 +72,43 @@ func respondTo(ctx context.Context, w io.Writer, pl *respond.Pipeline, fs []find
 
 // respondEvents runs events through the pipeline: first what earlier runs
 // left (pending blocks, due expiries, queued messages), then the events.
+// A responder that failed (AWS unreachable) does not stop the others; the
+// run then ends with exit code 3 (exitResponderFailed).
 func respondEvents(ctx context.Context, w io.Writer, pl *respond.Pipeline, events []respond.Event) error {
 	start, err := pl.Start(ctx)
 	if err != nil {
+		writeReport(w, start)
 		return fmt.Errorf("cannot resume earlier work: %w", err)
 	}
 	rep, err := pl.Handle(ctx, events)
 	writeReport(w, start)
 	writeReport(w, rep)
-	return err
+	if err != nil {
+		return err
+	}
+	return responderFailed(start, rep)
+}
+
+// exitResponderFailed is the exit code of a run in which a responder
+// failed: the findings were recorded and the rest of the response went
+// on, but something was not blocked or removed (the next run retries).
+const exitResponderFailed = 3
+
+// responderFailed returns an exitError with exitResponderFailed when any
+// report names a failed responder.
+func responderFailed(reps ...respond.Report) error {
+	var names []string
+	for _, r := range reps {
+		for _, f := range r.Failures {
+			if !slices.Contains(names, f.Responder) {
+				names = append(names, f.Responder)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	return exitError{code: exitResponderFailed, msg: fmt.Sprintf("responder(s) failed: %s; the findings are recorded, the rest of the response went on, and the next run tries again (see flowguard audit)", strings.Join(names, ", "))}
 }
 
 // writeReport prints one line per action taken or refused.
@@ -101,6 +131,9 @@ func writeReport(w io.Writer, rep respond.Report) {
 	}
 	if rep.Notified > 0 || rep.Queued > 0 {
 		fmt.Fprintf(w, "flowguard: %d message(s) sent, %d queued for a later run\n", rep.Notified, rep.Queued)
+	}
+	for _, f := range rep.Failures {
+		fmt.Fprintf(w, "flowguard: responder %s failed: %s\n", f.Responder, f.Error)
 	}
 	if rep.Reconciled > 0 {
 		fmt.Fprintf(w, "flowguard: %d block(s) were removed outside flowguard; marked gone\n", rep.Reconciled)

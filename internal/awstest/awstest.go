@@ -53,6 +53,8 @@ type faults struct {
 	failBefore map[string]int
 	delay      time.Duration
 	calls      map[string]int
+	// unavailable fails every call with 500 until turned off.
+	unavailable bool
 }
 
 func (f *faults) init() {
@@ -81,6 +83,15 @@ func (f *faults) FailAfterApply(action string, n int) {
 func (f *faults) FailBefore(action string, n int) {
 	f.mu.Lock()
 	f.failBefore[action] = n
+	f.mu.Unlock()
+}
+
+// SetUnavailable makes every call (of every action) answer 500
+// InternalError without applying anything, as a service outage looks to
+// the client, until turned off.
+func (f *faults) SetUnavailable(on bool) {
+	f.mu.Lock()
+	f.unavailable = on
 	f.mu.Unlock()
 }
 
@@ -116,6 +127,8 @@ func (f *faults) enter(ctx context.Context, action string) fault {
 	d := f.delay
 	var out fault
 	switch {
+	case f.unavailable:
+		out = faultBefore
 	case f.throttle > 0:
 		f.throttle--
 		out = faultThrottle

@@ -36,6 +36,7 @@ type EC2 struct {
 	// by request to AWS).
 	limit int
 	seq   atomic.Int64
+	srv   *httptest.Server
 }
 
 // NetworkACL is a network ACL as the server holds it.
@@ -66,10 +67,17 @@ func NewEC2(t TB) *EC2 {
 	t.Helper()
 	s := &EC2{acls: map[string]*NetworkACL{}, enis: map[string]NetworkInterface{}, limit: 20}
 	s.faults.init()
-	srv := httptest.NewServer(http.HandlerFunc(s.serve))
-	s.URL = srv.URL
-	t.Cleanup(srv.Close)
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.URL = s.srv.URL
+	t.Cleanup(s.srv.Close)
 	return s
+}
+
+// Shutdown stops the server: its endpoint refuses connections, as an
+// unreachable EC2 endpoint would.
+func (s *EC2) Shutdown() {
+	s.srv.CloseClientConnections()
+	s.srv.Close()
 }
 
 // SetLimit sets the entries-per-direction quota.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/flowguard/flowguard/internal/store"
@@ -31,7 +33,9 @@ func (p *Pipeline) Expire(ctx context.Context) (Report, error) {
 
 func (p *Pipeline) resumeBlocks(ctx context.Context, rep *Report) error {
 	now := p.clock.Now()
-	rows, err := p.st.ListBlocks(ctx, store.BlockFilter{LiveOnly: true})
+	// Lease the rows with work to do that no other process is working
+	// on: theirs are theirs until their lease runs out.
+	rows, err := p.st.LeaseBlocks(ctx, store.BlockLease{Owner: p.owner, Now: now, Lease: BlockLease, Due: true})
 	if err != nil {
 		return err
 	}
@@ -49,11 +53,11 @@ func (p *Pipeline) resumeBlocks(ctx context.Context, rep *Report) error {
 			// Due, even if it fell due while nothing ran. A pending
 			// row may have reached AWS half-way: remove checks.
 			_, err = p.remove(ctx, r, "expiry", rep)
-		case r.State == store.BlockPending:
-			if rf := p.guards.KillSwitch(); rf != nil {
-				continue // no new entries while the switch is on
-			}
+		case r.State == store.BlockPending && p.guards.KillSwitch() == nil:
 			_, err = p.place(ctx, r, rep)
+		default:
+			// No new entries while the kill switch is on: let go.
+			_, err = p.st.ReleaseBlock(ctx, r.ID, p.owner, store.BlockUpdate{LastError: r.LastError, At: now})
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -63,9 +67,13 @@ func (p *Pipeline) resumeBlocks(ctx context.Context, rep *Report) error {
 }
 
 // Reconcile compares the store with what AWS has. An active block whose
-// entry is gone (removed by someone else) is marked gone; entries in
-// flowguard's network ACL rule range that it did not create are reported
-// and left alone, never adopted.
+// entry is gone (removed by someone else) is marked gone; an entry is
+// recognised as a block's by its CIDR inside flowguard's rule range
+// (whatever its rule number: another flowguard on another database may
+// have written it). Entries in flowguard's network ACL rule range that
+// match no block are reported and left alone, never adopted. A blocker
+// that cannot be read is reported as failed (audited, notified) and left
+// out of this run; the others go on.
 func (p *Pipeline) Reconcile(ctx context.Context, rep *Report) error {
 	rows, err := p.st.ListBlocks(ctx, store.BlockFilter{States: []store.BlockState{store.BlockActive}})
 	if err != nil {
@@ -81,13 +89,21 @@ func (p *Pipeline) Reconcile(ctx context.Context, rep *Report) error {
 	}
 	// Targets with no active block are listed too, for foreign entries
 	// in flowguard's range.
-	for name, b := range p.blockers {
-		if name != NACLName {
+	names := slices.Sorted(maps.Keys(p.blockers))
+	for _, name := range names {
+		b := p.blockers[name]
+		if name != NACLName || p.isDown(name) != nil {
 			continue
 		}
-		all, err := b.List(ctx)
+		var all []Block
+		_, _, err := p.retry.do(ctx, func(ctx context.Context) (bool, error) {
+			var err error
+			all, err = b.List(ctx)
+			return false, err
+		})
 		if err != nil {
-			return fmt.Errorf("cannot reconcile %s: %w", name, err)
+			p.outage(ctx, name, fmt.Errorf("cannot reconcile %s: %w", name, err), rep)
+			continue
 		}
 		for _, e := range all {
 			if _, ok := byTarget[e.Target]; !ok {
@@ -96,10 +112,9 @@ func (p *Pipeline) Reconcile(ctx context.Context, rep *Report) error {
 			}
 		}
 	}
-	var errs []error
 	for _, t := range targets {
 		bl := p.blockerFor(t)
-		if bl == nil {
+		if bl == nil || p.isDown(bl.Name()) != nil {
 			continue
 		}
 		var entries []Block
@@ -110,17 +125,20 @@ func (p *Pipeline) Reconcile(ctx context.Context, rep *Report) error {
 		})
 		if err != nil {
 			if c := errorCode(err); c != "InvalidNetworkAclID.NotFound" && c != "WAFNonexistentItemException" {
-				errs = append(errs, fmt.Errorf("cannot reconcile %s: %w", t, err))
+				p.outage(ctx, bl.Name(), fmt.Errorf("cannot reconcile %s: %w", t, err), rep)
 				continue
 			}
 			entries = nil // the ACL or set itself is gone
 		}
-		live, err := p.st.ListBlocks(ctx, store.BlockFilter{Target: t, LiveOnly: true})
-		if err != nil {
-			return err
-		}
 		for _, r := range byTarget[t] {
-			if present(entries, r) {
+			if e, ok := present(entries, r); ok {
+				if e.RuleNumber != 0 && e.RuleNumber != r.RuleNumber {
+					// Same CIDR at another number in our range: the
+					// entry is this block's; the ledger follows it.
+					if err := p.st.UpdateBlock(ctx, r.ID, store.BlockUpdate{RuleNumber: e.RuleNumber, At: p.clock.Now()}); err != nil && !errors.Is(err, store.ErrBlockExists) {
+						return err
+					}
+				}
 				continue
 			}
 			rep.Reconciled++
@@ -135,15 +153,12 @@ func (p *Pipeline) Reconcile(ctx context.Context, rep *Report) error {
 		if bl.Name() != NACLName {
 			continue // IP sets are shared: other addresses are simply not ours
 		}
+		live, err := p.st.ListBlocks(ctx, store.BlockFilter{Target: t, LiveOnly: true})
+		if err != nil {
+			return err
+		}
 		for _, e := range entries {
-			ours := false
-			for _, r := range live {
-				if r.RuleNumber == e.RuleNumber && r.Prefix == e.Prefix {
-					ours = true
-					break
-				}
-			}
-			if ours {
+			if slices.ContainsFunc(live, func(r store.BlockRecord) bool { return r.Prefix == e.Prefix }) {
 				continue
 			}
 			rep.Foreign++
@@ -153,27 +168,40 @@ func (p *Pipeline) Reconcile(ctx context.Context, rep *Report) error {
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
-// present reports whether a store row's entry is among a target's entries.
-func present(entries []Block, r store.BlockRecord) bool {
+// present returns the entry of a store row among a target's entries: the
+// same CIDR (for network ACLs, inside flowguard's range, which ListTarget
+// keeps to), preferring the row's own rule number.
+func present(entries []Block, r store.BlockRecord) (Block, bool) {
+	var found Block
+	ok := false
 	for _, e := range entries {
-		if e.Prefix == r.Prefix && (r.RuleNumber == 0 || e.RuleNumber == r.RuleNumber) {
-			return true
+		if e.Prefix != r.Prefix {
+			continue
+		}
+		if !ok || e.RuleNumber == r.RuleNumber {
+			found, ok = e, true
 		}
 	}
-	return false
+	return found, ok
 }
 
 // RequestUnblock records a manual unblock of prefix: its live blocks are
 // marked for removal (the next run, or Unblock, removes them from AWS)
-// and the address is not blocked again for the grace period, so that the
-// same activity does not bring the block straight back. It returns the
-// rows marked.
-func RequestUnblock(ctx context.Context, st *store.Store, prefix netip.Prefix, by, reason string, now time.Time, grace time.Duration) ([]store.BlockRecord, error) {
+// and the address, and every address inside the prefix, is not blocked
+// again for the grace period, so that the same activity does not bring
+// the block straight back. It returns the rows marked.
+func RequestUnblock(ctx context.Context, st store.Responses, prefix netip.Prefix, by, reason string, now time.Time, grace time.Duration) ([]store.BlockRecord, error) {
 	if grace <= 0 {
 		grace = DefaultUnbanGrace
+	}
+	// The grace first, so that no process blocks the address again
+	// between the two steps.
+	until := now.Add(grace)
+	if err := st.PutUnban(ctx, store.Unban{Prefix: prefix, At: now, Until: until, By: by, Reason: reason}); err != nil {
+		return nil, err
 	}
 	rows, err := st.ListBlocks(ctx, store.BlockFilter{Prefix: prefix, LiveOnly: true})
 	if err != nil {
@@ -188,10 +216,6 @@ func RequestUnblock(ctx context.Context, st *store.Store, prefix netip.Prefix, b
 		}
 		rows[i].State, rows[i].RemovedBy = store.BlockRemoving, "unblock"
 	}
-	until := now.Add(grace)
-	if err := st.PutUnban(ctx, store.Unban{Prefix: prefix, At: now, Until: until, By: by, Reason: reason}); err != nil {
-		return nil, err
-	}
 	detail := fmt.Sprintf(`{"by":%q,"reason":%q,"until":%q,"blocks":%d}`, by, reason, until.Format(time.RFC3339), len(rows))
 	if _, err := st.AppendAudit(ctx, store.AuditEntry{Time: now, Action: AuditUnbanRequest, Subject: prefix.String(), Detail: []byte(detail)}); err != nil {
 		return nil, err
@@ -200,18 +224,18 @@ func RequestUnblock(ctx context.Context, st *store.Store, prefix netip.Prefix, b
 }
 
 // Unblock removes prefix's blocks now, by hand, and keeps it from being
-// blocked again for the configured grace period.
+// blocked again for the configured grace period. A block another process
+// is writing right now is removed by that process when it is done.
 func (p *Pipeline) Unblock(ctx context.Context, prefix netip.Prefix, by, reason string) (Report, error) {
 	var rep Report
 	rows, err := RequestUnblock(ctx, p.st, prefix, by, reason, p.clock.Now(), p.cfg.unbanGrace())
-	if err != nil {
+	if err != nil || len(rows) == 0 {
 		return rep, err
 	}
-	var errs []error
-	for _, r := range rows {
-		if _, err := p.remove(ctx, r, "unblock", &rep); err != nil {
-			errs = append(errs, err)
-		}
+	ids := make([]int64, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
 	}
-	return rep, errors.Join(errs...)
+	err = p.removeRows(ctx, store.BlockLease{IDs: ids}, "unblock", &rep)
+	return rep, err
 }

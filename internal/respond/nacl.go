@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/flowguard/flowguard/internal/finding"
+	"github.com/flowguard/flowguard/internal/store"
 )
 
 // EC2API is the part of the EC2 client the network ACL blocker uses
@@ -157,65 +158,106 @@ func isOurShape(e types.NetworkAclEntry, p netip.Prefix) bool {
 	return ok && ep == p.Masked() && e.RuleAction == types.RuleActionDeny && aws.ToString(e.Protocol) == "-1"
 }
 
-// Prepare picks the lowest free rule number in flowguard's range — free
-// meaning used neither by an entry in the ACL (whoever wrote it) nor by a
-// block the store holds — and checks the ACL has room for another entry
-// of the address's family (the default entries count).
-func (n *NACL) Prepare(ctx context.Context, b *Block, claimed []Block) error {
-	acl, err := aclOf(b.Target)
+// inRange reports whether a rule number is in flowguard's range.
+func (n *NACL) inRange(r int32) bool { return r >= n.lo && r <= n.hi }
+
+// checkRange refuses an ACL whose entries inside flowguard's rule range
+// include allow entries: those are the user's own rules, and flowguard's
+// denies would be ordered around them. Deny entries in the range that
+// flowguard did not write are tolerated (left alone, their numbers not
+// reused).
+func (n *NACL) checkRange(target string, entries []types.NetworkAclEntry) error {
+	for _, e := range entries {
+		r := aws.ToInt32(e.RuleNumber)
+		if !n.inRange(r) || e.RuleAction == types.RuleActionDeny {
+			continue
+		}
+		cidr := aws.ToString(e.CidrBlock)
+		if cidr == "" {
+			cidr = aws.ToString(e.Ipv6CidrBlock)
+		}
+		proto := aws.ToString(e.Protocol)
+		if proto == "-1" {
+			proto = "all"
+		}
+		return &RangeOverlapError{Target: target, Lo: n.lo, Hi: n.hi, RuleNumber: r,
+			Entry: fmt.Sprintf("%s %s protocol %s", e.RuleAction, cidr, proto)}
+	}
+	return nil
+}
+
+// ours returns the rule numbers, lowest first, of the entries that deny p
+// in flowguard's shape inside its range.
+func (n *NACL) ours(entries []types.NetworkAclEntry, p netip.Prefix) []int32 {
+	var out []int32
+	for _, e := range entries {
+		if r := aws.ToInt32(e.RuleNumber); n.inRange(r) && isOurShape(e, p) {
+			out = append(out, r)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Observe reads the ACL: the rule numbers in use (whoever wrote them),
+// flowguard's range, the room left for another entry of the address's
+// family (the default entries count), and an entry that already denies
+// the address in flowguard's shape and range (another flowguard process,
+// maybe on another database, wrote it): the claim takes it over.
+func (n *NACL) Observe(ctx context.Context, target string, p netip.Prefix) (store.Slot, error) {
+	acl, err := aclOf(target)
 	if err != nil {
-		return err
+		return store.Slot{}, err
 	}
 	entries, err := n.describe(ctx, acl)
 	if err != nil {
-		return err
+		return store.Slot{}, err
 	}
-	v4 := b.Prefix.Addr().Is4()
-	taken := map[int32]bool{}
+	if err := n.checkRange(target, entries); err != nil {
+		return store.Slot{}, err
+	}
+	v4 := p.Addr().Is4()
+	sl := store.Slot{Target: target, RuleMin: n.lo, RuleMax: n.hi, Limit: n.maxEntries}
 	used := 0
 	for _, e := range entries {
-		taken[aws.ToInt32(e.RuleNumber)] = true
+		sl.Taken = append(sl.Taken, aws.ToInt32(e.RuleNumber))
 		if ep, ok := entryPrefix(e); ok && ep.Addr().Is4() == v4 {
 			used++
 		}
 	}
-	for _, c := range claimed {
-		if c.RuleNumber == 0 || taken[c.RuleNumber] {
-			continue
-		}
-		// Claimed but not (yet) in AWS: it will take room.
-		taken[c.RuleNumber] = true
-		if c.Prefix.Addr().Is4() == v4 {
-			used++
-		}
+	if o := n.ours(entries, p); len(o) > 0 {
+		sl.Adopt = o[0]
 	}
-	if used >= n.maxEntries {
-		fam := "IPv4"
-		if !v4 {
-			fam = "IPv6"
-		}
-		return &FullError{Target: b.Target, Limit: n.maxEntries, Why: fmt.Sprintf("%d inbound %s entries, the default included (response.nacl.max_entries)", used, fam)}
-	}
-	for r := n.lo; r <= n.hi; r++ {
-		if !taken[r] {
-			b.RuleNumber = r
-			return nil
-		}
-	}
-	return &FullError{Target: b.Target, Limit: int(n.hi - n.lo + 1), Why: fmt.Sprintf("every rule number in %d-%d is taken", n.lo, n.hi)}
+	sl.Room = n.maxEntries - used
+	return sl, nil
 }
 
-// Block creates the inbound deny entry at b.RuleNumber. When the number
-// is already taken by the same deny (an earlier attempt that succeeded
-// without telling us), it succeeds; when it is taken by anything else, it
-// returns a *ForeignEntryError.
+// Block makes sure the ACL denies b.Prefix in flowguard's range. It reads
+// the ACL right before writing: an entry already denying the address in
+// flowguard's shape and range is taken as this block's (b.RuleNumber is
+// set to it) instead of writing a second one; a number held by anything
+// else gives a *ForeignEntryError. After writing, it reads again, and if
+// another writer (a flowguard on another database) raced it to the same
+// address, keeps the lowest-numbered entry and deletes the others, so
+// that every writer converges on one entry.
 func (n *NACL) Block(ctx context.Context, b *Block) (bool, error) {
 	acl, err := aclOf(b.Target)
 	if err != nil {
 		return false, err
 	}
-	if b.RuleNumber < n.lo || b.RuleNumber > n.hi {
+	if !n.inRange(b.RuleNumber) {
 		return false, fmt.Errorf("rule number %d is outside flowguard's range %d-%d", b.RuleNumber, n.lo, n.hi)
+	}
+	p := b.Prefix.Masked()
+	entries, err := n.describe(ctx, acl)
+	if err != nil {
+		return IsRetryable(err), err
+	}
+	if o := n.ours(entries, p); len(o) > 0 {
+		return n.settle(ctx, acl, b, o)
+	}
+	if slices.ContainsFunc(entries, func(e types.NetworkAclEntry) bool { return aws.ToInt32(e.RuleNumber) == b.RuleNumber }) {
+		return false, &ForeignEntryError{Target: b.Target, RuleNumber: b.RuleNumber}
 	}
 	in := &ec2.CreateNetworkAclEntryInput{
 		NetworkAclId: aws.String(acl),
@@ -224,7 +266,6 @@ func (n *NACL) Block(ctx context.Context, b *Block) (bool, error) {
 		RuleAction:   types.RuleActionDeny,
 		Egress:       aws.Bool(false),
 	}
-	p := b.Prefix.Masked()
 	if p.Addr().Is4() {
 		in.CidrBlock = aws.String(p.String())
 	} else {
@@ -232,20 +273,22 @@ func (n *NACL) Block(ctx context.Context, b *Block) (bool, error) {
 	}
 	_, err = n.api.CreateNetworkAclEntry(ctx, in)
 	switch code := errorCode(err); {
-	case err == nil:
-		return false, nil
-	case code == "NetworkAclEntryAlreadyExists":
+	case err == nil, code == "NetworkAclEntryAlreadyExists":
+		// Created, or the number was taken between the read and the
+		// write (by our own earlier attempt, or by someone else): read
+		// again and settle.
 		entries, derr := n.describe(ctx, acl)
 		if derr != nil {
 			return IsRetryable(derr), derr
 		}
-		for _, e := range entries {
-			if aws.ToInt32(e.RuleNumber) == b.RuleNumber {
-				if isOurShape(e, p) {
-					return false, nil
-				}
-				return false, &ForeignEntryError{Target: b.Target, RuleNumber: b.RuleNumber}
-			}
+		if o := n.ours(entries, p); len(o) > 0 {
+			return n.settle(ctx, acl, b, o)
+		}
+		if err == nil {
+			return true, fmt.Errorf("rule %d of %s: created, then gone", b.RuleNumber, acl)
+		}
+		if slices.ContainsFunc(entries, func(e types.NetworkAclEntry) bool { return aws.ToInt32(e.RuleNumber) == b.RuleNumber }) {
+			return false, &ForeignEntryError{Target: b.Target, RuleNumber: b.RuleNumber}
 		}
 		// Gone again between the two calls: try once more later.
 		return true, fmt.Errorf("rule %d of %s: exists, then did not", b.RuleNumber, acl)
@@ -256,9 +299,40 @@ func (n *NACL) Block(ctx context.Context, b *Block) (bool, error) {
 	}
 }
 
-// Unblock deletes the entry at b.RuleNumber if it is still the deny
-// flowguard wrote for b.Prefix; an entry that is gone, or that someone
-// replaced, is left alone and counts as removed.
+// settle keeps the lowest of the entries denying b.Prefix (rules, sorted)
+// as b's and deletes the others.
+func (n *NACL) settle(ctx context.Context, acl string, b *Block, rules []int32) (bool, error) {
+	b.RuleNumber = rules[0]
+	for _, r := range rules[1:] {
+		if retry, err := n.deleteEntry(ctx, acl, r); err != nil {
+			return retry, err
+		}
+	}
+	return false, nil
+}
+
+// deleteEntry deletes an inbound entry; one already gone counts as
+// deleted.
+func (n *NACL) deleteEntry(ctx context.Context, acl string, rule int32) (bool, error) {
+	_, err := n.api.DeleteNetworkAclEntry(ctx, &ec2.DeleteNetworkAclEntryInput{
+		NetworkAclId: aws.String(acl), RuleNumber: aws.Int32(rule), Egress: aws.Bool(false),
+	})
+	switch errorCode(err) {
+	case "":
+		if err != nil {
+			return IsRetryable(err), fmt.Errorf("cannot delete rule %d of %s: %w", rule, acl, err)
+		}
+		return false, nil
+	case "InvalidNetworkAclEntry.NotFound", "InvalidNetworkAclID.NotFound":
+		return false, nil
+	}
+	return IsRetryable(err), fmt.Errorf("cannot delete rule %d of %s: %w", rule, acl, err)
+}
+
+// Unblock deletes every entry that denies b.Prefix in flowguard's shape
+// inside its range (whichever flowguard process wrote it); entries of
+// another shape, outside the range, or for other addresses are left
+// alone, and an address with no entry counts as removed.
 func (n *NACL) Unblock(ctx context.Context, b Block) (bool, error) {
 	acl, err := aclOf(b.Target)
 	if err != nil {
@@ -271,27 +345,17 @@ func (n *NACL) Unblock(ctx context.Context, b Block) (bool, error) {
 		}
 		return IsRetryable(err), err
 	}
-	i := slices.IndexFunc(entries, func(e types.NetworkAclEntry) bool { return aws.ToInt32(e.RuleNumber) == b.RuleNumber })
-	if i < 0 || !isOurShape(entries[i], b.Prefix) {
-		return false, nil
-	}
-	_, err = n.api.DeleteNetworkAclEntry(ctx, &ec2.DeleteNetworkAclEntryInput{
-		NetworkAclId: aws.String(acl), RuleNumber: aws.Int32(b.RuleNumber), Egress: aws.Bool(false),
-	})
-	switch errorCode(err) {
-	case "":
-		if err != nil {
-			return IsRetryable(err), fmt.Errorf("cannot delete rule %d of %s: %w", b.RuleNumber, acl, err)
+	for _, r := range n.ours(entries, b.Prefix) {
+		if retry, err := n.deleteEntry(ctx, acl, r); err != nil {
+			return retry, err
 		}
-		return false, nil
-	case "InvalidNetworkAclEntry.NotFound", "InvalidNetworkAclID.NotFound":
-		return false, nil
 	}
-	return IsRetryable(err), fmt.Errorf("cannot delete rule %d of %s: %w", b.RuleNumber, acl, err)
+	return false, nil
 }
 
 // ListTarget returns the inbound deny entries of one ACL in flowguard's
-// rule range.
+// rule range. An allow entry inside the range is refused with a
+// *RangeOverlapError.
 func (n *NACL) ListTarget(ctx context.Context, target string) ([]Block, error) {
 	acl, err := aclOf(target)
 	if err != nil {
@@ -301,10 +365,13 @@ func (n *NACL) ListTarget(ctx context.Context, target string) ([]Block, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := n.checkRange(target, entries); err != nil {
+		return nil, err
+	}
 	var out []Block
 	for _, e := range entries {
 		r := aws.ToInt32(e.RuleNumber)
-		if r < n.lo || r > n.hi || e.RuleAction != types.RuleActionDeny {
+		if !n.inRange(r) || e.RuleAction != types.RuleActionDeny {
 			continue
 		}
 		p, ok := entryPrefix(e)

@@ -2,6 +2,7 @@ package respond
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,6 +182,8 @@ func TestNACLThrottlingExhaustedResumesNextRun(t *testing.T) {
 	if len(rows) != 1 || rows[0].State != store.BlockPending || rows[0].RuleNumber != 1 {
 		t.Fatalf("rows %+v, want one pending with rule 1", rows)
 	}
+	// The same process leaves a failing blocker alone for a while.
+	e.clock.Advance(OutageBackoff)
 	rep = e.handle()
 	if rep.Count(OutcomeBlocked) != 1 || len(e.denies()) != 1 {
 		t.Fatalf("next run: outcomes %+v, entries %+v", rep.Outcomes, e.denies())
@@ -224,8 +227,10 @@ func TestNACLHalfWayFailureRetriedInRun(t *testing.T) {
 	if rep.Count(OutcomeBlocked) != 1 || len(e.denies()) != 1 {
 		t.Fatalf("outcomes %+v entries %+v", rep.Outcomes, e.denies())
 	}
-	if n := e.ec2.Calls("CreateNetworkAclEntry"); n != 2 {
-		t.Errorf("%d creates, want 2 (the lost one and the AlreadyExists)", n)
+	// The retry reads the ACL before writing and finds the entry the
+	// lost answer was about: no second create.
+	if n := e.ec2.Calls("CreateNetworkAclEntry"); n != 1 {
+		t.Errorf("%d creates, want 1", n)
 	}
 }
 
@@ -317,7 +322,7 @@ func TestForeignEntriesNeverTouched(t *testing.T) {
 	e := newEnv(t, nil)
 	foreign := []awstest.ACLEntry{
 		{RuleNumber: 1, Protocol: "-1", Action: "deny", CIDR: "192.0.2.66/32"},
-		{RuleNumber: 2, Protocol: "6", Action: "allow", CIDR: "198.51.100.0/24"},
+		{RuleNumber: 2, Protocol: "6", Action: "deny", CIDR: "198.51.100.0/24"},
 	}
 	for _, f := range foreign {
 		e.ec2.PutEntry(e.acl, f)
@@ -341,8 +346,8 @@ func TestForeignEntriesNeverTouched(t *testing.T) {
 	// adopted.
 	e.restart()
 	rep = e.startRun()
-	if rep.Foreign != 1 {
-		t.Errorf("foreign entries reported: %d, want 1 (the deny at rule 1)", rep.Foreign)
+	if rep.Foreign != 2 {
+		t.Errorf("foreign entries reported: %d, want 2 (the denies at rules 1 and 2)", rep.Foreign)
 	}
 	// Unblock everything flowguard has, and expire: foreign entries stay.
 	if _, err := e.p.Unblock(t.Context(), mustPrefix("198.51.100.23/32"), "test", "cleanup"); err != nil {
@@ -402,5 +407,48 @@ func TestManualUnblockNotReblocked(t *testing.T) {
 	rep = e.handle(ev(attack("198.51.100.23", 8, e.clock.Now())))
 	if rep.Count(OutcomeBlocked) != 1 {
 		t.Fatalf("after grace: %+v", rep.Outcomes)
+	}
+}
+
+func TestUnblockedPrefixGraceCoversAddresses(t *testing.T) {
+	e := newEnv(t, nil)
+	if _, err := e.p.Unblock(t.Context(), mustPrefix("198.51.100.0/24"), "alice", "a partner's range"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Minute)
+	rep := e.handle(ev(attack("198.51.100.77", 8, e.clock.Now())))
+	if rep.Count(OutcomeRefused) != 1 || rep.Outcomes[0].Guard != GuardUnbanned || len(e.denies()) != 0 {
+		t.Fatalf("an address inside an unblocked prefix: outcomes %+v, entries %+v", rep.Outcomes, e.denies())
+	}
+	// Outside the prefix, blocking goes on.
+	rep = e.handle(ev(attack("198.51.101.77", 8, e.clock.Now())))
+	if rep.Count(OutcomeBlocked) != 1 {
+		t.Fatalf("outside the prefix: %+v", rep.Outcomes)
+	}
+}
+
+func TestRuleRangeOverlapRefusedAtReconcile(t *testing.T) {
+	e := newEnv(t, nil)
+	e.cfg.NACL = &NACLConfig{NetworkACLs: []string{e.acl}, RuleRange: []int32{1, 200}}
+	e.restart()
+	rep, err := e.p.Start(t.Context())
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if len(rep.Failures) != 1 || !strings.Contains(rep.Failures[0].Error, "overlaps rule 100 of "+e.acl+" (allow 0.0.0.0/0 protocol all)") {
+		t.Fatalf("failures %+v, want the overlap with rule 100 named", rep.Failures)
+	}
+	if e.sleeps != nil {
+		t.Errorf("a configuration error was retried: %v", e.sleeps)
+	}
+	rep = e.handle(ev(attack("198.51.100.23", 8, t0)))
+	if rep.Count(OutcomeFailed) != 1 || len(e.denies()) != 0 {
+		t.Fatalf("outcomes %+v entries %+v", rep.Outcomes, e.denies())
+	}
+	// A range clear of the ACL's own entries works.
+	e.cfg.NACL.RuleRange = []int32{1, 99}
+	e.restart()
+	if rep := e.startRun(); len(rep.Failures) != 0 {
+		t.Fatalf("failures %+v", rep.Failures)
 	}
 }

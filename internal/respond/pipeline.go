@@ -5,12 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/flowguard/flowguard/internal/alarm"
 	"github.com/flowguard/flowguard/internal/finding"
 	"github.com/flowguard/flowguard/internal/store"
 )
@@ -51,19 +56,54 @@ type Options struct {
 	Rand func() float64
 	// Render renders notifications (default: DefaultRender).
 	Render Renderer
+	// Owner names this pipeline in the leases it takes on store rows
+	// (default: host name, process id and a random number).
+	Owner string
 }
+
+// Leases: how long a process may work on a claimed block row or outbox
+// item before another process may take it over (it is then presumed
+// dead). They exceed the longest retry sequence (attempts × timeout plus
+// backoff).
+const (
+	BlockLease  = 10 * time.Minute
+	OutboxLease = 10 * time.Minute
+)
+
+// OutageBackoff is how long a responder that failed (AWS unreachable,
+// still failing after its retries) is left alone before it is tried
+// again by the same process.
+const OutageBackoff = time.Minute
 
 // Pipeline routes events to blockers and notifiers through the guards,
 // deduplicating against the action log in the store, with retries.
 type Pipeline struct {
 	cfg       *Config
-	st        *store.Store
+	st        store.Responses
 	guards    *Guards
 	blockers  map[string]Planner
 	notifiers map[string]Notifier
 	render    Renderer
 	clock     Clock
 	retry     *retrier
+	owner     string
+
+	mu     sync.Mutex
+	down   map[string]downState // responders failing now
+	alerts []note               // failures to notify
+}
+
+// downState is a responder found failing.
+type downState struct {
+	err   error
+	until time.Time
+}
+
+// Failure is a responder that failed during a run (its retries spent):
+// the rest of the response went on without it.
+type Failure struct {
+	Responder string `json:"responder"`
+	Error     string `json:"error"`
 }
 
 // Report says what one run of the pipeline did.
@@ -75,6 +115,8 @@ type Report struct {
 	// Reconciled counts blocks found removed behind flowguard's back;
 	// Foreign counts entries in flowguard's range it did not create.
 	Reconciled, Foreign int
+	// Failures are the responders that failed.
+	Failures []Failure
 }
 
 func (r *Report) add(o Outcome) { r.Outcomes = append(r.Outcomes, o) }
@@ -91,17 +133,21 @@ func (r *Report) Count(kind string) int {
 }
 
 // New builds a pipeline. cfg must have passed Validate.
-func New(cfg *Config, st *store.Store, guards *Guards, blockers []Planner, notifiers []Notifier, opt Options) (*Pipeline, error) {
+func New(cfg *Config, st store.Responses, guards *Guards, blockers []Planner, notifiers []Notifier, opt Options) (*Pipeline, error) {
 	if cfg == nil || st == nil || guards == nil {
 		return nil, errors.New("respond.New needs a config, a store and guards")
 	}
 	p := &Pipeline{cfg: cfg, st: st, guards: guards, blockers: map[string]Planner{}, notifiers: map[string]Notifier{},
-		render: opt.Render, clock: opt.Clock}
+		render: opt.Render, clock: opt.Clock, owner: opt.Owner, down: map[string]downState{}}
 	if p.render == nil {
 		p.render = DefaultRender
 	}
 	if p.clock == nil {
 		p.clock = SystemClock{}
+	}
+	if p.owner == "" {
+		host, _ := os.Hostname()
+		p.owner = fmt.Sprintf("%s/%d/%08x", host, os.Getpid(), rand.Uint32())
 	}
 	p.retry = newRetrier(cfg.Retry, opt.Sleep, opt.Rand)
 	for _, b := range blockers {
@@ -132,6 +178,65 @@ func (p *Pipeline) blockerFor(target string) Planner {
 	return p.blockers[name]
 }
 
+// isDown returns why a responder is being left alone, or nil.
+func (p *Pipeline) isDown(name string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d, ok := p.down[name]
+	if !ok || !p.clock.Now().Before(d.until) {
+		return nil
+	}
+	return fmt.Errorf("%s is failing, left alone until %s: %w", name, d.until.UTC().Format(time.RFC3339), d.err)
+}
+
+// responderAlarm names the alarm-shaped event that notifies a responder's
+// failure.
+const responderAlarm = "flowguard-responder:"
+
+// outage records that a responder failed after its retries: it is left
+// alone for OutageBackoff (the other responders go on), the failure is
+// audited, reported, and notified through the notifiers of the routes
+// that use it.
+func (p *Pipeline) outage(ctx context.Context, name string, err error, rep *Report) {
+	now := p.clock.Now()
+	p.mu.Lock()
+	if d, ok := p.down[name]; ok && now.Before(d.until) {
+		p.mu.Unlock()
+		return
+	}
+	p.down[name] = downState{err: err, until: now.Add(OutageBackoff)}
+	p.mu.Unlock()
+	rep.Failures = append(rep.Failures, Failure{Responder: name, Error: err.Error()})
+	if aerr := p.audit(ctx, AuditResponderFailed, name, "", map[string]any{"error": err.Error(), "retry_after": now.Add(OutageBackoff)}); aerr != nil {
+		rep.Failures = append(rep.Failures, Failure{Responder: "audit", Error: aerr.Error()})
+	}
+	ev := &Event{Alarm: &alarm.StateChange{Alarm: responderAlarm + name, From: alarm.StateOK, To: alarm.StateAlarm, Time: now,
+		Reason: fmt.Sprintf("the %s responder failed: %v; the rest of the response goes on without it, and the next run tries it again", name, err)}}
+	var notes []note
+	for j, r := range p.cfg.Routes {
+		if len(r.Block) > 0 && !slices.Contains(r.Block, name) {
+			continue
+		}
+		for _, n := range r.Notify {
+			if !slices.ContainsFunc(notes, func(x note) bool { return x.notifier == n }) {
+				notes = append(notes, note{route: j, notifier: n, ev: ev})
+			}
+		}
+	}
+	p.mu.Lock()
+	p.alerts = append(p.alerts, notes...)
+	p.mu.Unlock()
+}
+
+// takeAlerts returns the failure notifications not yet queued.
+func (p *Pipeline) takeAlerts() []note {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.alerts
+	p.alerts = nil
+	return out
+}
+
 // audit records an action; the detail is marshalled to JSON.
 func (p *Pipeline) audit(ctx context.Context, action, subject, findingID string, detail any) error {
 	var raw json.RawMessage
@@ -148,23 +253,26 @@ func (p *Pipeline) audit(ctx context.Context, action, subject, findingID string,
 
 // Audit actions the pipeline records.
 const (
-	AuditBlock        = "block"
-	AuditWouldBlock   = "block-dry-run"
-	AuditRefused      = "block-refused"
-	AuditBlockFailed  = "block-failed"
-	AuditUnblock      = "unblock"
-	AuditUnblockFail  = "unblock-failed"
-	AuditUnbanRequest = "unban"
-	AuditEvict        = "evict"
-	AuditGone         = "reconcile-gone"
-	AuditForeign      = "reconcile-foreign"
-	AuditNotify       = "notify"
-	AuditNotifyFailed = "notify-failed"
+	AuditBlock           = "block"
+	AuditWouldBlock      = "block-dry-run"
+	AuditRefused         = "block-refused"
+	AuditBlockFailed     = "block-failed"
+	AuditUnblock         = "unblock"
+	AuditUnblockFail     = "unblock-failed"
+	AuditUnbanRequest    = "unban"
+	AuditEvict           = "evict"
+	AuditGone            = "reconcile-gone"
+	AuditForeign         = "reconcile-foreign"
+	AuditNotify          = "notify"
+	AuditNotifyFailed    = "notify-failed"
+	AuditResponderFailed = "responder-failed"
 )
 
 // Start is what a process does before handling events: reconcile the
 // store with AWS, then complete what earlier runs left (pending blocks,
-// due expiries, requested unblocks, queued notifications).
+// due expiries, requested unblocks, queued notifications). A responder
+// that fails is reported in the Report's Failures, not as an error: the
+// others go on.
 func (p *Pipeline) Start(ctx context.Context) (Report, error) {
 	var rep Report
 	if err := p.Reconcile(ctx, &rep); err != nil {
@@ -178,10 +286,10 @@ func (p *Pipeline) Start(ctx context.Context) (Report, error) {
 // work (Resume), then routes each event, blocks and notifies.
 func (p *Pipeline) Handle(ctx context.Context, events []Event) (Report, error) {
 	var rep Report
-	if err := p.resumeBlocks(ctx, &rep); err != nil {
-		return rep, err
-	}
 	var errs []error
+	if err := p.resumeBlocks(ctx, &rep); err != nil {
+		errs = append(errs, err)
+	}
 	var notes []note
 	for i := range events {
 		ev := &events[i]
@@ -228,12 +336,14 @@ func (p *Pipeline) Handle(ctx context.Context, events []Event) (Report, error) {
 	return rep, errors.Join(errs...)
 }
 
-// block decides and carries out the blocking of a finding's actor.
+// block decides and carries out the blocking of a finding's actor: decide
+// (guards, targets and what AWS holds there), claim (cap, liveness, unban
+// grace and rule numbers checked and reserved in one store transaction),
+// act (the AWS calls), then confirm or release each claimed row.
 func (p *Pipeline) block(ctx context.Context, f *finding.Finding, names []string, rep *Report) ([]Outcome, error) {
-	now := p.clock.Now()
 	prefix := ActorPrefix(f)
 	var outs []Outcome
-	refuse := func(r *Refusal) ([]Outcome, error) {
+	refuse := func(r *Refusal, extra map[string]any) ([]Outcome, error) {
 		o := Outcome{FindingID: f.ID, Kind: OutcomeRefused, Prefix: prefix, Guard: r.Guard, Reason: r.Reason}
 		action := AuditRefused
 		if r.Guard == GuardDryRun {
@@ -241,29 +351,18 @@ func (p *Pipeline) block(ctx context.Context, f *finding.Finding, names []string
 			action = AuditWouldBlock
 		}
 		rep.add(o)
-		return append(outs, o), p.audit(ctx, action, prefix.String(), f.ID, map[string]any{
-			"guard": r.Guard, "reason": r.Reason, "type": f.Type, "severity": f.Severity, "blockers": names})
+		d := map[string]any{"guard": r.Guard, "reason": r.Reason, "type": f.Type, "severity": f.Severity, "blockers": names}
+		maps.Copy(d, extra)
+		return append(outs, o), p.audit(ctx, action, prefix.String(), f.ID, d)
 	}
-	// Guards that depend only on the address come first: an address that
-	// may never be blocked is refused whatever the action log says.
-	if r := p.guards.CheckPrefix(prefix); r != nil {
-		return refuse(r)
+	// Guards that depend only on the address and the finding come first:
+	// an address that may never be blocked is refused whatever the
+	// action log says.
+	if r := p.guards.Check(f, prefix, 0); r != nil && r.Guard != GuardDryRun {
+		return refuse(r, nil)
 	}
-	// Dedup against the action log.
-	if u, ok, err := p.st.GetUnban(ctx, prefix); err != nil {
-		return nil, err
-	} else if ok && now.Before(u.Until) {
-		return refuse(&Refusal{GuardUnbanned, fmt.Sprintf("%s was unblocked by hand (%s) until %s", prefix, u.By, u.Until.Format(time.RFC3339))})
-	}
-	last, banned, err := p.st.LastBan(ctx, prefix, f.ID)
-	if err != nil {
-		return nil, err
-	}
-	if banned && !f.LastSeen.After(last.LastSeen) {
-		// Already acted on this finding; no activity since.
-		return nil, nil
-	}
-	if !p.guards.Enforcing() {
+	dry := !p.guards.Enforcing()
+	if dry {
 		// One "would block" per finding and activity, not per run.
 		prev, err := p.st.ListAudit(ctx, store.AuditFilter{FindingID: f.ID, Action: AuditWouldBlock, Limit: 1})
 		if err != nil {
@@ -279,14 +378,127 @@ func (p *Pipeline) block(ctx context.Context, f *finding.Finding, names []string
 			}
 		}
 	}
-	// Where: every target of every routed blocker, minus those already
-	// holding a live block of the address.
-	type job struct {
-		b      Planner
-		target string
+	// Decide where: every target of every routed blocker that does not
+	// hold a live block of the address yet, as AWS has it now.
+	slots, failed, err := p.slots(ctx, f, prefix, names, rep)
+	if err != nil {
+		return outs, err
 	}
-	var jobs []job
+	outs = append(outs, failed...)
+	if len(slots) == 0 {
+		if len(outs) > 0 {
+			return outs, nil // the blockers failed or refused; said above
+		}
+		live, err := p.st.ListBlocks(ctx, store.BlockFilter{Prefix: prefix, LiveOnly: true, Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		if len(live) > 0 {
+			return nil, nil // already blocked everywhere it goes
+		}
+		return refuse(&Refusal{GuardNoTarget, "no blocker has a place for this address (no network ACL for the attacked subnet, no IP set for its family)"}, nil)
+	}
+	for round := 0; ; round++ {
+		now := p.clock.Now()
+		res, err := p.st.ClaimBlock(ctx, store.BlockClaim{Prefix: prefix, FindingID: f.ID, Severity: f.Severity, Reason: f.Type, LastSeen: f.LastSeen,
+			Now: now, Owner: p.owner, Lease: BlockLease, MaxPerHour: p.cfg.maxBlocksPerHour(), BanTime: p.cfg.banTime, Slots: slots, DryRun: dry})
+		if err != nil {
+			return outs, err
+		}
+		switch res.Verdict {
+		case store.ClaimUnbanned:
+			u := res.Unban
+			return refuse(&Refusal{GuardUnbanned, fmt.Sprintf("%s was unblocked by hand (%s, as %s) until %s", prefix, u.By, u.Prefix, u.Until.Format(time.RFC3339))}, nil)
+		case store.ClaimDone, store.ClaimLive:
+			return outs, nil
+		case store.ClaimCapped:
+			r := p.guards.Check(f, prefix, res.Recent)
+			if r == nil || r.Guard != GuardRate {
+				r = &Refusal{GuardRate, fmt.Sprintf("%d blocks in the last hour reach the limit of %d (response.max_blocks_per_hour)", res.Recent, p.cfg.maxBlocksPerHour())}
+			}
+			return refuse(r, nil)
+		case store.ClaimFull:
+			// Make room (the eviction policy says whom to remove),
+			// look again, claim again; a target with nothing to give
+			// way is refused and left out.
+			var keep []store.Slot
+			for _, sl := range slots {
+				if !slices.Contains(res.Full, sl.Target) {
+					keep = append(keep, sl)
+					continue
+				}
+				full := &FullError{Target: sl.Target, Limit: sl.Limit, Why: "no room left for another entry, or every rule number in flowguard's range is taken"}
+				evicted := false
+				if !dry && round < 3 {
+					if evicted, err = p.evict(ctx, sl.Target, prefix, f.Severity, f.ID, 0, full, rep); err != nil {
+						return outs, err
+					}
+				}
+				if evicted {
+					if again, err := p.observe(ctx, sl.Target, prefix); err == nil {
+						keep = append(keep, again)
+						continue
+					}
+				}
+				o := Outcome{FindingID: f.ID, Kind: OutcomeRefused, Prefix: prefix, Target: sl.Target, Guard: GuardFull, Reason: full.Error() + "; nothing flowguard owns there may give way"}
+				rep.add(o)
+				outs = append(outs, o)
+				if err := p.audit(ctx, AuditRefused, prefix.String(), f.ID, map[string]any{"guard": GuardFull, "target": sl.Target, "reason": o.Reason}); err != nil {
+					return outs, err
+				}
+			}
+			if len(keep) == 0 {
+				return outs, nil
+			}
+			slots = keep
+			continue
+		}
+		// Claimed.
+		if dry {
+			o := Outcome{FindingID: f.ID, Kind: OutcomeWould, Prefix: prefix, Guard: GuardDryRun, Reason: "dry-run: would block (set response.mode: enforce to block)"}
+			rep.add(o)
+			targets := make([]string, len(slots))
+			for i, sl := range slots {
+				targets[i] = sl.Target
+			}
+			return append(outs, o), p.audit(ctx, AuditWouldBlock, prefix.String(), f.ID, map[string]any{
+				"targets": targets, "type": f.Type, "severity": f.Severity, "last_seen": f.LastSeen})
+		}
+		for _, row := range res.Rows {
+			o, err := p.place(ctx, row, rep)
+			outs = append(outs, o)
+			if err != nil {
+				return outs, err
+			}
+		}
+		return outs, nil
+	}
+}
+
+// slots returns, for each target of the named blockers that holds no
+// live block of prefix, what AWS holds there now. A blocker that fails
+// gives a failed outcome (audited) and is left out; one whose address is
+// already there by someone else's hand gives a refusal.
+func (p *Pipeline) slots(ctx context.Context, f *finding.Finding, prefix netip.Prefix, names []string, rep *Report) ([]store.Slot, []Outcome, error) {
+	var slots []store.Slot
+	var outs []Outcome
+	fail := func(name, target string, err error) error {
+		o := Outcome{FindingID: f.ID, Kind: OutcomeFailed, Prefix: prefix, Target: target, Reason: err.Error()}
+		rep.add(o)
+		outs = append(outs, o)
+		return p.audit(ctx, AuditBlockFailed, prefix.String(), f.ID, map[string]any{"blocker": name, "target": target, "error": err.Error()})
+	}
+	live, err := p.st.ListBlocks(ctx, store.BlockFilter{Prefix: prefix, LiveOnly: true})
+	if err != nil {
+		return nil, nil, err
+	}
 	for _, name := range names {
+		if derr := p.isDown(name); derr != nil {
+			if err := fail(name, "", derr); err != nil {
+				return nil, outs, err
+			}
+			continue
+		}
 		b := p.blockers[name]
 		var ts []string
 		_, _, err := p.retry.do(ctx, func(ctx context.Context) (bool, error) {
@@ -295,116 +507,63 @@ func (p *Pipeline) block(ctx context.Context, f *finding.Finding, names []string
 			return false, err
 		})
 		if err != nil {
-			o := Outcome{FindingID: f.ID, Kind: OutcomeFailed, Prefix: prefix, Reason: err.Error()}
-			rep.add(o)
-			outs = append(outs, o)
-			if aerr := p.audit(ctx, AuditBlockFailed, prefix.String(), f.ID, map[string]any{"blocker": name, "error": err.Error()}); aerr != nil {
-				return outs, aerr
+			p.outage(ctx, name, err, rep)
+			if err := fail(name, "", err); err != nil {
+				return nil, outs, err
 			}
 			continue
 		}
 		for _, t := range ts {
-			live, err := p.st.ListBlocks(ctx, store.BlockFilter{Target: t, Prefix: prefix, LiveOnly: true})
-			if err != nil {
-				return outs, err
+			if slices.ContainsFunc(live, func(r store.BlockRecord) bool { return r.Target == t }) {
+				continue
 			}
-			if len(live) == 0 {
-				jobs = append(jobs, job{b, t})
+			sl, err := p.observe(ctx, t, prefix)
+			switch {
+			case errors.Is(err, ErrPresent):
+				o := Outcome{FindingID: f.ID, Kind: OutcomeRefused, Prefix: prefix, Target: t, Guard: "present", Reason: err.Error()}
+				rep.add(o)
+				outs = append(outs, o)
+				if err := p.audit(ctx, AuditRefused, prefix.String(), f.ID, map[string]any{"guard": "present", "target": t, "reason": err.Error()}); err != nil {
+					return nil, outs, err
+				}
+			case err != nil:
+				p.outage(ctx, name, err, rep)
+				if err := fail(name, t, err); err != nil {
+					return nil, outs, err
+				}
+			default:
+				slots = append(slots, sl)
 			}
 		}
 	}
-	if len(jobs) == 0 {
-		if len(outs) > 0 {
-			return outs, nil // the blockers failed; said above
-		}
-		live, err := p.liveAnywhere(ctx, prefix)
-		if err != nil {
-			return nil, err
-		}
-		if live {
-			return nil, nil // already blocked everywhere it goes
-		}
-		return refuse(&Refusal{GuardNoTarget, "no blocker has a place for this address (no network ACL for the attacked subnet, no IP set for its family)"})
-	}
-	recent, err := p.st.BansSince(ctx, now.Add(-time.Hour))
-	if err != nil {
-		return nil, err
-	}
-	if r := p.guards.Check(f, prefix, recent); r != nil {
-		if r.Guard == GuardDryRun {
-			o := Outcome{FindingID: f.ID, Kind: OutcomeWould, Prefix: prefix, Guard: r.Guard, Reason: r.Reason}
-			rep.add(o)
-			targets := make([]string, len(jobs))
-			for i, j := range jobs {
-				targets[i] = j.target
-			}
-			return append(outs, o), p.audit(ctx, AuditWouldBlock, prefix.String(), f.ID, map[string]any{
-				"targets": targets, "type": f.Type, "severity": f.Severity, "last_seen": f.LastSeen})
-		}
-		return refuse(r)
-	}
-	n, err := p.st.BanCount(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	dur := p.cfg.banTime(n + 1)
-	expires := now.Add(dur)
-	if _, err := p.st.RecordBan(ctx, store.Ban{Prefix: prefix, FindingID: f.ID, Severity: f.Severity, At: now, Expires: expires, LastSeen: f.LastSeen}); err != nil {
-		return nil, err
-	}
-	for _, j := range jobs {
-		row := store.BlockRecord{Target: j.target, Prefix: prefix, FindingID: f.ID, Severity: f.Severity, Reason: f.Type,
-			State: store.BlockPending, Created: now, Expires: expires}
-		id, err := p.st.InsertBlock(ctx, row)
-		if errors.Is(err, store.ErrBlockExists) {
-			continue // another process got there first
-		}
-		if err != nil {
-			return outs, err
-		}
-		row.ID = id
-		o, err := p.place(ctx, row, rep)
-		outs = append(outs, o)
-		if err != nil {
-			return outs, err
-		}
-	}
-	return outs, nil
+	return slots, outs, nil
 }
 
-// liveAnywhere reports whether the prefix has a live block somewhere.
-func (p *Pipeline) liveAnywhere(ctx context.Context, prefix netip.Prefix) (bool, error) {
-	live, err := p.st.ListBlocks(ctx, store.BlockFilter{Prefix: prefix, LiveOnly: true, Limit: 1})
-	return len(live) > 0, err
+// observe reads a target's state, with retries.
+func (p *Pipeline) observe(ctx context.Context, target string, prefix netip.Prefix) (store.Slot, error) {
+	bl := p.blockerFor(target)
+	if bl == nil {
+		return store.Slot{}, fmt.Errorf("no blocker configured for %s", target)
+	}
+	var sl store.Slot
+	_, _, err := p.retry.do(ctx, func(ctx context.Context) (bool, error) {
+		var err error
+		sl, err = bl.Observe(ctx, target, prefix)
+		return false, err
+	})
+	return sl, err
 }
 
 func blockOf(r store.BlockRecord) Block {
 	return Block{Prefix: r.Prefix, Target: r.Target, FindingID: r.FindingID, Reason: r.Reason, Created: r.Created, Expires: r.Expires, RuleNumber: r.RuleNumber}
 }
 
-// claimedOn returns the live blocks on a target other than the row itself.
-func (p *Pipeline) claimedOn(ctx context.Context, target string, self int64) ([]Block, []store.BlockRecord, error) {
-	rows, err := p.st.ListBlocks(ctx, store.BlockFilter{Target: target, LiveOnly: true})
-	if err != nil {
-		return nil, nil, err
-	}
-	var out []Block
-	var recs []store.BlockRecord
-	for _, r := range rows {
-		if r.ID != self {
-			out = append(out, blockOf(r))
-			recs = append(recs, r)
-		}
-	}
-	return out, recs, nil
-}
-
-// place carries a pending row to AWS: plan it (rule number, room; evict
-// when full), record the plan, then create the entry. A retryable failure
-// leaves the row pending for the next run; the store error, if any, is
-// returned.
+// place carries a claimed row (leased by this pipeline, its rule number
+// reserved) to AWS, then confirms it (active) or releases it: pending
+// when a later run should try again, failed when it is abandoned.
 func (p *Pipeline) place(ctx context.Context, row store.BlockRecord, rep *Report) (Outcome, error) {
 	bl := p.blockerFor(row.Target)
+	name, _, _ := strings.Cut(row.Target, ":")
 	out := Outcome{FindingID: row.FindingID, Prefix: row.Prefix, Target: row.Target, Expires: row.Expires}
 	fail := func(state store.BlockState, retry bool, err error) (Outcome, error) {
 		out.Kind, out.Reason = OutcomeFailed, err.Error()
@@ -412,7 +571,7 @@ func (p *Pipeline) place(ctx context.Context, row store.BlockRecord, rep *Report
 			out.Reason += " (will retry on the next run)"
 		}
 		rep.add(out)
-		if uerr := p.st.UpdateBlock(ctx, row.ID, store.BlockUpdate{State: state, LastError: err.Error(), Attempt: true, At: p.clock.Now()}); uerr != nil {
+		if _, uerr := p.st.ReleaseBlock(ctx, row.ID, p.owner, store.BlockUpdate{State: state, LastError: err.Error(), Attempt: true, At: p.clock.Now()}); uerr != nil {
 			return out, uerr
 		}
 		return out, p.audit(ctx, AuditBlockFailed, row.Prefix.String(), row.FindingID, map[string]any{
@@ -421,96 +580,61 @@ func (p *Pipeline) place(ctx context.Context, row store.BlockRecord, rep *Report
 	if bl == nil {
 		return fail(store.BlockPending, true, fmt.Errorf("no blocker configured for %s", row.Target))
 	}
-	for plan := 0; plan < 4; plan++ {
+	if derr := p.isDown(name); derr != nil {
+		return fail(store.BlockPending, true, derr)
+	}
+	for round := 0; round < 4; round++ {
 		b := blockOf(row)
-		if row.RuleNumber == 0 {
-			claimed, recs, err := p.claimedOn(ctx, row.Target, row.ID)
-			if err != nil {
-				return out, err
-			}
-			_, retry, err := p.retry.do(ctx, func(ctx context.Context) (bool, error) {
-				b.RuleNumber = 0
-				err := bl.Prepare(ctx, &b, claimed)
-				return false, err
-			})
-			var full *FullError
-			switch {
-			case errors.As(err, &full):
-				evicted, eerr := p.evict(ctx, row, recs, full, rep)
-				if eerr != nil {
-					return out, eerr
-				}
-				if evicted {
-					continue
-				}
-				out.Kind, out.Guard, out.Reason = OutcomeRefused, GuardFull, full.Error()+"; nothing flowguard owns there may give way"
-				rep.add(out)
-				if uerr := p.st.UpdateBlock(ctx, row.ID, store.BlockUpdate{State: store.BlockFailed, LastError: full.Error(), At: p.clock.Now()}); uerr != nil {
-					return out, uerr
-				}
-				return out, p.audit(ctx, AuditRefused, row.Prefix.String(), row.FindingID, map[string]any{"guard": GuardFull, "target": row.Target, "reason": out.Reason})
-			case errors.Is(err, ErrPresent):
-				out.Kind, out.Guard, out.Reason = OutcomeRefused, "present", err.Error()
-				rep.add(out)
-				if uerr := p.st.UpdateBlock(ctx, row.ID, store.BlockUpdate{State: store.BlockFailed, LastError: err.Error(), At: p.clock.Now()}); uerr != nil {
-					return out, uerr
-				}
-				return out, p.audit(ctx, AuditRefused, row.Prefix.String(), row.FindingID, map[string]any{"guard": "present", "target": row.Target, "reason": err.Error()})
-			case err != nil:
-				return fail(store.BlockPending, retry, err)
-			}
-			if b.RuleNumber != 0 {
-				err := p.st.UpdateBlock(ctx, row.ID, store.BlockUpdate{RuleNumber: b.RuleNumber, At: p.clock.Now()})
-				if errors.Is(err, store.ErrBlockExists) {
-					continue // the number went to another process's block
-				}
-				if err != nil {
-					return out, err
-				}
-				row.RuleNumber = b.RuleNumber
-			}
-		}
 		_, retry, err := p.retry.do(ctx, func(ctx context.Context) (bool, error) { return bl.Block(ctx, &b) })
 		var foreign *ForeignEntryError
 		var full *FullError
 		switch {
 		case err == nil:
-			now := p.clock.Now()
-			if uerr := p.st.UpdateBlock(ctx, row.ID, store.BlockUpdate{State: store.BlockActive, Attempt: true, At: now}); uerr != nil {
+			confirm := store.BlockUpdate{State: store.BlockActive, RuleNumber: b.RuleNumber, Attempt: true, At: p.clock.Now()}
+			state, uerr := p.st.ReleaseBlock(ctx, row.ID, p.owner, confirm)
+			if errors.Is(uerr, store.ErrBlockExists) {
+				// The entry taken over (another flowguard's, on another
+				// database) sits at a number this ledger reserved for
+				// another block: keep ours reserved; the entry is known
+				// by its address.
+				confirm.RuleNumber = 0
+				state, uerr = p.st.ReleaseBlock(ctx, row.ID, p.owner, confirm)
+			}
+			if uerr != nil {
 				return out, uerr
 			}
 			out.Kind = OutcomeBlocked
 			rep.add(out)
-			return out, p.audit(ctx, AuditBlock, row.Prefix.String(), row.FindingID, map[string]any{
-				"target": row.Target, "rule_number": row.RuleNumber, "expires": row.Expires, "severity": row.Severity, "type": row.Reason})
+			if err := p.audit(ctx, AuditBlock, row.Prefix.String(), row.FindingID, map[string]any{
+				"target": row.Target, "rule_number": b.RuleNumber, "expires": row.Expires, "severity": row.Severity, "type": row.Reason}); err != nil {
+				return out, err
+			}
+			if state == store.BlockRemoving {
+				// Unblocked by hand while the entry was being written:
+				// take it out again now.
+				return out, p.removeRows(ctx, store.BlockLease{IDs: []int64{row.ID}}, "unblock", rep)
+			}
+			return out, nil
 		case errors.As(err, &foreign):
 			// Someone else took the number: never touch their entry,
-			// plan again with another.
-			if uerr := p.st.UpdateBlock(ctx, row.ID, store.BlockUpdate{State: store.BlockFailed, LastError: err.Error(), At: p.clock.Now()}); uerr != nil {
-				return out, uerr
-			}
+			// take another.
 			if aerr := p.audit(ctx, AuditBlockFailed, row.Prefix.String(), row.FindingID, map[string]any{"target": row.Target, "rule_number": row.RuleNumber, "error": err.Error(), "retry": true}); aerr != nil {
 				return out, aerr
 			}
-			row.RuleNumber = 0
-			row.State = store.BlockPending
-			id, ierr := p.st.InsertBlock(ctx, store.BlockRecord{Target: row.Target, Prefix: row.Prefix, FindingID: row.FindingID, Severity: row.Severity,
-				Reason: row.Reason, State: store.BlockPending, Created: row.Created, Expires: row.Expires})
-			if ierr != nil {
-				return out, ierr
+			sl, oerr := p.observe(ctx, row.Target, row.Prefix)
+			if oerr != nil {
+				p.outage(ctx, name, oerr, rep)
+				return fail(store.BlockPending, true, oerr)
 			}
-			row.ID = id
+			r, rerr := p.st.RenumberBlock(ctx, row.ID, p.owner, sl)
+			if rerr != nil {
+				return fail(store.BlockFailed, false, rerr)
+			}
+			row.RuleNumber = r
 		case errors.As(err, &full):
 			// AWS disagrees with our count (a quota lower than
-			// configured): plan again, which evicts.
-			if uerr := p.st.UpdateBlock(ctx, row.ID, store.BlockUpdate{RuleNumber: 0, LastError: err.Error(), At: p.clock.Now()}); uerr != nil {
-				return out, uerr
-			}
-			_, recs, cerr := p.claimedOn(ctx, row.Target, row.ID)
-			if cerr != nil {
-				return out, cerr
-			}
-			evicted, eerr := p.evict(ctx, row, recs, full, rep)
+			// configured): make room, then try again.
+			evicted, eerr := p.evict(ctx, row.Target, row.Prefix, row.Severity, row.FindingID, row.ID, full, rep)
 			if eerr != nil {
 				return out, eerr
 			}
@@ -521,6 +645,7 @@ func (p *Pipeline) place(ctx context.Context, row store.BlockRecord, rep *Report
 			state := store.BlockFailed
 			if retry {
 				state = store.BlockPending
+				p.outage(ctx, name, err, rep)
 			}
 			return fail(state, retry, err)
 		}
@@ -529,24 +654,25 @@ func (p *Pipeline) place(ctx context.Context, row store.BlockRecord, rep *Report
 }
 
 // evict removes one of flowguard's blocks on a full target, chosen by the
-// configured policy, to make room for row. It reports whether one was
-// removed.
-func (p *Pipeline) evict(ctx context.Context, row store.BlockRecord, others []store.BlockRecord, full *FullError, rep *Report) (bool, error) {
+// configured policy, to make room for prefix (of a finding of severity
+// sev; self is its own row, if any). It reports whether one was removed.
+func (p *Pipeline) evict(ctx context.Context, target string, prefix netip.Prefix, sev float64, findingID string, self int64, full *FullError, rep *Report) (bool, error) {
 	policy := EvictOldest
 	switch {
-	case strings.HasPrefix(row.Target, naclPrefix) && p.cfg.NACL != nil && p.cfg.NACL.Evict != "":
+	case strings.HasPrefix(target, naclPrefix) && p.cfg.NACL != nil && p.cfg.NACL.Evict != "":
 		policy = p.cfg.NACL.Evict
-	case strings.HasPrefix(row.Target, wafPrefix) && p.cfg.WAFv2 != nil && p.cfg.WAFv2.Evict != "":
+	case strings.HasPrefix(target, wafPrefix) && p.cfg.WAFv2 != nil && p.cfg.WAFv2.Evict != "":
 		policy = p.cfg.WAFv2.Evict
 	}
+	rows, err := p.st.ListBlocks(ctx, store.BlockFilter{Target: target, States: []store.BlockState{store.BlockActive}})
+	if err != nil {
+		return false, err
+	}
 	var cands []store.BlockRecord
-	for _, o := range others {
-		if o.State == store.BlockActive && o.Prefix.Addr().Is4() == row.Prefix.Addr().Is4() {
+	for _, o := range rows {
+		if o.ID != self && o.Prefix.Addr().Is4() == prefix.Addr().Is4() {
 			cands = append(cands, o)
 		}
-	}
-	if len(cands) == 0 {
-		return false, nil
 	}
 	slices.SortStableFunc(cands, func(a, b store.BlockRecord) int {
 		if policy == EvictLowestSeverity && a.Severity != b.Severity {
@@ -557,24 +683,55 @@ func (p *Pipeline) evict(ctx context.Context, row store.BlockRecord, others []st
 		}
 		return a.Created.Compare(b.Created)
 	})
-	victim := cands[0]
-	if policy == EvictLowestSeverity && victim.Severity > row.Severity {
-		return false, nil
+	for _, victim := range cands {
+		if policy == EvictLowestSeverity && victim.Severity > sev {
+			return false, nil
+		}
+		// Another process may hold the row (removing it, or evicting it
+		// for its own block): then try the next.
+		leased, err := p.st.LeaseBlocks(ctx, store.BlockLease{Owner: p.owner, Now: p.clock.Now(), Lease: BlockLease, IDs: []int64{victim.ID}, Remove: "evict"})
+		if err != nil {
+			return false, err
+		}
+		if len(leased) == 0 {
+			continue
+		}
+		o, err := p.remove(ctx, leased[0], leased[0].RemovedBy, rep)
+		if err != nil {
+			return false, err
+		}
+		if o.Kind != OutcomeUnblocked {
+			return false, nil
+		}
+		return true, p.audit(ctx, AuditEvict, victim.Prefix.String(), victim.FindingID, map[string]any{
+			"target": victim.Target, "rule_number": victim.RuleNumber, "policy": policy, "severity": victim.Severity,
+			"created": victim.Created, "to_make_room_for": prefix.String(), "for_finding": findingID, "full": full.Error()})
 	}
-	o, err := p.remove(ctx, victim, "evict", rep)
-	if err != nil {
-		return false, err
-	}
-	if o.Kind != OutcomeUnblocked {
-		return false, nil
-	}
-	return true, p.audit(ctx, AuditEvict, victim.Prefix.String(), victim.FindingID, map[string]any{
-		"target": victim.Target, "rule_number": victim.RuleNumber, "policy": policy, "severity": victim.Severity,
-		"created": victim.Created, "to_make_room_for": row.Prefix.String(), "for_finding": row.FindingID, "full": full.Error()})
+	return false, nil
 }
 
-// remove takes a block out of AWS: it records the intent (removing), then
-// deletes, then records the result.
+// removeRows leases the rows l selects (l's owner, time and lease are
+// filled in), marks them for removal by cause, and removes them.
+func (p *Pipeline) removeRows(ctx context.Context, l store.BlockLease, by string, rep *Report) error {
+	l.Owner, l.Now, l.Lease, l.Remove = p.owner, p.clock.Now(), BlockLease, by
+	rows, err := p.st.LeaseBlocks(ctx, l)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, r := range rows {
+		if r.RemovedBy != "" {
+			by = r.RemovedBy
+		}
+		if _, err := p.remove(ctx, r, by, rep); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// remove takes a leased block out of AWS: it records the intent
+// (removing), then deletes, then records the result and ends the lease.
 func (p *Pipeline) remove(ctx context.Context, row store.BlockRecord, by string, rep *Report) (Outcome, error) {
 	out := Outcome{FindingID: row.FindingID, Prefix: row.Prefix, Target: row.Target, Reason: by}
 	if row.State != store.BlockRemoving {
@@ -583,23 +740,30 @@ func (p *Pipeline) remove(ctx context.Context, row store.BlockRecord, by string,
 		}
 	}
 	bl := p.blockerFor(row.Target)
+	name, _, _ := strings.Cut(row.Target, ":")
 	var retry bool
 	var err error
-	if bl == nil {
+	switch {
+	case bl == nil:
 		retry, err = true, fmt.Errorf("no blocker configured for %s", row.Target)
-	} else {
+	case p.isDown(name) != nil:
+		retry, err = true, p.isDown(name)
+	default:
 		_, retry, err = p.retry.do(ctx, func(ctx context.Context) (bool, error) { return bl.Unblock(ctx, blockOf(row)) })
+		if err != nil && retry {
+			p.outage(ctx, name, err, rep)
+		}
 	}
 	if err != nil {
 		out.Kind, out.Reason = OutcomeFailed, err.Error()
 		rep.add(out)
-		if uerr := p.st.UpdateBlock(ctx, row.ID, store.BlockUpdate{LastError: err.Error(), Attempt: true, At: p.clock.Now()}); uerr != nil {
+		if _, uerr := p.st.ReleaseBlock(ctx, row.ID, p.owner, store.BlockUpdate{LastError: err.Error(), Attempt: true, At: p.clock.Now()}); uerr != nil {
 			return out, uerr
 		}
 		return out, p.audit(ctx, AuditUnblockFail, row.Prefix.String(), row.FindingID, map[string]any{
 			"target": row.Target, "rule_number": row.RuleNumber, "by": by, "error": err.Error(), "retry": retry})
 	}
-	if uerr := p.st.UpdateBlock(ctx, row.ID, store.BlockUpdate{State: store.BlockRemoved, RemovedBy: by, At: p.clock.Now()}); uerr != nil {
+	if _, uerr := p.st.ReleaseBlock(ctx, row.ID, p.owner, store.BlockUpdate{State: store.BlockRemoved, RemovedBy: by, At: p.clock.Now()}); uerr != nil {
 		return out, uerr
 	}
 	out.Kind = OutcomeUnblocked
@@ -629,6 +793,9 @@ func eventKey(ev *Event) string {
 		return "finding:" + ev.Finding.ID
 	}
 	a := ev.Alarm
+	if strings.HasPrefix(a.Alarm, responderAlarm) {
+		return "alarm:" + a.Alarm // one key per responder: see due
+	}
 	return "alarm:" + a.Alarm + ":" + string(a.To) + ":" + strconv.FormatInt(a.Time.UnixNano(), 10)
 }
 
@@ -669,8 +836,9 @@ func (p *Pipeline) due(r *Route, ev *Event, rec store.NotifyRecord, found bool, 
 		return true
 	}
 	if ev.Finding == nil {
-		// An alarm transition is its own key: seen means sent.
-		return false
+		// A responder's failure is told again an hour later if it goes
+		// on; an alarm transition is its own key: seen means sent.
+		return strings.HasPrefix(ev.Alarm.Alarm, responderAlarm) && now.Sub(rec.LastSent) >= time.Hour
 	}
 	f := ev.Finding
 	since := now.Sub(rec.LastSent)
@@ -686,11 +854,23 @@ func (p *Pipeline) due(r *Route, ev *Event, rec store.NotifyRecord, found bool, 
 
 // enqueue decides which routed events go out now, groups them into
 // digests, and writes them to the outbox together with the notification
-// log, in one transaction.
+// log, in one transaction. When another process decided some of the same
+// notifications meanwhile (the log changed since it was read), it reads
+// and decides again.
 func (p *Pipeline) enqueue(ctx context.Context, notes []note) error {
 	if len(notes) == 0 {
 		return nil
 	}
+	var err error
+	for range 8 {
+		if err = p.enqueueOnce(ctx, notes); !errors.Is(err, store.ErrStale) {
+			return err
+		}
+	}
+	return err
+}
+
+func (p *Pipeline) enqueueOnce(ctx context.Context, notes []note) error {
 	now := p.clock.Now()
 	type group struct {
 		notifier string
@@ -726,7 +906,7 @@ func (p *Pipeline) enqueue(ctx context.Context, notes []note) error {
 		g.pl.Events = append(g.pl.Events, *n.ev)
 		g.pl.Outcomes = append(g.pl.Outcomes, n.outs...)
 		g.keys = append(g.keys, k)
-		nr := store.NotifyRecord{Key: k, LastSent: now, Severity: severityOf(n.ev)}
+		nr := store.NotifyRecord{Key: k, LastSent: now, Severity: severityOf(n.ev), Prev: rec.LastSent}
 		if f := n.ev.Finding; f != nil {
 			nr.Count, nr.LastSeen = f.Count, f.LastSeen
 		}
@@ -747,18 +927,26 @@ func (p *Pipeline) enqueue(ctx context.Context, notes []note) error {
 	return err
 }
 
-// flush delivers the outbox. A retryable failure leaves the message for
-// the next run; any other failure is recorded and dropped.
+// flush queues the failures found so far, then delivers the outbox items
+// it can lease (one process delivers each). A retryable failure leaves
+// the message for the next run; any other failure is recorded and
+// dropped.
 func (p *Pipeline) flush(ctx context.Context, rep *Report) error {
-	items, err := p.st.PendingOutbox(ctx)
-	if err != nil {
-		return err
-	}
 	var errs []error
+	if alerts := p.takeAlerts(); len(alerts) > 0 {
+		errs = append(errs, p.enqueue(ctx, alerts))
+	}
+	items, err := p.st.ClaimOutbox(ctx, p.owner, p.clock.Now(), OutboxLease)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	mark := func(id int64, state, lastErr string) error {
+		return p.st.ReleaseOutbox(ctx, id, p.owner, state, lastErr)
+	}
 	for _, it := range items {
 		var pl payload
 		if err := json.Unmarshal([]byte(it.Payload), &pl); err != nil {
-			errs = append(errs, p.st.MarkOutbox(ctx, it.ID, "failed", "unreadable payload: "+err.Error()))
+			errs = append(errs, mark(it.ID, "failed", "unreadable payload: "+err.Error()))
 			continue
 		}
 		subject := it.Notifier
@@ -769,12 +957,12 @@ func (p *Pipeline) flush(ctx context.Context, rep *Report) error {
 		n := p.notifiers[it.Notifier]
 		if n == nil {
 			rep.Queued++
-			errs = append(errs, p.st.MarkOutbox(ctx, it.ID, "pending", "no notifier named "+it.Notifier+" is configured"))
+			errs = append(errs, mark(it.ID, "pending", "no notifier named "+it.Notifier+" is configured"))
 			continue
 		}
 		msg, err := p.render(pl.Events, pl.Outcomes, pl.DryRun)
 		if err != nil {
-			errs = append(errs, p.st.MarkOutbox(ctx, it.ID, "failed", "cannot render: "+err.Error()),
+			errs = append(errs, mark(it.ID, "failed", "cannot render: "+err.Error()),
 				p.audit(ctx, AuditNotifyFailed, subject, fid, map[string]any{"error": "cannot render: " + err.Error(), "events": len(pl.Events)}))
 			continue
 		}
@@ -788,12 +976,12 @@ func (p *Pipeline) flush(ctx context.Context, rep *Report) error {
 				state = "pending"
 				rep.Queued++
 			}
-			errs = append(errs, p.st.MarkOutbox(ctx, it.ID, state, err.Error()),
+			errs = append(errs, mark(it.ID, state, err.Error()),
 				p.audit(ctx, AuditNotifyFailed, subject, fid, map[string]any{"error": err.Error(), "retry": retry, "events": len(pl.Events), "subject": msg.Subject}))
 			continue
 		}
 		rep.Notified++
-		errs = append(errs, p.st.MarkOutbox(ctx, it.ID, "sent", ""),
+		errs = append(errs, mark(it.ID, "sent", ""),
 			p.audit(ctx, AuditNotify, subject, fid, map[string]any{"events": len(pl.Events), "subject": msg.Subject}))
 	}
 	return errors.Join(errs...)

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/wafv2"
 	"github.com/aws/aws-sdk-go-v2/service/wafv2/types"
 	"github.com/flowguard/flowguard/internal/finding"
+	"github.com/flowguard/flowguard/internal/store"
 )
 
 // WAFv2API is the part of the WAFv2 client the IP set blocker uses
@@ -94,30 +95,22 @@ func indexOf(addrs []string, p netip.Prefix) int {
 	})
 }
 
-// Prepare checks the address is not already in the set (put there by
-// someone else) and that the set has room.
-func (w *WAFv2) Prepare(ctx context.Context, b *Block, claimed []Block) error {
-	s, err := w.set(b.Target)
+// Observe reads the set: the room left, and ErrPresent when the
+// address is already there (put there by someone else: the pipeline asks
+// only for targets where the store holds no live block of it).
+func (w *WAFv2) Observe(ctx context.Context, target string, p netip.Prefix) (store.Slot, error) {
+	s, err := w.set(target)
 	if err != nil {
-		return err
+		return store.Slot{}, err
 	}
 	addrs, _, err := w.get(ctx, s)
 	if err != nil {
-		return err
+		return store.Slot{}, err
 	}
-	if indexOf(addrs, b.Prefix) >= 0 && !slices.ContainsFunc(claimed, func(c Block) bool { return c.Prefix == b.Prefix }) {
-		return ErrPresent
+	if indexOf(addrs, p) >= 0 {
+		return store.Slot{}, ErrPresent
 	}
-	used := len(addrs)
-	for _, c := range claimed {
-		if indexOf(addrs, c.Prefix) < 0 {
-			used++
-		}
-	}
-	if used >= w.maxAddresses {
-		return &FullError{Target: b.Target, Limit: w.maxAddresses, Why: "the IP set holds as many addresses as allowed (response.wafv2.max_addresses; AWS allows 10,000)"}
-	}
-	return nil
+	return store.Slot{Target: target, Room: w.maxAddresses - len(addrs), Limit: w.maxAddresses}, nil
 }
 
 // update runs a read-modify-write of a set's address list, retrying on

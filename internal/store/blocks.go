@@ -15,8 +15,11 @@ import (
 //   - blocks: one row per deny entry flowguard wrote (or means to write)
 //     somewhere: a network ACL entry or an address in a WAFv2 IP set. A row
 //     is written before the call to AWS (state pending), so that a run that
-//     dies half-way is completed by the next one, never duplicated. Only
-//     rows here are flowguard's: entries in AWS without a row are someone
+//     dies half-way is completed by the next one, never duplicated. Its
+//     rule number is the ledger (claims.go): reserved in the claim's
+//     transaction. Entries in AWS are flowguard's when a row names their
+//     address at that target (network ACL entries: a deny of all traffic
+//     for the address inside flowguard's rule range); the rest are someone
 //     else's and are never touched.
 //   - bans: one row per decision to ban an address (however many entries
 //     it takes), for the ban-time increment and the blocks-per-hour guard.
@@ -203,45 +206,51 @@ func (s *Store) UpdateBlock(ctx context.Context, id int64, u BlockUpdate) error 
 	if now.IsZero() {
 		now = s.now()
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
-		sets := []string{"updated_at = ?", "last_error = ?"}
-		args := []any{nanos(now), u.LastError}
-		if u.State != "" {
-			sets = append(sets, "state = ?")
-			args = append(args, string(u.State))
-			if u.State == BlockRemoved || u.State == BlockGone || u.State == BlockFailed {
-				sets = append(sets, "removed_at = ?")
-				args = append(args, nanos(now))
-			}
+	return s.write(ctx, func(tx *sql.Tx) error { return updateBlockTx(ctx, tx, id, u, now) })
+}
+
+// updateBlockTx applies u to the row with id inside tx.
+func updateBlockTx(ctx context.Context, tx *sql.Tx, id int64, u BlockUpdate, now time.Time) error {
+	if !u.At.IsZero() {
+		now = u.At
+	}
+	sets := []string{"updated_at = ?", "last_error = ?"}
+	args := []any{nanos(now), u.LastError}
+	if u.State != "" {
+		sets = append(sets, "state = ?")
+		args = append(args, string(u.State))
+		if u.State == BlockRemoved || u.State == BlockGone || u.State == BlockFailed {
+			sets = append(sets, "removed_at = ?")
+			args = append(args, nanos(now))
 		}
-		if u.RemovedBy != "" {
-			sets = append(sets, "removed_by = ?")
-			args = append(args, u.RemovedBy)
+	}
+	if u.RemovedBy != "" {
+		sets = append(sets, "removed_by = ?")
+		args = append(args, u.RemovedBy)
+	}
+	if u.RuleNumber != 0 {
+		sets = append(sets, "rule_number = ?")
+		args = append(args, u.RuleNumber)
+	}
+	if u.Attempt {
+		sets = append(sets, "attempts = attempts + 1")
+	}
+	if !u.Expires.IsZero() {
+		sets = append(sets, "expires_at = ?")
+		args = append(args, nanos(u.Expires))
+	}
+	args = append(args, id)
+	res, err := tx.ExecContext(ctx, `UPDATE blocks SET `+strings.Join(sets, ", ")+` WHERE id = ?`, args...)
+	if err != nil {
+		if strings.Contains(err.Error(), "UNIQUE") {
+			return fmt.Errorf("cannot update block %d: %w", id, ErrBlockExists)
 		}
-		if u.RuleNumber != 0 {
-			sets = append(sets, "rule_number = ?")
-			args = append(args, u.RuleNumber)
-		}
-		if u.Attempt {
-			sets = append(sets, "attempts = attempts + 1")
-		}
-		if !u.Expires.IsZero() {
-			sets = append(sets, "expires_at = ?")
-			args = append(args, nanos(u.Expires))
-		}
-		args = append(args, id)
-		res, err := tx.ExecContext(ctx, `UPDATE blocks SET `+strings.Join(sets, ", ")+` WHERE id = ?`, args...)
-		if err != nil {
-			if strings.Contains(err.Error(), "UNIQUE") {
-				return fmt.Errorf("cannot update block %d: %w", id, ErrBlockExists)
-			}
-			return fmt.Errorf("cannot update block %d: %w", id, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return &NotFoundError{Kind: "block", ID: fmt.Sprint(id)}
-		}
-		return nil
-	})
+		return fmt.Errorf("cannot update block %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return &NotFoundError{Kind: "block", ID: fmt.Sprint(id)}
+	}
+	return nil
 }
 
 // ListBlocks returns block rows, oldest first.
@@ -286,6 +295,18 @@ func (s *Store) ListBlocks(ctx context.Context, fl BlockFilter) ([]BlockRecord, 
 	if err != nil {
 		return nil, fmt.Errorf("cannot read blocks: %w", err)
 	}
+	out, err := scanBlocks(rows)
+	if err != nil {
+		return nil, err
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// scanBlocks reads block rows (blockCols) and closes them.
+func scanBlocks(rows *sql.Rows) ([]BlockRecord, error) {
 	defer rows.Close()
 	var out []BlockRecord
 	for rows.Next() {
@@ -296,6 +317,7 @@ func (s *Store) ListBlocks(ctx context.Context, fl BlockFilter) ([]BlockRecord, 
 			&created, &expires, &removed, &r.RemovedBy, &r.Attempts, &r.LastError, &updated); err != nil {
 			return nil, fmt.Errorf("cannot read blocks: %w", err)
 		}
+		var err error
 		if r.Prefix, err = netip.ParsePrefix(prefix); err != nil {
 			return nil, fmt.Errorf("block %d: bad prefix %q in the store: %w", r.ID, prefix, err)
 		}
@@ -305,9 +327,6 @@ func (s *Store) ListBlocks(ctx context.Context, fl BlockFilter) ([]BlockRecord, 
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cannot read blocks: %w", err)
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
 	}
 	return out, nil
 }
@@ -325,50 +344,6 @@ type Ban struct {
 	// Number counts the bans of this prefix, this one included (1 for the
 	// first).
 	Number int `json:"number"`
-}
-
-// RecordBan records a ban decision and returns its number (1 for the
-// prefix's first ban).
-func (s *Store) RecordBan(ctx context.Context, b Ban) (int, error) {
-	var n int
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM bans WHERE prefix = ?`, b.Prefix.String()).Scan(&n); err != nil {
-			return fmt.Errorf("cannot count bans of %s: %w", b.Prefix, err)
-		}
-		n++
-		if _, err := tx.ExecContext(ctx, `INSERT INTO bans(prefix, finding_id, severity, at, expires_at, last_seen, number) VALUES (?,?,?,?,?,?,?)`,
-			b.Prefix.String(), b.FindingID, b.Severity, nanos(b.At), nanos(b.Expires), nanos(b.LastSeen), n); err != nil {
-			return fmt.Errorf("cannot record ban of %s: %w", b.Prefix, err)
-		}
-		return nil
-	})
-	return n, err
-}
-
-// BanCount returns how many times the prefix was banned.
-func (s *Store) BanCount(ctx context.Context, p netip.Prefix) (int, error) {
-	var n int
-	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM bans WHERE prefix = ?`, p.String()).Scan(&n); err != nil {
-		return 0, fmt.Errorf("cannot count bans of %s: %w", p, err)
-	}
-	return n, nil
-}
-
-// LastBan returns the latest ban of the prefix caused by the finding, if
-// any.
-func (s *Store) LastBan(ctx context.Context, p netip.Prefix, findingID string) (Ban, bool, error) {
-	b := Ban{Prefix: p, FindingID: findingID}
-	var at, exp, seen int64
-	err := s.r.QueryRowContext(ctx, `SELECT severity, at, expires_at, last_seen, number FROM bans WHERE prefix = ? AND finding_id = ? ORDER BY seq DESC LIMIT 1`,
-		p.String(), findingID).Scan(&b.Severity, &at, &exp, &seen, &b.Number)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Ban{}, false, nil
-	}
-	if err != nil {
-		return Ban{}, false, fmt.Errorf("cannot read bans of %s: %w", p, err)
-	}
-	b.At, b.Expires, b.LastSeen = fromNanos(at), fromNanos(exp), fromNanos(seen)
-	return b, true, nil
 }
 
 // ListBans returns bans at or after since, oldest first.
@@ -398,15 +373,6 @@ func (s *Store) ListBans(ctx context.Context, since time.Time) ([]Ban, error) {
 	return out, nil
 }
 
-// BansSince returns how many bans were decided at or after t.
-func (s *Store) BansSince(ctx context.Context, t time.Time) (int, error) {
-	var n int
-	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM bans WHERE at >= ?`, nanos(t)).Scan(&n); err != nil {
-		return 0, fmt.Errorf("cannot count bans: %w", err)
-	}
-	return n, nil
-}
-
 // Unban is a manual unblock: the prefix is not blocked again before Until.
 type Unban struct {
 	Prefix netip.Prefix `json:"prefix"`
@@ -428,21 +394,6 @@ func (s *Store) PutUnban(ctx context.Context, u Unban) error {
 	})
 }
 
-// GetUnban returns the manual unban of exactly this prefix, if any.
-func (s *Store) GetUnban(ctx context.Context, p netip.Prefix) (Unban, bool, error) {
-	var at, until int64
-	u := Unban{Prefix: p}
-	err := s.r.QueryRowContext(ctx, `SELECT at, until, by, reason FROM unbans WHERE prefix = ?`, p.String()).Scan(&at, &until, &u.By, &u.Reason)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Unban{}, false, nil
-	}
-	if err != nil {
-		return Unban{}, false, fmt.Errorf("cannot read the unban of %s: %w", p, err)
-	}
-	u.At, u.Until = fromNanos(at), fromNanos(until)
-	return u, true, nil
-}
-
 // NotifyRecord is what was last sent for a notification key.
 type NotifyRecord struct {
 	Key      string
@@ -450,6 +401,10 @@ type NotifyRecord struct {
 	Count    int64
 	LastSeen time.Time
 	Severity float64
+	// Prev is the LastSent the caller read before deciding (zero: it read
+	// no record): Enqueue refuses with ErrStale when the log no longer
+	// says so, because another process decided the same key meanwhile.
+	Prev time.Time
 }
 
 // GetNotifyRecord returns the record of a notification key, if any.
@@ -483,7 +438,9 @@ type OutboxItem struct {
 // Enqueue records notifications to deliver together with the notification
 // log records that say they were decided, in one transaction: a crash
 // after it loses nothing (the outbox is delivered on the next run) and
-// sends nothing twice (the log says it was decided).
+// sends nothing twice (the log says it was decided). When a record's key
+// changed since the caller read it (Prev), nothing is written and the
+// error wraps ErrStale: the caller reads again and decides again.
 func (s *Store) Enqueue(ctx context.Context, items []OutboxItem, recs []NotifyRecord) ([]int64, error) {
 	now := s.now()
 	ids := make([]int64, 0, len(items))
@@ -501,6 +458,14 @@ func (s *Store) Enqueue(ctx context.Context, items []OutboxItem, recs []NotifyRe
 			ids = append(ids, id)
 		}
 		for _, r := range recs {
+			var sent int64
+			err := tx.QueryRowContext(ctx, `SELECT last_sent FROM notify_log WHERE key = ?`, r.Key).Scan(&sent)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("cannot read notification log %s: %w", r.Key, err)
+			}
+			if sent != nanos(r.Prev) {
+				return fmt.Errorf("notification %s: %w", r.Key, ErrStale)
+			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO notify_log(key, last_sent, count, last_seen, severity) VALUES (?,?,?,?,?)
 				ON CONFLICT(key) DO UPDATE SET last_sent = excluded.last_sent, count = excluded.count, last_seen = excluded.last_seen, severity = excluded.severity`,
 				r.Key, nanos(r.LastSent), r.Count, nanos(r.LastSeen), r.Severity); err != nil {
@@ -513,39 +478,4 @@ func (s *Store) Enqueue(ctx context.Context, items []OutboxItem, recs []NotifyRe
 		return nil, err
 	}
 	return ids, nil
-}
-
-// PendingOutbox returns undelivered notifications, oldest first.
-func (s *Store) PendingOutbox(ctx context.Context) ([]OutboxItem, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, notifier, key, payload, state, attempts, last_error, created_at FROM outbox WHERE state = 'pending' ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read the outbox: %w", err)
-	}
-	defer rows.Close()
-	var out []OutboxItem
-	for rows.Next() {
-		var it OutboxItem
-		var created int64
-		if err := rows.Scan(&it.ID, &it.Notifier, &it.Key, &it.Payload, &it.State, &it.Attempts, &it.LastError, &created); err != nil {
-			return nil, fmt.Errorf("cannot read the outbox: %w", err)
-		}
-		it.Created = fromNanos(created)
-		out = append(out, it)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("cannot read the outbox: %w", err)
-	}
-	return out, nil
-}
-
-// MarkOutbox sets an outbox item's state ("sent", "pending" to try again,
-// "failed" to give up) and counts the attempt.
-func (s *Store) MarkOutbox(ctx context.Context, id int64, state, lastErr string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state = ?, last_error = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?`,
-			state, lastErr, nanos(s.now()), id); err != nil {
-			return fmt.Errorf("cannot update outbox item %d: %w", id, err)
-		}
-		return nil
-	})
 }

@@ -60,24 +60,29 @@ func TestBansUnbansOutbox(t *testing.T) {
 	ctx := context.Background()
 	p := netip.MustParsePrefix("2001:db8::1/128")
 	for i := 1; i <= 3; i++ {
-		n, err := s.RecordBan(ctx, Ban{Prefix: p, FindingID: "f", At: t0.Add(time.Duration(i) * time.Hour), LastSeen: t0.Add(time.Duration(i) * time.Minute)})
-		if err != nil || n != i {
-			t.Fatalf("ban %d: %d %v", i, n, err)
+		at := t0.Add(time.Duration(i) * time.Hour)
+		c := claimOf(p.String(), "a", at, Slot{Target: "wafv2:REGIONAL/v6/1", Room: 10})
+		c.LastSeen = t0.Add(time.Duration(i) * time.Minute)
+		res, err := s.ClaimBlock(ctx, c)
+		if err != nil || res.Verdict != ClaimMade || res.Ban.Number != i || !res.Ban.Expires.Equal(at.Add(time.Duration(i)*time.Hour)) {
+			t.Fatalf("ban %d: %+v %v", i, res, err)
+		}
+		if _, err := s.ReleaseBlock(ctx, res.Rows[0].ID, "a", BlockUpdate{State: BlockRemoved, RemovedBy: "expiry"}); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if n, _ := s.BansSince(ctx, t0.Add(2*time.Hour)); n != 2 {
-		t.Errorf("bans since: %d", n)
+	if bans, _ := s.ListBans(ctx, t0.Add(2*time.Hour)); len(bans) != 2 || bans[1].Number != 3 || !bans[1].LastSeen.Equal(t0.Add(3*time.Minute)) {
+		t.Errorf("bans since: %+v", bans)
 	}
-	b, ok, err := s.LastBan(ctx, p, "f")
-	if err != nil || !ok || b.Number != 3 || !b.LastSeen.Equal(t0.Add(3*time.Minute)) {
-		t.Errorf("last ban %+v %v %v", b, ok, err)
-	}
-	if err := s.PutUnban(ctx, Unban{Prefix: p, At: t0, Until: t0.Add(time.Hour), By: "bob"}); err != nil {
+	if err := s.PutUnban(ctx, Unban{Prefix: netip.MustParsePrefix("2001:db8::/64"), At: t0, Until: t0.Add(time.Hour), By: "bob"}); err != nil {
 		t.Fatal(err)
 	}
-	u, ok, _ := s.GetUnban(ctx, p)
+	u, ok, _ := s.UnbanCovering(ctx, p, t0.Add(time.Minute))
 	if !ok || u.By != "bob" || !u.Until.Equal(t0.Add(time.Hour)) {
 		t.Errorf("unban %+v", u)
+	}
+	if _, ok, _ := s.UnbanCovering(ctx, p, t0.Add(time.Hour)); ok {
+		t.Error("unban in force after its end")
 	}
 	ids, err := s.Enqueue(ctx, []OutboxItem{{Notifier: "slack", Key: "k", Payload: `{}`}}, []NotifyRecord{{Key: "slack|f", LastSent: t0, Count: 4}})
 	if err != nil || len(ids) != 1 {
@@ -87,10 +92,10 @@ func TestBansUnbansOutbox(t *testing.T) {
 	if !ok || rec.Count != 4 || !rec.LastSent.Equal(t0) {
 		t.Errorf("record %+v", rec)
 	}
-	if err := s.MarkOutbox(ctx, ids[0], "sent", ""); err != nil {
+	if err := s.ReleaseOutbox(ctx, ids[0], "", "sent", ""); err != nil {
 		t.Fatal(err)
 	}
-	if items, _ := s.PendingOutbox(ctx); len(items) != 0 {
+	if items, _ := s.ClaimOutbox(ctx, "a", t0, time.Minute); len(items) != 0 {
 		t.Errorf("pending after sent: %+v", items)
 	}
 }

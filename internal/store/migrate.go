@@ -89,6 +89,11 @@ var migrations = []string{
 	// 5: the response pipeline's action log: blocks, bans, manual unbans,
 	// notification log and outbox (blocks.go).
 	blocksSchema,
+
+	// 6: leases on block and outbox rows, so that one process at a time
+	// works on a row and a crashed one's rows are taken over when the
+	// lease runs out (claims.go).
+	leasesSchema,
 }
 
 // SchemaVersion is the schema version this build writes.

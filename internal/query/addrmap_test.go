@@ -83,7 +83,7 @@ func TestPartAggAgreesWithMap(t *testing.T) {
 	a.finish()
 	b.finish()
 	cols := []*Vec{{T: TInt}, {T: TInt, Valid: []bool{}}}
-	keys := a.appendColumns(nil, cols, addrOfV4)
+	keys := a.appendColumns(nil, cols, make([]map[int]float64, 2), addrOfV4)
 	if len(keys) != len(want) {
 		t.Fatalf("%d groups, want %d", len(keys), len(want))
 	}

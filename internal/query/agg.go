@@ -144,22 +144,38 @@ func (c *countAgg) update(gid []int32, sel []uint32, arg, _ *Vec) {
 func (c *countAgg) merge(g int32, src aggregator, sg int32) { c.n[g] += src.(*countAgg).n[sg] }
 func (c *countAgg) result(g int32) Value                    { return IntValue(c.n[g]) }
 
+// sumAgg sums integers exactly while they fit int64; a group whose sum
+// goes past that range (or that meets a float64 value) goes on in float64,
+// as Logs Insights' numbers do: big marks it, and its sum is f + i.
 type sumAgg struct {
 	float bool
 	i     []int64
 	f     []float64
 	has   []bool
+	big   []bool
 }
 
 func (s *sumAgg) grow(g int) {
-	s.i, s.f, s.has = growZero(s.i, g), growZero(s.f, g), growZero(s.has, g)
+	s.i, s.f, s.has, s.big = growZero(s.i, g), growZero(s.f, g), growZero(s.has, g), growZero(s.big, g)
 }
+
+// addInt adds x to group g's integer sum, spilling to float64 on overflow.
+func (s *sumAgg) addInt(g int32, x int64) {
+	z := s.i[g] + x
+	if (s.i[g] >= 0) == (x >= 0) && (z >= 0) != (x >= 0) {
+		s.f[g] += float64(s.i[g]) + float64(x)
+		s.i[g], s.big[g] = 0, true
+		return
+	}
+	s.i[g] = z
+}
+
 func (s *sumAgg) update(gid []int32, sel []uint32, arg, _ *Vec) {
 	if arg.T == TInt && !s.float && !arg.Const {
 		for _, i := range sel {
 			if arg.Valid == nil || arg.Valid[i] {
 				g := gid[i]
-				s.i[g] += arg.I[i]
+				s.addInt(g, arg.I[i])
 				s.has[g] = true
 			}
 		}
@@ -171,22 +187,24 @@ func (s *sumAgg) update(gid []int32, sel []uint32, arg, _ *Vec) {
 			continue
 		}
 		g := gid[i]
-		if s.float {
-			if x, ok := v.Float(); ok {
-				s.f[g] += x
+		if !s.float && v.T != TFloat {
+			if x, ok := v.Int(); ok {
+				s.addInt(g, x)
 				s.has[g] = true
 			}
-		} else if x, ok := v.Int(); ok {
-			s.i[g] += x
+		} else if x, ok := v.Float(); ok {
+			s.f[g] += x
 			s.has[g] = true
+			s.big[g] = s.big[g] || !s.float
 		}
 	}
 }
 func (s *sumAgg) merge(g int32, src aggregator, sg int32) {
 	o := src.(*sumAgg)
-	s.i[g] += o.i[sg]
+	s.addInt(g, o.i[sg])
 	s.f[g] += o.f[sg]
 	s.has[g] = s.has[g] || o.has[sg]
+	s.big[g] = s.big[g] || o.big[sg]
 }
 func (s *sumAgg) result(g int32) Value {
 	switch {
@@ -194,6 +212,8 @@ func (s *sumAgg) result(g int32) Value {
 		return Null
 	case s.float:
 		return FloatValue(s.f[g])
+	case s.big[g]:
+		return FloatValue(s.f[g] + float64(s.i[g]))
 	}
 	return IntValue(s.i[g])
 }
@@ -358,7 +378,7 @@ func (a *pctAgg) result(g int32) Value {
 	slices.Sort(v)
 	rank := int(math.Ceil(a.p/100*float64(len(v)))) - 1
 	x := v[max(0, min(rank, len(v)-1))]
-	if a.t == TInt || a.t == TTime {
+	if (a.t == TInt || a.t == TTime) && x >= math.MinInt64 && x < math.MaxInt64 {
 		return Value{T: a.t, I: int64(x)}
 	}
 	return FloatValue(x)

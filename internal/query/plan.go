@@ -12,6 +12,7 @@ import (
 
 // Program is a compiled query, ready to run over flow logs.
 type Program struct {
+	maxRows  int // rows returned at most; 0: all
 	pipes    []*pipeline
 	columns  []string // the columns shown, in order
 	warnings []string
@@ -199,10 +200,16 @@ func compileQuery(q *Query, opts Options) (*Program, error) {
 			return nil, err
 		}
 	}
+	c.p.maxRows = opts.MaxRows
 	if len(c.pipe.stages) == 0 && len(c.p.pipes) > 1 {
 		// The query ended with stats, sort, limit or dedup: the last
-		// pipeline is empty.
+		// pipeline is empty. A sort or dedup without a limit returns
+		// MaxRows rows, as the end of any other query does (a sort then
+		// keeps only that many while it runs).
 		c.p.pipes = c.p.pipes[:len(c.p.pipes)-1]
+		if last := c.p.pipes[len(c.p.pipes)-1]; last.rows != nil && last.rows.limit < 0 && opts.MaxRows > 0 {
+			last.rows.limit = opts.MaxRows
+		}
 	} else {
 		limit := -1
 		if opts.MaxRows > 0 {
@@ -466,12 +473,16 @@ func (p *Program) Run(ctx context.Context, sc *flowlog.Scanner, inputs []flowlog
 	for _, pipe := range p.pipes[1:] {
 		t = pipe.runTable(t)
 	}
-	return project(t, p.columns), nil
+	return project(t, p.columns, p.maxRows), nil
 }
 
-// project keeps the named columns of t, in that order.
-func project(t *Table, cols []string) *Table {
-	t.materialize(0)
+// project keeps the named columns of t, in that order, and at most max
+// rows (0: all).
+func project(t *Table, cols []string, max int) *Table {
+	t.materialize(max)
+	if max > 0 && len(t.Rows) > max {
+		t.Rows = t.Rows[:max]
+	}
 	idx := make([]int, len(cols))
 	out := &Table{Names: cols, Types: make([]Type, len(cols)), Rows: make([][]Value, len(t.Rows))}
 	for i, name := range cols {
@@ -574,7 +585,7 @@ func (p *pipeline) runStream(ctx context.Context, sc *flowlog.Scanner, inputs []
 			st.groups.consume(st.w, &st.f)
 			return nil
 		}
-		return st.rows.add(p.rows.extract(st.w, &st.f, batchOrder(b)))
+		return p.rows.collect(st.w, &st.f, batchOrder(b), st.rows)
 	})
 	if err != nil {
 		return nil, err
@@ -626,6 +637,6 @@ func (p *pipeline) runTable(t *Table) *Table {
 		st.groups.finish()
 		return st.groups.table()
 	}
-	_ = st.rows.add(p.rows.extract(st.w, &st.f, order))
+	_ = p.rows.collect(st.w, &st.f, order, st.rows)
 	return st.rows.table()
 }

@@ -154,6 +154,17 @@ func (t *groupTable) consume(w *wctx, f *frame) {
 				gid[i] = t.nullGroup()
 				continue
 			}
+			if v.T == TFloat {
+				// A batch whose column went past int64: keys that
+				// are no int64 group as absent.
+				x := conv(v.Value(int(i)), TInt)
+				if x.IsNull() {
+					gid[i] = t.nullGroup()
+				} else {
+					gid[i] = t.intGroup(x.I)
+				}
+				continue
+			}
 			gid[i] = t.intGroup(v.I[v.idx(int(i))])
 		}
 	case t.strIdx != nil:
@@ -388,9 +399,20 @@ func (t *groupTable) table() *Table {
 		total := t.ngrp + t.v4.len() + t.v6.len()
 		keys := append(make([]netip.Addr, 0, total), out.cols[0].A[:t.ngrp]...)
 		aggs := make([]*Vec, len(t.aggs))
+		spills := make([]map[int]float64, len(t.aggs))
 		for a := range aggs {
 			old := out.cols[nk+a]
-			aggs[a] = &Vec{T: TInt, I: append(make([]int64, 0, total), old.I[:t.ngrp]...)}
+			aggs[a] = &Vec{T: TInt, I: make([]int64, t.ngrp, total)}
+			for g := range t.ngrp {
+				if old.T == TFloat { // the absent key's sum went past int64
+					if spills[a] == nil {
+						spills[a] = make(map[int]float64)
+					}
+					spills[a][g] = old.F[g]
+				} else {
+					aggs[a].I[g] = old.I[g]
+				}
+			}
 			if old.Valid != nil || partAggKinds(t.spec)[a] == partSum {
 				aggs[a].Valid = make([]bool, t.ngrp, total)
 				for g := range t.ngrp {
@@ -398,11 +420,12 @@ func (t *groupTable) table() *Table {
 				}
 			}
 		}
-		keys = t.v4.appendColumns(keys, aggs, addrOfV4)
-		keys = t.v6.appendColumns(keys, aggs, addrOfV6)
+		keys = t.v4.appendColumns(keys, aggs, spills, addrOfV4)
+		keys = t.v6.appendColumns(keys, aggs, spills, addrOfV6)
 		out.n = total
 		out.cols[0] = &Vec{T: TAddr, A: keys}
 		for a, v := range aggs {
+			addSpills(v, spills[a])
 			out.cols[nk+a] = v
 		}
 	}
@@ -439,10 +462,19 @@ func (t *groupTable) table() *Table {
 	return out
 }
 
-// aggVec returns an aggregate's results for n groups as a column.
+// aggVec returns an aggregate's results for n groups as a column: of type
+// t, or float64 when an integer aggregate went past the int64 range.
 func aggVec(agg aggregator, t Type, n int) *Vec {
 	if c, ok := agg.(*countAgg); ok {
 		return &Vec{T: TInt, I: c.n[:n]}
+	}
+	if t == TInt || t == TTime {
+		for g := 0; g < n; g++ {
+			if agg.result(int32(g)).T == TFloat {
+				t = TFloat
+				break
+			}
+		}
 	}
 	v := &Vec{}
 	v.reset(t, n)

@@ -28,6 +28,7 @@ type aggSpec struct {
 var aggregates = map[string]bool{
 	"count": true, "count_distinct": true, "sum": true, "avg": true, "min": true, "max": true,
 	"stddev": true, "pct": true, "percentile": true, "earliest": true, "latest": true,
+	"sortsfirst": true, "sortslast": true,
 }
 
 func isAggregate(name string) bool { return aggregates[name] }
@@ -84,7 +85,7 @@ func (e *env) compileAgg(p Projection) (aggSpec, error) {
 		if arg.typ() == TInt || arg.typ() == TTime {
 			a.t = arg.typ()
 		}
-	case "min", "max", "earliest", "latest":
+	case "min", "max", "earliest", "latest", "sortsfirst", "sortslast":
 		a.t = arg.typ()
 	}
 	if a.fn == "earliest" || a.fn == "latest" {
@@ -115,6 +116,10 @@ func (a *aggSpec) newAggregator() aggregator {
 		return &extremeAgg{sign: -1}
 	case "max":
 		return &extremeAgg{sign: 1}
+	case "sortsfirst":
+		return &extremeAgg{sign: -1, sortOrder: true}
+	case "sortslast":
+		return &extremeAgg{sign: 1, sortOrder: true}
 	case "pct":
 		return &pctAgg{p: a.pct, t: a.t}
 	case "earliest":
@@ -290,10 +295,14 @@ func (s *stddevAgg) result(g int32) Value {
 	return FloatValue(math.Sqrt(s.m2[g] / (s.n[g] - 1)))
 }
 
-// extremeAgg is min (sign -1) or max (sign 1).
+// extremeAgg is min (sign -1) or max (sign 1); with sortOrder it is
+// sortsFirst or sortsLast: the value that sorts first or last, in the
+// order sort puts values in (numbers by value, addresses as addresses,
+// other text by its bytes, mixed types by their text).
 type extremeAgg struct {
-	sign int
-	v    []Value
+	sign      int
+	sortOrder bool
+	v         []Value
 }
 
 func (e *extremeAgg) grow(g int) { e.v = growZero(e.v, g) }
@@ -308,6 +317,10 @@ func (e *extremeAgg) add(g int32, v Value) {
 	}
 	if cur := e.v[g]; cur.IsNull() {
 		e.v[g] = copyValue(v)
+	} else if e.sortOrder {
+		if compareNullsLast(v, cur)*e.sign > 0 {
+			e.v[g] = copyValue(v)
+		}
 	} else if c, ok := compare(v, cur); ok && c*e.sign > 0 {
 		e.v[g] = copyValue(v)
 	}

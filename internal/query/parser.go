@@ -42,7 +42,39 @@ func Parse(src string) (*Query, error) {
 	if err := checkSize(q); err != nil {
 		return nil, err
 	}
+	if err := checkPlacement(q); err != nil {
+		return nil, err
+	}
 	return q, nil
+}
+
+// checkPlacement refuses what Logs Insights refuses about where commands
+// go: at most two stats commands, and, when there are two, sort and limit
+// only after the second. (That only limit follows dedup is checked while
+// parsing.)
+func checkPlacement(q *Query) error {
+	var stats []*StatsCmd
+	for _, c := range q.Commands {
+		if s, ok := c.(*StatsCmd); ok {
+			stats = append(stats, s)
+		}
+	}
+	if len(stats) > 2 {
+		return errAt(stats[2].P, "a query may have at most two stats commands, as in Logs Insights")
+	}
+	if len(stats) < 2 {
+		return nil
+	}
+	for _, c := range q.Commands {
+		if c == Command(stats[1]) {
+			break
+		}
+		switch c.(type) {
+		case *SortCmd, *LimitCmd:
+			return errAt(c.Position(), "in a query with two stats commands, sort and limit may only come after the second (at "+stats[1].P.String()+"), as in Logs Insights")
+		}
+	}
+	return nil
 }
 
 func parseQuery(src string) (*Query, error) {

@@ -184,6 +184,14 @@ func compileQuery(q *Query, opts Options) (*Program, error) {
 				}
 				spec.dedup = append(spec.dedup, n)
 			}
+			if err == nil && c.env.stream {
+				// Records no sort has ordered: Logs Insights dedups
+				// them in descending @timestamp order, so the latest
+				// record of each combination is kept.
+				ts, _ := c.env.resolve(&FieldRef{P: cmd.P, Name: "@timestamp"})
+				spec.sort = []sortSpec{{x: ts, desc: true}}
+				spec.best = true
+			}
 			if err == nil {
 				if i+1 < len(cmds) {
 					if l, ok := cmds[i+1].(*LimitCmd); ok {
@@ -333,21 +341,11 @@ func (c *compiler) stats(cmd *StatsCmd) error {
 		}
 		spec.by = append(spec.by, keySpec{name: b.Name(), x: n})
 	}
-	for _, a := range cmd.Aggs {
-		as, err := c.env.compileAgg(a)
-		if err != nil {
-			return err
-		}
-		spec.aggs = append(spec.aggs, as)
+	cols, err := c.compileStatsItems(spec, cmd.Aggs)
+	if err != nil {
+		return err
 	}
 	c.pipe.stats = spec
-	var cols []slot
-	for _, k := range spec.by {
-		cols = append(cols, slot{k.name, k.x.typ()})
-	}
-	for _, a := range spec.aggs {
-		cols = append(cols, slot{a.name, a.t})
-	}
 	c.newPipe(false, cols)
 	c.visible = nil
 	return nil
@@ -611,14 +609,14 @@ func (p *pipeline) runStream(ctx context.Context, sc *flowlog.Scanner, inputs []
 		if first.groups != nil {
 			first.groups.merge(st.groups)
 		} else {
-			first.rows.rows = append(first.rows.rows, st.rows.rows...)
+			first.rows.merge(st.rows)
 		}
 	}
 	if first == nil {
 		first = p.newWorker(nil)
 	}
 	if first.groups != nil {
-		return first.groups.table(), nil
+		return p.stats.finish(first.groups.table()), nil
 	}
 	return first.rows.table(), nil
 }
@@ -635,7 +633,7 @@ func (p *pipeline) runTable(t *Table) *Table {
 	if st.groups != nil {
 		st.groups.consume(st.w, &st.f)
 		st.groups.finish()
-		return st.groups.table()
+		return p.stats.finish(st.groups.table())
 	}
 	_ = p.rows.collect(st.w, &st.f, order, st.rows)
 	return st.rows.table()

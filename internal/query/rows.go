@@ -11,6 +11,10 @@ type rowsSpec struct {
 	cols  []keySpec // the columns kept
 	sort  []sortSpec
 	dedup []node
+	// best: dedup keeps, of each combination, the row that sorts first
+	// (the rows arrive in no particular order); otherwise dedup keeps the
+	// first row it is given.
+	best  bool
 	limit int // -1: all
 }
 
@@ -41,6 +45,7 @@ type rowSink struct {
 	spec  *rowsSpec
 	rows  []row
 	seen  map[string]bool // dedup keys
+	kept  map[string]int  // best dedup: the row kept for each key
 	buf   []byte
 	cand  row       // scratch: the row being considered, not yet copied
 	heap  bool      // rows is a heap (sort with a limit)
@@ -48,7 +53,16 @@ type rowSink struct {
 }
 
 func newRowSink(s *rowsSpec) *rowSink {
-	return &rowSink{spec: s, seen: map[string]bool{}, heap: len(s.sort) > 0 && s.limit >= 0}
+	return &rowSink{spec: s, seen: map[string]bool{}, kept: map[string]int{}, heap: len(s.sort) > 0 && s.limit >= 0 && len(s.dedup) == 0}
+}
+
+// merge adds another worker's rows to k.
+func (k *rowSink) merge(o *rowSink) {
+	if k.spec.best {
+		_ = k.add(o.rows)
+		return
+	}
+	k.rows = append(k.rows, o.rows...)
 }
 
 // extract evaluates the kept columns and sort keys of the selected rows.
@@ -147,14 +161,24 @@ func (s *rowsSpec) collect(w *wctx, f *frame, order func(i uint32) [4]int, k *ro
 func (k *rowSink) add(rows []row) error {
 	s := k.spec
 	for _, r := range rows {
-		if len(s.dedup) > 0 {
-			nc := len(s.cols)
-			k.buf = encodeKey(k.buf[:0], r.vals[nc:])
-			if k.seen[string(k.buf)] {
-				continue
+		// The dedup keys stay at the end of vals until table().
+		if len(s.dedup) > 0 && !hasNull(r.vals[len(s.cols):]) {
+			// A row with an absent key is no duplicate: it is kept.
+			k.buf = encodeKey(k.buf[:0], r.vals[len(s.cols):])
+			if s.best {
+				if i, ok := k.kept[string(k.buf)]; ok {
+					if k.cmpRows(&r, &k.rows[i]) < 0 {
+						k.rows[i] = r
+					}
+					continue
+				}
+				k.kept[string(k.buf)] = len(k.rows)
+			} else {
+				if k.seen[string(k.buf)] {
+					continue
+				}
+				k.seen[string(k.buf)] = true
 			}
-			k.seen[string(k.buf)] = true
-			r.vals = r.vals[:nc]
 		}
 		if k.heap {
 			if len(k.rows) == s.limit {
@@ -178,6 +202,15 @@ func (k *rowSink) add(rows []row) error {
 		}
 	}
 	return nil
+}
+
+func hasNull(vs []Value) bool {
+	for _, v := range vs {
+		if v.IsNull() {
+			return true
+		}
+	}
+	return false
 }
 
 // up and down restore the heap property of rows (the worst row at the

@@ -21,6 +21,9 @@ type statsSpec struct {
 	// ordered: the groups come out ordered by their keys. Not needed
 	// when a sort follows, whose ties are broken by whole rows.
 	ordered bool
+	// post computes the items that are expressions over aggregates; nil
+	// when every item is an aggregate call.
+	post *statsPost
 }
 
 // groupTable is one worker's groups and their aggregate states. A single

@@ -1,12 +1,15 @@
 package query
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/flowguard/flowguard/internal/flowlog"
 )
 
 // The tests of this file check behaviours AWS documents for Logs Insights
@@ -262,6 +265,92 @@ func TestCommandPlacementAsLogsInsights(t *testing.T) {
 	for _, q := range good {
 		if _, err := Compile(q, Options{}); err != nil {
 			t.Errorf("%s: %v", q, err)
+		}
+	}
+}
+
+// TestGroupByAddressPairAnyWorkers checks stats … by srcaddr, dstaddr
+// (IPv4 pairs partitioned or in the pair table, other pairs and absent
+// addresses in the general table) against plain Go, whatever the number of
+// workers and block size, with the groups in key order.
+func TestGroupByAddressPairAnyWorkers(t *testing.T) {
+	text := genText(t, 30000, 23)
+	rs := plainParse(text)
+	type agg struct{ n, bytes, packets int64 }
+	type pair struct{ s, d string }
+	m := map[pair]*agg{}
+	for _, r := range rs {
+		k := pair{r.src, r.dst}
+		if !r.hasAddr {
+			k = pair{}
+		}
+		if m[k] == nil {
+			m[k] = &agg{}
+		}
+		m[k].n++
+		m[k].bytes += r.bytes
+		m[k].packets += r.packets
+	}
+	keys := make([]pair, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	cmpAddr := func(a, b string) int {
+		x, errx := netip.ParseAddr(a)
+		y, erry := netip.ParseAddr(b)
+		switch {
+		case errx != nil && erry != nil:
+			return 0
+		case errx != nil:
+			return 1
+		case erry != nil:
+			return -1
+		}
+		return x.Compare(y)
+	}
+	slices.SortFunc(keys, func(a, b pair) int {
+		if c := cmpAddr(a.s, b.s); c != 0 {
+			return c
+		}
+		return cmpAddr(a.d, b.d)
+	})
+	for _, q := range []struct{ query, row string }{
+		{`stats count() as n, sum(bytes) as b by srcaddr, dstaddr`, "%s,%s,%d,%d\n"},
+		{`stats count() as n, sum(bytes) as b, avg(packets) as p by srcaddr, dstaddr`, "%s,%s,%d,%d,%s\n"},
+	} {
+		var want strings.Builder
+		want.WriteString("srcaddr,dstaddr,n,b")
+		if strings.Contains(q.query, "avg") {
+			want.WriteString(",p")
+		}
+		want.WriteString("\n")
+		for _, k := range keys {
+			a := m[k]
+			s, d := canonAddr(k.s), canonAddr(k.d)
+			if strings.Contains(q.query, "avg") {
+				if k == (pair{}) { // no bytes, no packets: absent sum and average
+					fmt.Fprintf(&want, "%s,%s,%d,,\n", s, d, a.n)
+				} else {
+					fmt.Fprintf(&want, q.row, s, d, a.n, a.bytes, FloatValue(float64(a.packets)/float64(a.n)).String())
+				}
+			} else if k == (pair{}) {
+				fmt.Fprintf(&want, "%s,%s,%d,\n", s, d, a.n)
+			} else {
+				fmt.Fprintf(&want, q.row, s, d, a.n, a.bytes)
+			}
+		}
+		p, err := Compile(q.query, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct{ workers, chunk int }{{1, 1 << 20}, {2, 4096}, {3, 777}} {
+			res, err := p.Run(context.Background(), &flowlog.Scanner{Workers: c.workers, ChunkSize: c.chunk}, []flowlog.Input{memInput("a", text)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tableText(res); got != want.String() {
+				t.Errorf("%s, workers %d: got\n%s\nwant\n%s", q.query, c.workers, head(got, 8), head(want.String(), 8))
+			}
 		}
 	}
 }

@@ -3,6 +3,7 @@ package query
 import (
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"sync"
@@ -124,6 +125,12 @@ func hashV4(k uint32) uint64 {
 }
 
 func hashV6(k [2]uint64) uint64 { return hashKey(k[0], k[1]) }
+
+// hashPair hashes a pair of IPv4 addresses, a<<32 | b.
+func hashPair(k uint64) uint64 {
+	h, l := bits.Mul64(k^0x9e3779b97f4a7c15, 0xc2b2ae3d27d4eb4f)
+	return h ^ l
+}
 
 // v4Key and v6Key are the keys of an address.
 func v4Key(a netip.Addr) uint32 {
@@ -290,15 +297,15 @@ func (p *partAgg[K]) len() int {
 	return n
 }
 
-// appendColumns appends the groups to a key column (keys turned into
-// addresses by addr) and to one column per aggregate, whose Valid slices
-// are set for sums, and the float64 parts of sums past the int64 range to
-// spills (by row of the columns); every worker must have finished.
-func (p *partAgg[K]) appendColumns(keys []netip.Addr, aggs []*Vec, spills []map[int]float64, addr func(K) netip.Addr) []netip.Addr {
+// appendColumns passes the groups' keys to key, in order, and appends their
+// aggregates to one column per aggregate, whose Valid slices are set for
+// sums, and the float64 parts of sums past the int64 range to spills (by
+// row of the columns); every worker must have finished.
+func (p *partAgg[K]) appendColumns(aggs []*Vec, spills []map[int]float64, key func(K)) {
 	for i := range p.parts {
 		pt := &p.parts[i]
 		for _, k := range pt.gkeys {
-			keys = append(keys, addr(k))
+			key(k)
 		}
 		for a, kind := range p.aggs {
 			base := len(aggs[a].I)
@@ -314,7 +321,6 @@ func (p *partAgg[K]) appendColumns(keys []netip.Addr, aggs []*Vec, spills []map[
 			}
 		}
 	}
-	return keys
 }
 
 // addSpills turns the sums with float64 parts into a float64 column.

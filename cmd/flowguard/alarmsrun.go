@@ -164,7 +164,7 @@ func writeStateChanges(w io.Writer, output string, changes []alarm.StateChange) 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tALARM\tFROM\tTO\tREASON")
 	for _, c := range changes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Time.UTC().Format("2006-01-02 15:04"), c.Alarm, c.From, c.To, c.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", escaped(c.Time.UTC().Format("2006-01-02 15:04"), c.Alarm, c.From, c.To, c.Reason)...)
 	}
 	return tw.Flush()
 }

@@ -90,7 +90,7 @@ func writeAudit(w io.Writer, output string, es []store.AuditEntry) error {
 		if d == "" {
 			d = "{}"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Action, e.Subject, fid, d)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", escaped(e.Time.Format(time.RFC3339), e.Action, e.Subject, fid, d)...)
 	}
 	return tw.Flush()
 }

@@ -135,8 +135,8 @@ func writeBlocks(w io.Writer, output string, rows []store.BlockRecord) error {
 		if len(fid) > 12 {
 			fid = fid[:12]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\n", r.Prefix, r.Target, rule, r.State, r.Severity,
-			r.Created.Format(time.RFC3339), r.Expires.Format(time.RFC3339), fid, note)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\n", escaped(r.Prefix, r.Target, rule, r.State, r.Severity,
+			r.Created.Format(time.RFC3339), r.Expires.Format(time.RFC3339), fid, note)...)
 	}
 	return tw.Flush()
 }
@@ -193,7 +193,7 @@ out. Only entries flowguard created are removed.`,
 			}
 			rep, err := pl.Unblock(cmd.Context(), p, by, reason)
 			for _, o := range rep.Outcomes {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s %s\n", o.Kind, o.Prefix, o.Target, o.Reason)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s %s\n", escaped(o.Kind, o.Prefix, o.Target, o.Reason)...)
 			}
 			if err != nil {
 				return err

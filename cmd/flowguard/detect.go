@@ -251,8 +251,8 @@ func writeFindingsTable(w io.Writer, rs []*detect.Result) error {
 		if r.Archived {
 			sev += " (archived)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", sev, r.Type, addrText(r.Actor.IP), addrText(r.Target.IP),
-			detect.Num(r.Count), r.FirstSeen.Format("2006-01-02 15:04:05"), r.LastSeen.Format("15:04:05"), r.Title)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", escaped(sev, r.Type, addrText(r.Actor.IP), addrText(r.Target.IP),
+			detect.Num(r.Count), r.FirstSeen.Format("2006-01-02 15:04:05"), r.LastSeen.Format("15:04:05"), r.Title)...)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("cannot write findings: %w", err)
@@ -270,9 +270,9 @@ func writeExplain(w io.Writer, ip netip.Addr, rs []*detect.Result) error {
 			continue
 		}
 		n++
-		fmt.Fprintf(&b, "%s  %s (%s %.1f)\n", r.Title, r.Type, finding.Level(r.Severity), r.Severity)
+		fmt.Fprintf(&b, "%s  %s (%s %.1f)\n", escaped(r.Title, r.Type, finding.Level(r.Severity), r.Severity)...)
 		fmt.Fprintf(&b, "  id:         %s\n", r.ID)
-		fmt.Fprintf(&b, "  actor:      %s (%s)\n", addrText(r.Actor.IP), r.Actor.Direction)
+		fmt.Fprintf(&b, "  actor:      %s (%s)\n", escaped(addrText(r.Actor.IP), r.Actor.Direction)...)
 		tgt := addrText(r.Target.IP)
 		if len(r.Target.Ports) > 0 {
 			ports := make([]string, len(r.Target.Ports))
@@ -283,11 +283,11 @@ func writeExplain(w io.Writer, ip netip.Addr, rs []*detect.Result) error {
 		}
 		fmt.Fprintf(&b, "  target:     %s\n", tgt)
 		fmt.Fprintf(&b, "  seen:       %s to %s, %s records or events\n", r.FirstSeen.Format("2006-01-02 15:04:05"), r.LastSeen.Format("15:04:05"), detect.Num(r.Count))
-		fmt.Fprintf(&b, "  rule:       %s\n", r.Rule)
+		fmt.Fprintf(&b, "  rule:       %s\n", escaped(r.Rule)...)
 		if len(r.Thresholds) > 0 {
-			fmt.Fprintf(&b, "  thresholds: %s\n", kv(r.Thresholds))
+			fmt.Fprintf(&b, "  thresholds: %s\n", escaped(kv(r.Thresholds))...)
 		}
-		fmt.Fprintf(&b, "  evidence:   %s\n", kv(r.Evidence))
+		fmt.Fprintf(&b, "  evidence:   %s\n", escaped(kv(r.Evidence))...)
 		if r.Archived {
 			b.WriteString("  archived by a suppression rule\n")
 		}
@@ -298,7 +298,7 @@ func writeExplain(w io.Writer, ip netip.Addr, rs []*detect.Result) error {
 				if s.Line > 0 {
 					loc += fmt.Sprintf(":%d", s.Line)
 				}
-				fmt.Fprintf(&b, "    %s: %s\n", loc, s.Text)
+				fmt.Fprintf(&b, "    %s: %s\n", escaped(loc, s.Text)...)
 			}
 		}
 		b.WriteString("\n")

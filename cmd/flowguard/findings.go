@@ -197,9 +197,9 @@ func writeFindingList(w io.Writer, output string, fs []finding.Finding, withArch
 	fmt.Fprintln(tw, hdr)
 	for i := range fs {
 		f := &fs[i]
-		fmt.Fprintf(tw, "%s\t%s %.1f\t%s\t%s\t%s\t%s\t%d\t%s",
+		fmt.Fprintf(tw, "%s\t%s %.1f\t%s\t%s\t%s\t%s\t%d\t%s", escaped(
 			shortID(f.ID), finding.Level(f.Severity), f.Severity, f.Type, addrOr(f.Actor.IP.String(), f.Actor.IP.IsValid()),
-			targetText(f.Target), portsText(f.Target.Ports, 5), f.Count, timeText(f.LastSeen))
+			targetText(f.Target), portsText(f.Target.Ports, 5), f.Count, timeText(f.LastSeen))...)
 		if withArchived {
 			fmt.Fprintf(tw, "\t%s", yesNo(f.Archived))
 		}
@@ -328,7 +328,7 @@ func writeFindingDetail(w io.Writer, f *finding.Finding, hist []store.HistoryEnt
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) {
 		if v != "" {
-			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+			fmt.Fprintf(tw, "%s:\t%s\n", escaped(k, v)...)
 		}
 	}
 	row("ID", f.ID)
@@ -363,7 +363,7 @@ func writeFindingDetail(w io.Writer, f *finding.Finding, hist []store.HistoryEnt
 			if err != nil {
 				v = []byte(fmt.Sprint(f.Evidence[k]))
 			}
-			fmt.Fprintf(tw, "  %s\t%s\n", k, v)
+			fmt.Fprintf(tw, "  %s\t%s\n", escaped(k, v)...)
 		}
 	}
 	if len(hist) > 0 {
@@ -373,11 +373,11 @@ func writeFindingDetail(w io.Writer, f *finding.Finding, hist []store.HistoryEnt
 			hist = hist[len(hist)-showHistory:]
 		}
 		for _, h := range hist {
-			line := "  " + timeText(h.Time) + "\t" + h.Kind
+			line := "  " + timeText(h.Time) + "\t" + esc(h.Kind)
 			if h.Kind == store.HistoryCreated || h.Kind == store.HistoryUpdated {
 				line += fmt.Sprintf("\tcount %d, severity %.1f, last seen %s", h.Count, h.Severity, timeText(h.LastSeen))
 			} else if len(h.Detail) > 0 {
-				line += "\t" + string(h.Detail)
+				line += "\t" + esc(string(h.Detail))
 			}
 			fmt.Fprintln(tw, line)
 		}
@@ -561,7 +561,7 @@ func newSuppressListCmd(db *dbFlag) *cobra.Command {
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tCRITERIA\tCREATED\tDESCRIPTION")
 			for _, r := range rules {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, criteriaText(&r.SuppressionRule), timeText(r.Created), r.Description)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", escaped(r.Name, criteriaText(&r.SuppressionRule), timeText(r.Created), r.Description)...)
 			}
 			return tw.Flush()
 		},

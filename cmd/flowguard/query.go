@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"reflect"
 
 	"github.com/flowguard/flowguard/internal/query"
 	"github.com/spf13/cobra"
@@ -47,3 +48,37 @@ AWS console runs unchanged, for example:
 	cmd.Flags().IntVar(&maxRows, "max-rows", 10000, "rows returned by a query without limit, as Logs Insights (0: all)")
 	return cmd
 }
+
+// escaped returns args for a table row or a line of text, with every
+// string, byte slice and Stringer (such as an address or a typed string)
+// passed through query.EscapeText: the command's table writers print
+// log-derived text through it, so a field cannot carry a terminal escape,
+// a tab or a newline into the output. Numbers pass unchanged.
+func escaped(args ...any) []any {
+	out := make([]any, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case string:
+			out[i] = query.EscapeText(v)
+		case []byte:
+			out[i] = query.EscapeText(string(v))
+		case fmt.Stringer:
+			out[i] = query.EscapeText(v.String())
+		default:
+			out[i] = escapeKind(a)
+		}
+	}
+	return out
+}
+
+// escapeKind escapes a value of a named string type (an enum such as a
+// direction or a state), and returns anything else as it is.
+func escapeKind(a any) any {
+	if rv := reflect.ValueOf(a); rv.IsValid() && rv.Kind() == reflect.String {
+		return query.EscapeText(rv.String())
+	}
+	return a
+}
+
+// esc is query.EscapeText, for text assembled before printing.
+func esc(s string) string { return query.EscapeText(s) }

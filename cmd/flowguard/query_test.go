@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,5 +96,55 @@ func TestQueryErrors(t *testing.T) {
 	_, stderr, code := execute(t, "", "query", seed, filepath.Join(t.TempDir(), "missing.log"))
 	if code != 1 || !strings.Contains(stderr, "missing.log") {
 		t.Errorf("missing file: exit %d, %q", code, stderr)
+	}
+}
+
+// TestQueryOutputEscapesLogFields: a terminal escape, a tab or a carriage
+// return inside a log field reaches neither the table nor the CSV output
+// raw, and JSON keeps it as a JSON escape.
+func TestQueryOutputEscapesLogFields(t *testing.T) {
+	line := "2 123456789010 eni-\x1b]52;c;aGk=\x07\x1b[2J\rX\u202e 198.51.100.7 10.0.0.5 50000 22 6 1 40 1700000000 1700000060 REJECT OK\n"
+	p := filepath.Join(t.TempDir(), "hostile.log")
+	if err := os.WriteFile(p, []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"table", "csv", "json"} {
+		out, stderr, code := execute(t, "", "query", "-o", format, "fields interfaceId, @message", p)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", format, code, stderr)
+		}
+		for i := 0; i < len(out); i++ {
+			if c := out[i]; c < 0x20 && c != '\n' || c == 0x7f {
+				t.Errorf("%s output has control byte %#x: %q", format, c, out)
+				break
+			}
+		}
+		if strings.Contains(out, "\u202e") {
+			t.Errorf("%s output has a raw bidi override: %q", format, out)
+		}
+		if format == "json" {
+			var rows []map[string]string
+			if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 || rows[0]["interfaceId"] != "eni-\x1b]52;c;aGk=\x07\x1b[2J\rX\u202e" {
+				t.Errorf("json does not decode to the field: %v %q", err, out)
+			}
+		} else if !strings.Contains(out, `eni-\x1b]52;c;aGk=\a\x1b[2J\rX\u202e`) {
+			t.Errorf("%s output does not show the field escaped: %q", format, out)
+		}
+	}
+}
+
+// TestTablesEscapeText: the other table writers print log-derived text
+// (a finding's title, a rule, a sample record) escaped.
+func TestTablesEscapeText(t *testing.T) {
+	args := escaped("a\x1b[31mb", []byte("c\td"), netip.MustParseAddr("10.0.0.1"), 3, 1.5)
+	want := []any{`a\x1b[31mb`, `c\td`, "10.0.0.1", 3, 1.5}
+	for i := range want {
+		if args[i] != want[i] {
+			t.Errorf("escaped arg %d = %#v, want %#v", i, args[i], want[i])
+		}
+	}
+	type state string
+	if got := escaped(state("x\ny"))[0]; got != `x\ny` {
+		t.Errorf("escaped named string = %#v", got)
 	}
 }

@@ -141,3 +141,61 @@ func (m *addrMap) each(fn func(a netip.Addr, id int32)) {
 		}
 	}
 }
+
+// pairKey is the key of a pair of IPv4 addresses: a<<32 | b.
+func pairKey(a, b netip.Addr) uint64 {
+	x, y := a.As4(), b.As4()
+	return uint64(binary.BigEndian.Uint32(x[:]))<<32 | uint64(binary.BigEndian.Uint32(y[:]))
+}
+
+// pairMap maps pairs of IPv4 addresses (pairKey) to group ids with open
+// addressing and linear probing, for stats … by srcaddr, dstaddr with
+// aggregates the partitioned path does not compute.
+type pairMap struct {
+	slots []pairSlot
+	n     int
+	mask  uint64
+}
+
+type pairSlot struct {
+	key uint64
+	id  int32 // group id + 1; 0 is empty
+}
+
+func newPairMap() *pairMap { return &pairMap{slots: make([]pairSlot, 1024), mask: 1023} }
+
+// getOrAdd returns k's id; a new key gets id next, and added is true.
+func (m *pairMap) getOrAdd(k uint64, next int32) (id int32, added bool) {
+	for i := hashPair(k) & m.mask; ; i = (i + 1) & m.mask {
+		s := &m.slots[i]
+		if s.id == 0 {
+			if 2*(m.n+1) > len(m.slots) {
+				m.grow()
+				return m.getOrAdd(k, next)
+			}
+			*s = pairSlot{key: k, id: next + 1}
+			m.n++
+			return next, true
+		}
+		if s.key == k {
+			return s.id - 1, false
+		}
+	}
+}
+
+func (m *pairMap) grow() {
+	old := m.slots
+	m.slots = make([]pairSlot, 4*len(old))
+	m.mask = uint64(len(m.slots) - 1)
+	for _, s := range old {
+		if s.id == 0 {
+			continue
+		}
+		for i := hashPair(s.key) & m.mask; ; i = (i + 1) & m.mask {
+			if m.slots[i].id == 0 {
+				m.slots[i] = s
+				break
+			}
+		}
+	}
+}

@@ -83,7 +83,8 @@ func TestPartAggAgreesWithMap(t *testing.T) {
 	a.finish()
 	b.finish()
 	cols := []*Vec{{T: TInt}, {T: TInt, Valid: []bool{}}}
-	keys := a.appendColumns(nil, cols, addrOfV4)
+	var keys []netip.Addr
+	a.appendColumns(cols, make([]map[int]float64, 2), func(k uint32) { keys = append(keys, addrOfV4(k)) })
 	if len(keys) != len(want) {
 		t.Fatalf("%d groups, want %d", len(keys), len(want))
 	}

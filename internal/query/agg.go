@@ -28,6 +28,7 @@ type aggSpec struct {
 var aggregates = map[string]bool{
 	"count": true, "count_distinct": true, "sum": true, "avg": true, "min": true, "max": true,
 	"stddev": true, "pct": true, "percentile": true, "earliest": true, "latest": true,
+	"sortsfirst": true, "sortslast": true,
 }
 
 func isAggregate(name string) bool { return aggregates[name] }
@@ -84,7 +85,7 @@ func (e *env) compileAgg(p Projection) (aggSpec, error) {
 		if arg.typ() == TInt || arg.typ() == TTime {
 			a.t = arg.typ()
 		}
-	case "min", "max", "earliest", "latest":
+	case "min", "max", "earliest", "latest", "sortsfirst", "sortslast":
 		a.t = arg.typ()
 	}
 	if a.fn == "earliest" || a.fn == "latest" {
@@ -115,6 +116,10 @@ func (a *aggSpec) newAggregator() aggregator {
 		return &extremeAgg{sign: -1}
 	case "max":
 		return &extremeAgg{sign: 1}
+	case "sortsfirst":
+		return &extremeAgg{sign: -1, sortOrder: true}
+	case "sortslast":
+		return &extremeAgg{sign: 1, sortOrder: true}
 	case "pct":
 		return &pctAgg{p: a.pct, t: a.t}
 	case "earliest":
@@ -144,22 +149,38 @@ func (c *countAgg) update(gid []int32, sel []uint32, arg, _ *Vec) {
 func (c *countAgg) merge(g int32, src aggregator, sg int32) { c.n[g] += src.(*countAgg).n[sg] }
 func (c *countAgg) result(g int32) Value                    { return IntValue(c.n[g]) }
 
+// sumAgg sums integers exactly while they fit int64; a group whose sum
+// goes past that range (or that meets a float64 value) goes on in float64,
+// as Logs Insights' numbers do: big marks it, and its sum is f + i.
 type sumAgg struct {
 	float bool
 	i     []int64
 	f     []float64
 	has   []bool
+	big   []bool
 }
 
 func (s *sumAgg) grow(g int) {
-	s.i, s.f, s.has = growZero(s.i, g), growZero(s.f, g), growZero(s.has, g)
+	s.i, s.f, s.has, s.big = growZero(s.i, g), growZero(s.f, g), growZero(s.has, g), growZero(s.big, g)
 }
+
+// addInt adds x to group g's integer sum, spilling to float64 on overflow.
+func (s *sumAgg) addInt(g int32, x int64) {
+	z := s.i[g] + x
+	if (s.i[g] >= 0) == (x >= 0) && (z >= 0) != (x >= 0) {
+		s.f[g] += float64(s.i[g]) + float64(x)
+		s.i[g], s.big[g] = 0, true
+		return
+	}
+	s.i[g] = z
+}
+
 func (s *sumAgg) update(gid []int32, sel []uint32, arg, _ *Vec) {
 	if arg.T == TInt && !s.float && !arg.Const {
 		for _, i := range sel {
 			if arg.Valid == nil || arg.Valid[i] {
 				g := gid[i]
-				s.i[g] += arg.I[i]
+				s.addInt(g, arg.I[i])
 				s.has[g] = true
 			}
 		}
@@ -171,22 +192,24 @@ func (s *sumAgg) update(gid []int32, sel []uint32, arg, _ *Vec) {
 			continue
 		}
 		g := gid[i]
-		if s.float {
-			if x, ok := v.Float(); ok {
-				s.f[g] += x
+		if !s.float && v.T != TFloat {
+			if x, ok := v.Int(); ok {
+				s.addInt(g, x)
 				s.has[g] = true
 			}
-		} else if x, ok := v.Int(); ok {
-			s.i[g] += x
+		} else if x, ok := v.Float(); ok {
+			s.f[g] += x
 			s.has[g] = true
+			s.big[g] = s.big[g] || !s.float
 		}
 	}
 }
 func (s *sumAgg) merge(g int32, src aggregator, sg int32) {
 	o := src.(*sumAgg)
-	s.i[g] += o.i[sg]
+	s.addInt(g, o.i[sg])
 	s.f[g] += o.f[sg]
 	s.has[g] = s.has[g] || o.has[sg]
+	s.big[g] = s.big[g] || o.big[sg]
 }
 func (s *sumAgg) result(g int32) Value {
 	switch {
@@ -194,6 +217,8 @@ func (s *sumAgg) result(g int32) Value {
 		return Null
 	case s.float:
 		return FloatValue(s.f[g])
+	case s.big[g]:
+		return FloatValue(s.f[g] + float64(s.i[g]))
 	}
 	return IntValue(s.i[g])
 }
@@ -270,10 +295,14 @@ func (s *stddevAgg) result(g int32) Value {
 	return FloatValue(math.Sqrt(s.m2[g] / (s.n[g] - 1)))
 }
 
-// extremeAgg is min (sign -1) or max (sign 1).
+// extremeAgg is min (sign -1) or max (sign 1); with sortOrder it is
+// sortsFirst or sortsLast: the value that sorts first or last, in the
+// order sort puts values in (numbers by value, addresses as addresses,
+// other text by its bytes, mixed types by their text).
 type extremeAgg struct {
-	sign int
-	v    []Value
+	sign      int
+	sortOrder bool
+	v         []Value
 }
 
 func (e *extremeAgg) grow(g int) { e.v = growZero(e.v, g) }
@@ -288,6 +317,10 @@ func (e *extremeAgg) add(g int32, v Value) {
 	}
 	if cur := e.v[g]; cur.IsNull() {
 		e.v[g] = copyValue(v)
+	} else if e.sortOrder {
+		if compareNullsLast(v, cur)*e.sign > 0 {
+			e.v[g] = copyValue(v)
+		}
 	} else if c, ok := compare(v, cur); ok && c*e.sign > 0 {
 		e.v[g] = copyValue(v)
 	}
@@ -358,7 +391,7 @@ func (a *pctAgg) result(g int32) Value {
 	slices.Sort(v)
 	rank := int(math.Ceil(a.p/100*float64(len(v)))) - 1
 	x := v[max(0, min(rank, len(v)-1))]
-	if a.t == TInt || a.t == TTime {
+	if (a.t == TInt || a.t == TTime) && x >= math.MinInt64 && x < math.MaxInt64 {
 		return Value{T: a.t, I: int64(x)}
 	}
 	return FloatValue(x)

@@ -115,9 +115,11 @@ func (e *env) resolve(ref *FieldRef) (node, error) {
 		if match >= 0 {
 			return &slotRef{slot: match, t: e.slots[match].t}, nil
 		}
-		names := make([]string, len(e.slots))
-		for i, s := range e.slots {
-			names[i] = s.name
+		var names []string
+		for _, s := range e.slots {
+			if !isHidden(s.name) {
+				names = append(names, s.name)
+			}
 		}
 		if s := suggest.Closest(name, names); s != "" {
 			return nil, errorf(ref.P, "no column %s here (did you mean %s?); the columns are %s", name, s, e.columnList())
@@ -157,9 +159,14 @@ func (e *env) resolve(ref *FieldRef) (node, error) {
 }
 
 func (e *env) columnList() string {
-	names := make([]string, len(e.slots))
-	for i, s := range e.slots {
-		names[i] = s.name
+	var names []string
+	for _, s := range e.slots {
+		if !isHidden(s.name) {
+			names = append(names, s.name)
+		}
+	}
+	if len(names) == 0 {
+		return "(no column but the aggregates of stats: an expression in stats may only combine aggregates and constants)"
 	}
 	return strings.Join(names, ", ")
 }

@@ -70,7 +70,21 @@ func (n *batchField) eval(w *wctx, f *frame) *Vec {
 	switch n.field.Kind() {
 	case flowlog.KindUint:
 		vals, present := b.Uints(pos, f.sel)
-		v.T, v.I, v.Valid = TInt, uintsAsInts(vals), present
+		var hi uint64
+		for _, i := range f.sel {
+			hi |= vals[i]
+		}
+		if hi <= math.MaxInt64 {
+			v.T, v.I, v.Valid = TInt, uintsAsInts(vals), present
+			break
+		}
+		// A value past the int64 range (the decoder reads uint64): this
+		// batch's column is float64, as Logs Insights' numbers are.
+		v.T, v.Valid = TFloat, present
+		v.F = grow(v.F, b.N)
+		for _, i := range f.sel {
+			v.F[i] = float64(vals[i])
+		}
 	case flowlog.KindAddr:
 		v.T, v.A, v.Valid = TAddr, b.Addrs(pos, f.sel), nil
 	case flowlog.KindAction, flowlog.KindLogStatus:
@@ -184,6 +198,9 @@ func b2i(b bool) int64 {
 	return 0
 }
 
+// maxSeconds is the largest start time whose milliseconds fit int64.
+const maxSeconds = math.MaxInt64 / 1000
+
 // pseudoField is @timestamp, @message, @logStream, @log or @ingestionTime.
 type pseudoField struct {
 	id    int
@@ -205,6 +222,27 @@ func (n *pseudoField) eval(w *wctx, f *frame) *Vec {
 		out.Valid = present
 		for _, i := range f.sel {
 			out.I[i] = int64(vals[i]) * 1000
+		}
+		for _, i := range f.sel {
+			if vals[i] > maxSeconds {
+				// A start time whose milliseconds do not fit int64
+				// (hundreds of millions of years away) is no time.
+				valid := w.valid[n.id][:0]
+				if present == nil {
+					for range b.N {
+						valid = append(valid, true)
+					}
+				} else {
+					valid = append(valid, present...)
+				}
+				for _, j := range f.sel {
+					if vals[j] > maxSeconds {
+						valid[j] = false
+					}
+				}
+				w.valid[n.id], out.Valid = valid, valid
+				break
+			}
 		}
 		return out
 	case pseudoMessage:
@@ -441,13 +479,18 @@ func (n *arithNode) eval(w *wctx, f *frame) *Vec {
 	out := w.out(n.id, n.t, f.n)
 	for _, i := range f.sel {
 		v := arith(n.op, l.Value(int(i)), r.Value(int(i)), n.t)
+		if v.T == TFloat && out.T != TFloat {
+			// Integer arithmetic past the int64 range goes on in
+			// float64, as Logs Insights' numbers do.
+			out.toFloat(f.sel)
+		}
 		out.set(int(i), v, &w.valid[n.id], f.n)
 	}
 	return out
 }
 
 func arith(op string, a, b Value, t Type) Value {
-	if t == TInt || t == TTime {
+	if (t == TInt || t == TTime) && a.T != TFloat && b.T != TFloat {
 		x, ok1 := a.Int()
 		y, ok2 := b.Int()
 		if !ok1 || !ok2 {
@@ -457,10 +500,19 @@ func arith(op string, a, b Value, t Type) Value {
 		switch op {
 		case "+":
 			z = x + y
+			if (x >= 0) == (y >= 0) && (z >= 0) != (x >= 0) {
+				return FloatValue(float64(x) + float64(y)) // past int64
+			}
 		case "-":
 			z = x - y
+			if (x >= 0) != (y >= 0) && (z >= 0) != (x >= 0) {
+				return FloatValue(float64(x) - float64(y))
+			}
 		case "*":
 			z = x * y
+			if x != 0 && (z/x != y || x == -1 && y == math.MinInt64) {
+				return FloatValue(float64(x) * float64(y))
+			}
 		case "%":
 			if y == 0 {
 				return Null

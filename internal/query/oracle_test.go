@@ -236,17 +236,42 @@ func TestQueriesAgainstPlainGo(t *testing.T) {
 			return s.String()
 		},
 	}, {
-		name:  "dedup keeps the first of each",
+		// Without a sort, Logs Insights dedups in descending @timestamp
+		// order: the latest record of each address, latest first (ties:
+		// by the row's values, then file order).
+		name:  "dedup keeps the latest of each",
 		query: `filter dstport = 22 | fields srcaddr, start | dedup srcaddr | limit 5`,
 		want: func() string {
+			type kept struct {
+				r rec
+				i int
+			}
+			best := map[string]kept{}
+			for i, r := range rs {
+				if r.dstport != 22 {
+					continue
+				}
+				if k, ok := best[r.src]; !ok || r.start > k.r.start {
+					best[r.src] = kept{r, i}
+				}
+			}
+			var ks []kept
+			for _, k := range best {
+				ks = append(ks, k)
+			}
+			slices.SortFunc(ks, func(a, b kept) int {
+				if a.r.start != b.r.start {
+					return int(b.r.start - a.r.start)
+				}
+				if c := addrLess(a.r.src, b.r.src); c != 0 {
+					return c
+				}
+				return a.i - b.i
+			})
 			var s strings.Builder
 			s.WriteString("srcaddr,start\n")
-			seen := map[string]bool{}
-			for _, r := range rs {
-				if r.dstport == 22 && !seen[r.src] && len(seen) < 5 {
-					seen[r.src] = true
-					fmt.Fprintf(&s, "%s,%d\n", canonAddr(r.src), r.start)
-				}
+			for _, k := range ks[:5] {
+				fmt.Fprintf(&s, "%s,%d\n", canonAddr(k.r.src), k.r.start)
 			}
 			return s.String()
 		},

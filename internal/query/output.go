@@ -15,13 +15,15 @@ func WriteText(w io.Writer, t *Table) error {
 	bw := bufio.NewWriter(w)
 	widths := make([]int, len(t.Names))
 	cells := make([][]string, len(t.Rows))
+	names := make([]string, len(t.Names))
 	for i, n := range t.Names {
-		widths[i] = utf8.RuneCountInString(n)
+		names[i] = EscapeText(n)
+		widths[i] = utf8.RuneCountInString(names[i])
 	}
 	for r, row := range t.Rows {
 		cells[r] = make([]string, len(row))
 		for i, v := range row {
-			s := v.String()
+			s := EscapeText(v.String())
 			cells[r][i] = s
 			widths[i] = max(widths[i], utf8.RuneCountInString(s))
 		}
@@ -45,7 +47,7 @@ func WriteText(w io.Writer, t *Table) error {
 		bw.WriteByte('\n')
 	}
 	isNum := func(i int) bool { return t.Types[i] == TInt || t.Types[i] == TFloat }
-	line(t.Names, func(int) bool { return false })
+	line(names, func(int) bool { return false })
 	sep := make([]string, len(t.Names))
 	for i := range sep {
 		b := make([]byte, widths[i])
@@ -75,7 +77,7 @@ func WriteJSON(w io.Writer, t *Table) error {
 	keys := make([][]byte, len(t.Names))
 	for i, n := range t.Names {
 		k, _ := json.Marshal(n)
-		keys[i] = k
+		keys[i] = escapeJSON(k)
 	}
 	bw.WriteByte('[')
 	var buf []byte
@@ -117,19 +119,136 @@ func appendJSONValue(dst []byte, v Value) []byte {
 		return strconv.AppendBool(dst, v.I != 0)
 	}
 	b, _ := json.Marshal(v.String())
-	return append(dst, b...)
+	return append(dst, escapeJSON(b)...)
+}
+
+// escapeJSON replaces, in encoded JSON, the characters encoding/json leaves
+// as they are but a terminal acts on (DEL, C1 controls, bidirectional
+// formatting) by \u escapes, which decode to the same text.
+func escapeJSON(b []byte) []byte {
+	i := 0
+	for i < len(b) {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == 0x7f || unsafeRune(r) {
+			break
+		}
+		i += size
+	}
+	if i == len(b) {
+		return b
+	}
+	out := append(make([]byte, 0, len(b)+12), b[:i]...)
+	for i < len(b) {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == 0x7f || unsafeRune(r) {
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else {
+			out = append(out, b[i:i+size]...)
+		}
+		i += size
+	}
+	return out
+}
+
+// EscapeText returns s fit to print on a terminal or in a spreadsheet:
+// every control character (C0 including tab and newline, DEL, C1), every
+// character that reorders or hides text (bidirectional formatting, line and
+// paragraph separators, zero-width no-break space) and every byte that is
+// not UTF-8 is replaced by a Go-style escape (\x1b, \n, \u202e, \xff), so
+// that a log field cannot move the cursor, recolour or clear the screen,
+// set the clipboard (OSC 52), add rows or make text read differently from
+// what it is. Other text, backslashes included, is unchanged, and s itself
+// is returned when nothing needs escaping. Every table and CSV writer of
+// the command line prints log-derived text through it.
+func EscapeText(s string) string {
+	i := 0
+	for i < len(s) {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f {
+				break
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 || unsafeRune(r) {
+			break
+		}
+		i += size
+	}
+	if i == len(s) {
+		return s
+	}
+	b := append(make([]byte, 0, len(s)+16), s[:i]...)
+	for i < len(s) {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c >= 0x20 && c != 0x7f:
+				b = append(b, c)
+			case c == '\a':
+				b = append(b, `\a`...)
+			case c == '\b':
+				b = append(b, `\b`...)
+			case c == '\f':
+				b = append(b, `\f`...)
+			case c == '\n':
+				b = append(b, `\n`...)
+			case c == '\r':
+				b = append(b, `\r`...)
+			case c == '\t':
+				b = append(b, `\t`...)
+			case c == '\v':
+				b = append(b, `\v`...)
+			default:
+				b = fmt.Appendf(b, `\x%02x`, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = fmt.Appendf(b, `\x%02x`, c)
+		case unsafeRune(r):
+			b = fmt.Appendf(b, `\u%04x`, r)
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return string(b)
+}
+
+// unsafeRune reports whether r is a C1 control or a character that
+// reorders or hides text on screen.
+func unsafeRune(r rune) bool {
+	switch {
+	case r >= 0x80 && r <= 0x9f, // C1 controls (0x9b is CSI)
+		r == 0x061c, r == 0x200e, r == 0x200f, // bidi marks
+		r >= 0x202a && r <= 0x202e, // bidi embeddings and overrides
+		r >= 0x2066 && r <= 0x2069, // bidi isolates
+		r == 0x2028, r == 0x2029,   // line and paragraph separators
+		r == 0xfeff: // zero-width no-break space
+		return true
+	}
+	return false
 }
 
 // WriteCSV prints t as CSV with a header row, for spreadsheets.
 func WriteCSV(w io.Writer, t *Table) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write(t.Names); err != nil {
+	rec := make([]string, len(t.Names))
+	for i, n := range t.Names {
+		rec[i] = EscapeText(n)
+	}
+	if err := cw.Write(rec); err != nil {
 		return err
 	}
-	rec := make([]string, len(t.Names))
 	for _, row := range t.Rows {
 		for i, v := range row {
-			rec[i] = v.String()
+			rec[i] = EscapeText(v.String())
 		}
 		if err := cw.Write(rec); err != nil {
 			return err

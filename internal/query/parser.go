@@ -15,10 +15,6 @@ type SyntaxError struct {
 // Error formats the error as "line 2, column 14: expected ')' but found 'by'".
 func (e *SyntaxError) Error() string { return e.Pos.String() + ": " + e.Msg }
 
-// maxDepth bounds expression nesting so that hostile input cannot exhaust
-// the stack.
-const maxDepth = 200
-
 // Commands AWS has that flowguard does not run. They get a clear error
 // rather than "unknown command".
 var unsupportedCommands = map[string]bool{
@@ -33,8 +29,55 @@ const commandList = "fields, display, filter, stats, sort, limit, dedup or parse
 //
 // Commands are separated by '|' and may span lines; keywords are
 // case-insensitive; '#' starts a comment that runs to the end of the line.
-// A query with a syntax error returns a *SyntaxError.
+// A query with a syntax error returns a *SyntaxError, as does one longer
+// than MaxQueryLength characters or whose expressions are too large.
 func Parse(src string) (*Query, error) {
+	if err := checkLength(src); err != nil {
+		return nil, err
+	}
+	q, err := parseQuery(src)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSize(q); err != nil {
+		return nil, err
+	}
+	if err := checkPlacement(q); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// checkPlacement refuses what Logs Insights refuses about where commands
+// go: at most two stats commands, and, when there are two, sort and limit
+// only after the second. (That only limit follows dedup is checked while
+// parsing.)
+func checkPlacement(q *Query) error {
+	var stats []*StatsCmd
+	for _, c := range q.Commands {
+		if s, ok := c.(*StatsCmd); ok {
+			stats = append(stats, s)
+		}
+	}
+	if len(stats) > 2 {
+		return errAt(stats[2].P, "a query may have at most two stats commands, as in Logs Insights")
+	}
+	if len(stats) < 2 {
+		return nil
+	}
+	for _, c := range q.Commands {
+		if c == Command(stats[1]) {
+			break
+		}
+		switch c.(type) {
+		case *SortCmd, *LimitCmd:
+			return errAt(c.Position(), "in a query with two stats commands, sort and limit may only come after the second (at "+stats[1].P.String()+"), as in Logs Insights")
+		}
+	}
+	return nil
+}
+
+func parseQuery(src string) (*Query, error) {
 	p := &parser{lx: newLexer(src)}
 	if err := p.next(); err != nil {
 		return nil, err
@@ -764,10 +807,16 @@ func (p *parser) primary() (Expr, error) {
 		n := &NumberLit{P: t.pos, Text: t.text}
 		if strings.IndexByte(t.text, '.') < 0 {
 			v, err := strconv.ParseInt(t.text, 10, 64)
-			if err != nil {
+			if err == nil {
+				n.IsInt, n.Int, n.Float = true, v, float64(v)
+				return n, p.next()
+			}
+			// Past int64: a float64, as every number is in Logs Insights.
+			f, ferr := strconv.ParseFloat(t.text, 64)
+			if ferr != nil {
 				return nil, errAt(t.pos, "number "+t.describe()+" is too large")
 			}
-			n.IsInt, n.Int, n.Float = true, v, float64(v)
+			n.Float = f
 		} else {
 			v, err := strconv.ParseFloat(t.text, 64)
 			if err != nil {

@@ -2,6 +2,8 @@ package query
 
 import (
 	"encoding/binary"
+	"math"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"sync"
@@ -33,9 +35,16 @@ type partAgg[K comparable] struct {
 // partBuf is one worker's buffered rows for one partition.
 type partBuf[K comparable] struct {
 	keys []K
-	vals [][]int64 // per sum: the value, or a value with ok false
-	ok   [][]bool
+	vals [][]int64 // per sum: the value (float64 bits when ok is okFloat)
+	ok   [][]uint8 // per sum: okAbsent, okInt or okFloat
 }
+
+// What a buffered sum value is.
+const (
+	okAbsent uint8 = iota
+	okInt
+	okFloat // a float64 value, from a column past the int64 range
+)
 
 const (
 	numParts   = 256
@@ -55,6 +64,9 @@ type partition[K comparable] struct {
 	gkeys  []K
 	counts [][]int64 // per aggregate: count, or sum
 	has    [][]bool  // per sum: whether any value was added
+	// spill is, per sum, the float64 part of the groups whose sum went
+	// past the int64 range; nil until one does.
+	spill []map[int32]float64
 }
 
 // partSlot is a hash table slot: a key and its group id plus one (0: empty).
@@ -87,6 +99,7 @@ func newPartAgg[K comparable](kinds []partAggKind, hash func(K) uint64) *partAgg
 		pt := &p.parts[i]
 		pt.counts = make([][]int64, len(kinds))
 		pt.has = make([][]bool, len(kinds))
+		pt.spill = make([]map[int32]float64, len(kinds))
 	}
 	p.initBufs()
 	return p
@@ -102,7 +115,7 @@ func (p *partAgg[K]) worker() *partAgg[K] {
 func (p *partAgg[K]) initBufs() {
 	for i := range p.bufs {
 		p.bufs[i].vals = make([][]int64, len(p.aggs))
-		p.bufs[i].ok = make([][]bool, len(p.aggs))
+		p.bufs[i].ok = make([][]uint8, len(p.aggs))
 	}
 }
 
@@ -112,6 +125,12 @@ func hashV4(k uint32) uint64 {
 }
 
 func hashV6(k [2]uint64) uint64 { return hashKey(k[0], k[1]) }
+
+// hashPair hashes a pair of IPv4 addresses, a<<32 | b.
+func hashPair(k uint64) uint64 {
+	h, l := bits.Mul64(k^0x9e3779b97f4a7c15, 0xc2b2ae3d27d4eb4f)
+	return h ^ l
+}
 
 // v4Key and v6Key are the keys of an address.
 func v4Key(a netip.Addr) uint32 {
@@ -133,8 +152,17 @@ func (p *partAgg[K]) add(k K, i int, args []*Vec) {
 		if kind == partSum {
 			v := args[a]
 			j := v.idx(i)
-			pt.vals[a] = append(pt.vals[a], v.I[j])
-			pt.ok[a] = append(pt.ok[a], v.Valid == nil || v.Valid[j])
+			switch {
+			case v.Valid != nil && !v.Valid[j]:
+				pt.vals[a] = append(pt.vals[a], 0)
+				pt.ok[a] = append(pt.ok[a], okAbsent)
+			case v.T == TFloat:
+				pt.vals[a] = append(pt.vals[a], int64(math.Float64bits(v.F[j])))
+				pt.ok[a] = append(pt.ok[a], okFloat)
+			default:
+				pt.vals[a] = append(pt.vals[a], v.I[j])
+				pt.ok[a] = append(pt.ok[a], okInt)
+			}
 		}
 	}
 	if len(pt.keys) >= partBuffer {
@@ -155,10 +183,20 @@ func (p *partAgg[K]) fold(i int) {
 	for r, k := range buf.keys {
 		g := p.group(pt, k)
 		for a, kind := range p.aggs {
-			if kind == partCount {
+			switch {
+			case kind == partCount:
 				pt.counts[a][g]++
-			} else if buf.ok[a][r] {
-				pt.counts[a][g] += buf.vals[a][r]
+			case buf.ok[a][r] == okInt:
+				x, y := pt.counts[a][g], buf.vals[a][r]
+				z := x + y
+				if (x >= 0) == (y >= 0) && (z >= 0) != (y >= 0) {
+					pt.addSpill(a, g, float64(x)+float64(y))
+					z = 0
+				}
+				pt.counts[a][g] = z
+				pt.has[a][g] = true
+			case buf.ok[a][r] == okFloat:
+				pt.addSpill(a, g, math.Float64frombits(uint64(buf.vals[a][r])))
 				pt.has[a][g] = true
 			}
 		}
@@ -169,6 +207,14 @@ func (p *partAgg[K]) fold(i int) {
 		buf.vals[a] = buf.vals[a][:0]
 		buf.ok[a] = buf.ok[a][:0]
 	}
+}
+
+// addSpill adds x to the float64 part of sum a of group g.
+func (pt *partition[K]) addSpill(a int, g int32, x float64) {
+	if pt.spill[a] == nil {
+		pt.spill[a] = make(map[int32]float64)
+	}
+	pt.spill[a][g] += x
 }
 
 // group finds or adds the group of k in the partition.
@@ -251,23 +297,45 @@ func (p *partAgg[K]) len() int {
 	return n
 }
 
-// appendColumns appends the groups to a key column (keys turned into
-// addresses by addr) and to one column per aggregate, whose Valid slices
-// are set for sums; every worker must have finished.
-func (p *partAgg[K]) appendColumns(keys []netip.Addr, aggs []*Vec, addr func(K) netip.Addr) []netip.Addr {
+// appendColumns passes the groups' keys to key, in order, and appends their
+// aggregates to one column per aggregate, whose Valid slices are set for
+// sums, and the float64 parts of sums past the int64 range to spills (by
+// row of the columns); every worker must have finished.
+func (p *partAgg[K]) appendColumns(aggs []*Vec, spills []map[int]float64, key func(K)) {
 	for i := range p.parts {
 		pt := &p.parts[i]
 		for _, k := range pt.gkeys {
-			keys = append(keys, addr(k))
+			key(k)
 		}
 		for a, kind := range p.aggs {
+			base := len(aggs[a].I)
 			aggs[a].I = append(aggs[a].I, pt.counts[a]...)
 			if kind == partSum {
 				aggs[a].Valid = append(aggs[a].Valid, pt.has[a]...)
 			}
+			for g, x := range pt.spill[a] {
+				if spills[a] == nil {
+					spills[a] = make(map[int]float64)
+				}
+				spills[a][base+int(g)] += x
+			}
 		}
 	}
-	return keys
+}
+
+// addSpills turns the sums with float64 parts into a float64 column.
+func addSpills(v *Vec, spill map[int]float64) {
+	if len(spill) == 0 {
+		return
+	}
+	v.F = make([]float64, len(v.I))
+	for j, x := range v.I {
+		v.F[j] = float64(x)
+	}
+	for j, x := range spill {
+		v.F[j] += x
+	}
+	v.T, v.I = TFloat, nil
 }
 
 func addrOfV4(k uint32) netip.Addr {

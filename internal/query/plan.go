@@ -12,6 +12,7 @@ import (
 
 // Program is a compiled query, ready to run over flow logs.
 type Program struct {
+	maxRows  int // rows returned at most; 0: all
 	pipes    []*pipeline
 	columns  []string // the columns shown, in order
 	warnings []string
@@ -183,6 +184,14 @@ func compileQuery(q *Query, opts Options) (*Program, error) {
 				}
 				spec.dedup = append(spec.dedup, n)
 			}
+			if err == nil && c.env.stream {
+				// Records no sort has ordered: Logs Insights dedups
+				// them in descending @timestamp order, so the latest
+				// record of each combination is kept.
+				ts, _ := c.env.resolve(&FieldRef{P: cmd.P, Name: "@timestamp"})
+				spec.sort = []sortSpec{{x: ts, desc: true}}
+				spec.best = true
+			}
 			if err == nil {
 				if i+1 < len(cmds) {
 					if l, ok := cmds[i+1].(*LimitCmd); ok {
@@ -199,10 +208,16 @@ func compileQuery(q *Query, opts Options) (*Program, error) {
 			return nil, err
 		}
 	}
+	c.p.maxRows = opts.MaxRows
 	if len(c.pipe.stages) == 0 && len(c.p.pipes) > 1 {
 		// The query ended with stats, sort, limit or dedup: the last
-		// pipeline is empty.
+		// pipeline is empty. A sort or dedup without a limit returns
+		// MaxRows rows, as the end of any other query does (a sort then
+		// keeps only that many while it runs).
 		c.p.pipes = c.p.pipes[:len(c.p.pipes)-1]
+		if last := c.p.pipes[len(c.p.pipes)-1]; last.rows != nil && last.rows.limit < 0 && opts.MaxRows > 0 {
+			last.rows.limit = opts.MaxRows
+		}
 	} else {
 		limit := -1
 		if opts.MaxRows > 0 {
@@ -326,21 +341,11 @@ func (c *compiler) stats(cmd *StatsCmd) error {
 		}
 		spec.by = append(spec.by, keySpec{name: b.Name(), x: n})
 	}
-	for _, a := range cmd.Aggs {
-		as, err := c.env.compileAgg(a)
-		if err != nil {
-			return err
-		}
-		spec.aggs = append(spec.aggs, as)
+	cols, err := c.compileStatsItems(spec, cmd.Aggs)
+	if err != nil {
+		return err
 	}
 	c.pipe.stats = spec
-	var cols []slot
-	for _, k := range spec.by {
-		cols = append(cols, slot{k.name, k.x.typ()})
-	}
-	for _, a := range spec.aggs {
-		cols = append(cols, slot{a.name, a.t})
-	}
 	c.newPipe(false, cols)
 	c.visible = nil
 	return nil
@@ -466,12 +471,16 @@ func (p *Program) Run(ctx context.Context, sc *flowlog.Scanner, inputs []flowlog
 	for _, pipe := range p.pipes[1:] {
 		t = pipe.runTable(t)
 	}
-	return project(t, p.columns), nil
+	return project(t, p.columns, p.maxRows), nil
 }
 
-// project keeps the named columns of t, in that order.
-func project(t *Table, cols []string) *Table {
-	t.materialize(0)
+// project keeps the named columns of t, in that order, and at most max
+// rows (0: all).
+func project(t *Table, cols []string, max int) *Table {
+	t.materialize(max)
+	if max > 0 && len(t.Rows) > max {
+		t.Rows = t.Rows[:max]
+	}
 	idx := make([]int, len(cols))
 	out := &Table{Names: cols, Types: make([]Type, len(cols)), Rows: make([][]Value, len(t.Rows))}
 	for i, name := range cols {
@@ -574,7 +583,7 @@ func (p *pipeline) runStream(ctx context.Context, sc *flowlog.Scanner, inputs []
 			st.groups.consume(st.w, &st.f)
 			return nil
 		}
-		return st.rows.add(p.rows.extract(st.w, &st.f, batchOrder(b)))
+		return p.rows.collect(st.w, &st.f, batchOrder(b), st.rows)
 	})
 	if err != nil {
 		return nil, err
@@ -600,14 +609,14 @@ func (p *pipeline) runStream(ctx context.Context, sc *flowlog.Scanner, inputs []
 		if first.groups != nil {
 			first.groups.merge(st.groups)
 		} else {
-			first.rows.rows = append(first.rows.rows, st.rows.rows...)
+			first.rows.merge(st.rows)
 		}
 	}
 	if first == nil {
 		first = p.newWorker(nil)
 	}
 	if first.groups != nil {
-		return first.groups.table(), nil
+		return p.stats.finish(first.groups.table()), nil
 	}
 	return first.rows.table(), nil
 }
@@ -624,8 +633,8 @@ func (p *pipeline) runTable(t *Table) *Table {
 	if st.groups != nil {
 		st.groups.consume(st.w, &st.f)
 		st.groups.finish()
-		return st.groups.table()
+		return p.stats.finish(st.groups.table())
 	}
-	_ = st.rows.add(p.rows.extract(st.w, &st.f, order))
+	_ = p.rows.collect(st.w, &st.f, order, st.rows)
 	return st.rows.table()
 }

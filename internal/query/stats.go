@@ -21,6 +21,9 @@ type statsSpec struct {
 	// ordered: the groups come out ordered by their keys. Not needed
 	// when a sort follows, whose ties are broken by whole rows.
 	ordered bool
+	// post computes the items that are expressions over aggregates; nil
+	// when every item is an aggregate call.
+	post *statsPost
 }
 
 // groupTable is one worker's groups and their aggregate states. A single
@@ -34,13 +37,19 @@ type groupTable struct {
 	addrIdx *addrMap            // one address key
 	v4      *partAgg[uint32]    // one address key, counts and sums: IPv4 rows, partitioned
 	v6      *partAgg[[2]uint64] // and IPv6 rows
-	intIdx  map[int64]int32     // one integer or time key
-	intKeys []int64             // by group
-	strIdx  map[string]int32    // one string key
-	strKeys []string            // by group
-	multi   map[string]int32    // anything else
-	keys    []Value             // multi: len(spec.by) values per group
-	nullG   int32               // group of the absent key (single key), -1 if none
+	// Two address keys (stats … by srcaddr, dstaddr): pairs of IPv4
+	// addresses as one 8-byte key, partitioned for counts and sums
+	// (pair4) or in an open-addressing table (pairIdx); other pairs in
+	// multi.
+	pair4   *partAgg[uint64]
+	pairIdx *pairMap
+	intIdx  map[int64]int32  // one integer or time key
+	intKeys []int64          // by group
+	strIdx  map[string]int32 // one string key
+	strKeys []string         // by group
+	multi   map[string]int32 // anything else
+	keys    []Value          // multi: len(spec.by) values per group
+	nullG   int32            // group of the absent key (single key), -1 if none
 
 	ngrp int
 	aggs []aggregator
@@ -66,6 +75,17 @@ func newGroupTable(s *statsSpec, like *groupTable) *groupTable {
 				t.v4 = newPartAgg(kinds, hashV4)
 				t.v6 = newPartAgg(kinds, hashV6)
 			}
+		}
+	case len(s.by) == 2 && t.types[0] == TAddr && t.types[1] == TAddr:
+		t.multi = make(map[string]int32)
+		if kinds := partAggKinds(s); kinds != nil {
+			if like != nil {
+				t.pair4 = like.pair4.worker()
+			} else {
+				t.pair4 = newPartAgg(kinds, hashPair)
+			}
+		} else {
+			t.pairIdx = newPairMap()
 		}
 	case len(s.by) == 1 && (t.types[0] == TInt || t.types[0] == TTime):
 		t.intIdx = make(map[int64]int32)
@@ -142,6 +162,38 @@ func (t *groupTable) consume(w *wctx, f *frame) {
 			agg.update(gid, rest, args[a], tss[a])
 		}
 		return
+	case t.pair4 != nil:
+		// IPv4 pairs go to the partitioned aggregation, the others to
+		// the general table.
+		x, y := by[0], by[1]
+		rest := f.sel[:0:0]
+		var key [2]Value
+		for _, i := range f.sel {
+			a, b := x.A[x.idx(int(i))], y.A[y.idx(int(i))]
+			if a.Is4() && b.Is4() {
+				t.pair4.add(pairKey(a, b), int(i), args)
+				continue
+			}
+			key[0], key[1] = AddrValue(a), AddrValue(b)
+			gid[i] = t.lookup(key[:])
+			rest = append(rest, i)
+		}
+		for a, agg := range t.aggs {
+			agg.update(gid, rest, args[a], tss[a])
+		}
+		return
+	case t.pairIdx != nil:
+		x, y := by[0], by[1]
+		var key [2]Value
+		for _, i := range f.sel {
+			a, b := x.A[x.idx(int(i))], y.A[y.idx(int(i))]
+			if a.Is4() && b.Is4() {
+				gid[i] = t.pairGroup(a, b)
+				continue
+			}
+			key[0], key[1] = AddrValue(a), AddrValue(b)
+			gid[i] = t.lookup(key[:])
+		}
 	case t.addrIdx != nil:
 		v := by[0]
 		for _, i := range f.sel {
@@ -152,6 +204,17 @@ func (t *groupTable) consume(w *wctx, f *frame) {
 		for _, i := range f.sel {
 			if v.IsNull(int(i)) {
 				gid[i] = t.nullGroup()
+				continue
+			}
+			if v.T == TFloat {
+				// A batch whose column went past int64: keys that
+				// are no int64 group as absent.
+				x := conv(v.Value(int(i)), TInt)
+				if x.IsNull() {
+					gid[i] = t.nullGroup()
+				} else {
+					gid[i] = t.intGroup(x.I)
+				}
 				continue
 			}
 			gid[i] = t.intGroup(v.I[v.idx(int(i))])
@@ -222,8 +285,21 @@ func (t *groupTable) nullGroup() int32 {
 	return t.nullG
 }
 
+// pairGroup finds or creates the group of a pair of IPv4 addresses.
+func (t *groupTable) pairGroup(a, b netip.Addr) int32 {
+	g, added := t.pairIdx.getOrAdd(pairKey(a, b), int32(t.ngrp))
+	if added {
+		t.newGroup()
+		t.keys = append(t.keys, AddrValue(a), AddrValue(b))
+	}
+	return g
+}
+
 // lookup finds or creates the group of a key.
 func (t *groupTable) lookup(key []Value) int32 {
+	if t.pairIdx != nil && key[0].T == TAddr && key[1].T == TAddr && key[0].A.Is4() && key[1].A.Is4() {
+		return t.pairGroup(key[0].A, key[1].A)
+	}
 	if len(key) == 1 && t.multi == nil {
 		v := key[0]
 		switch {
@@ -327,6 +403,9 @@ func (t *groupTable) finish() {
 		t.v4.finish()
 		t.v6.finish()
 	}
+	if t.pair4 != nil {
+		t.pair4.finish()
+	}
 }
 
 // merge adds another worker's groups into t (the partitioned groups are
@@ -382,27 +461,36 @@ func (t *groupTable) table() *Table {
 	for a, agg := range t.aggs {
 		out.cols[nk+a] = aggVec(agg, t.spec.aggs[a].t, t.ngrp)
 	}
-	if t.v4 != nil {
-		// The address table holds only the absent key's group; the
-		// partitioned groups follow it, in columns sized once.
-		total := t.ngrp + t.v4.len() + t.v6.len()
-		keys := append(make([]netip.Addr, 0, total), out.cols[0].A[:t.ngrp]...)
-		aggs := make([]*Vec, len(t.aggs))
-		for a := range aggs {
-			old := out.cols[nk+a]
-			aggs[a] = &Vec{T: TInt, I: append(make([]int64, 0, total), old.I[:t.ngrp]...)}
-			if old.Valid != nil || partAggKinds(t.spec)[a] == partSum {
-				aggs[a].Valid = make([]bool, t.ngrp, total)
-				for g := range t.ngrp {
-					aggs[a].Valid[g] = old.Valid == nil || old.Valid[g]
-				}
-			}
+	if t.v4 != nil || t.pair4 != nil {
+		// The group tables hold only the groups not partitioned (the
+		// absent key's, pairs that are not both IPv4); the partitioned
+		// groups follow them, in columns sized once.
+		total := t.ngrp
+		if t.v4 != nil {
+			total += t.v4.len() + t.v6.len()
+		} else {
+			total += t.pair4.len()
 		}
-		keys = t.v4.appendColumns(keys, aggs, addrOfV4)
-		keys = t.v6.appendColumns(keys, aggs, addrOfV6)
+		aggs, spills := t.partColumns(out, total)
+		keys := make([][]netip.Addr, nk)
+		for k := range keys {
+			keys[k] = append(make([]netip.Addr, 0, total), out.cols[k].A[:t.ngrp]...)
+		}
+		if t.v4 != nil {
+			t.v4.appendColumns(aggs, spills, func(k uint32) { keys[0] = append(keys[0], addrOfV4(k)) })
+			t.v6.appendColumns(aggs, spills, func(k [2]uint64) { keys[0] = append(keys[0], addrOfV6(k)) })
+		} else {
+			t.pair4.appendColumns(aggs, spills, func(k uint64) {
+				keys[0] = append(keys[0], addrOfV4(uint32(k>>32)))
+				keys[1] = append(keys[1], addrOfV4(uint32(k)))
+			})
+		}
 		out.n = total
-		out.cols[0] = &Vec{T: TAddr, A: keys}
+		for k := range keys {
+			out.cols[k] = &Vec{T: TAddr, A: keys[k]} // the zero Addr is absent
+		}
 		for a, v := range aggs {
+			addSpills(v, spills[a])
 			out.cols[nk+a] = v
 		}
 	}
@@ -413,14 +501,14 @@ func (t *groupTable) table() *Table {
 			perm[i] = int32(i)
 		}
 		keys := out.cols[:nk]
-		if nk == 1 && t.addrIdx != nil {
-			a := keys[0].A
+		if allAddrs(keys) {
 			slices.SortFunc(perm, func(x, y int32) int {
-				ax, ay := a[x], a[y]
-				if !ax.IsValid() || !ay.IsValid() {
-					return compareNullsLast(AddrValue(ax), AddrValue(ay))
+				for _, k := range keys {
+					if c := compareAddrsNullsLast(k.A[x], k.A[y]); c != 0 {
+						return c
+					}
 				}
-				return ax.Compare(ay)
+				return 0
 			})
 		} else {
 			slices.SortFunc(perm, func(x, y int32) int {
@@ -439,10 +527,72 @@ func (t *groupTable) table() *Table {
 	return out
 }
 
-// aggVec returns an aggregate's results for n groups as a column.
+// partColumns returns the aggregate columns of a table whose groups go on
+// in partitions: the first t.ngrp rows from out's columns, room for total,
+// and the float64 parts of the sums of those rows that went past int64.
+func (t *groupTable) partColumns(out *Table, total int) ([]*Vec, []map[int]float64) {
+	nk := len(t.spec.by)
+	kinds := partAggKinds(t.spec)
+	aggs := make([]*Vec, len(t.aggs))
+	spills := make([]map[int]float64, len(t.aggs))
+	for a := range aggs {
+		old := out.cols[nk+a]
+		aggs[a] = &Vec{T: TInt, I: make([]int64, t.ngrp, total)}
+		for g := range t.ngrp {
+			if old.T == TFloat { // this group's sum went past int64
+				if spills[a] == nil {
+					spills[a] = make(map[int]float64)
+				}
+				spills[a][g] = old.F[g]
+			} else {
+				aggs[a].I[g] = old.I[g]
+			}
+		}
+		if old.Valid != nil || kinds[a] == partSum {
+			aggs[a].Valid = make([]bool, t.ngrp, total)
+			for g := range t.ngrp {
+				aggs[a].Valid[g] = old.Valid == nil || old.Valid[g]
+			}
+		}
+	}
+	return aggs, spills
+}
+
+func allAddrs(vs []*Vec) bool {
+	for _, v := range vs {
+		if v.T != TAddr || v.Const {
+			return false
+		}
+	}
+	return true
+}
+
+// compareAddrsNullsLast orders addresses, the absent (zero) one last.
+func compareAddrsNullsLast(a, b netip.Addr) int {
+	switch {
+	case !a.IsValid() && !b.IsValid():
+		return 0
+	case !a.IsValid():
+		return 1
+	case !b.IsValid():
+		return -1
+	}
+	return a.Compare(b)
+}
+
+// aggVec returns an aggregate's results for n groups as a column: of type
+// t, or float64 when an integer aggregate went past the int64 range.
 func aggVec(agg aggregator, t Type, n int) *Vec {
 	if c, ok := agg.(*countAgg); ok {
 		return &Vec{T: TInt, I: c.n[:n]}
+	}
+	if t == TInt || t == TTime {
+		for g := 0; g < n; g++ {
+			if agg.result(int32(g)).T == TFloat {
+				t = TFloat
+				break
+			}
+		}
 	}
 	v := &Vec{}
 	v.reset(t, n)

@@ -76,6 +76,15 @@ func (t *Table) frame(w *wctx) *frame {
 	}
 	for c := range t.Names {
 		v := &Vec{T: t.Types[c], Valid: make([]bool, n)}
+		if v.T == TInt || v.T == TTime {
+			// An integer column that went past int64 holds float64s.
+			for _, row := range t.Rows {
+				if row[c].T == TFloat {
+					v.T = TFloat
+					break
+				}
+			}
+		}
 		switch v.T {
 		case TBool, TInt, TTime:
 			v.I = make([]int64, n)

@@ -159,6 +159,9 @@ func compare(a, b Value) (c int, ok bool) {
 	if a.T == TAddr && b.T == TAddr {
 		return a.A.Compare(b.A), true
 	}
+	if a.T == TString && b.T == TString {
+		return strings.Compare(a.S, b.S), true
+	}
 	if a.T.numeric() && b.T.numeric() {
 		if a.T != TFloat && b.T != TFloat {
 			return cmpInt(a.I, b.I), true

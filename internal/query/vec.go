@@ -173,3 +173,17 @@ func (v *Vec) gather(perm []int32) *Vec {
 	}
 	return out
 }
+
+// toFloat turns an integer vector into a float64 one, converting the
+// values of the selected rows.
+func (v *Vec) toFloat(sel []uint32) {
+	if v.T == TFloat {
+		return
+	}
+	n := len(v.I)
+	v.F = grow(v.F, n)
+	for _, i := range sel {
+		v.F[i] = float64(v.I[i])
+	}
+	v.T = TFloat
+}

@@ -78,8 +78,9 @@ type judgement struct {
 	// open: the window is still open (Engine.Peek). Detectors then emit
 	// what they would raise so far but change no state that outlives the
 	// judgement (reported marks, long-horizon state).
-	open bool
-	out  map[string]*Result // Peek's findings
+	open  bool
+	out   map[string]*Result  // Peek's findings
+	marks map[*extState]uint8 // Peek's reported marks
 }
 
 // sourceRef is one outside source of the window.
@@ -108,19 +109,29 @@ func (r *sourceRef) samples() []Sample {
 
 // reported reports whether a rule of bits counted the source in this
 // window or the previous one.
-func (r *sourceRef) reported(bits uint8) bool {
-	return r.s.reported&bits != 0 || (r.ps != nil && r.ps.reported&bits != 0)
+func (j *judgement) reported(r *sourceRef, bits uint8) bool {
+	return j.reportedIn(r.s, bits) || (r.ps != nil && j.reportedIn(r.ps, bits))
+}
+
+func (j *judgement) reportedIn(s *extState, bits uint8) bool {
+	return (s.reported|j.marks[s])&bits != 0
 }
 
 // mark records that a rule of bit counted the source in both windows, so
-// that the next window does not count the previous one's activity again.
+// that the next window does not count the previous one's activity again
+// (and weaker rules stay quiet). Peek's marks last for its judgement only.
 func (j *judgement) mark(r *sourceRef, bit uint8) {
-	if j.open {
-		return
-	}
-	r.s.reported |= bit
-	if r.ps != nil {
-		r.ps.reported |= bit
+	for _, s := range []*extState{r.s, r.ps} {
+		switch {
+		case s == nil:
+		case j.open:
+			if j.marks == nil {
+				j.marks = map[*extState]uint8{}
+			}
+			j.marks[s] |= bit
+		default:
+			s.reported |= bit
+		}
 	}
 }
 

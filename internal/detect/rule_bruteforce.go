@@ -44,7 +44,7 @@ func (d *bruteForce) judge(j *judgement) {
 				continue
 			}
 			count := set.len()
-			if o != nil && r.ps.reported&repBrute == 0 {
+			if o != nil && !j.reportedIn(r.ps, repBrute) {
 				count = n
 			}
 			j.mark(r, repBrute)

@@ -27,13 +27,13 @@ func (d *repeatedReject) judge(j *judgement) {
 	for i := range j.sources {
 		r := &j.sources[i]
 		s, ps := r.s, r.ps
-		if s.rejects == 0 || r.reported(repScan|repBrute) {
+		if s.rejects == 0 || j.reported(r, repScan|repBrute) {
 			continue
 		}
 		n, count := s.rejects, s.rejects
 		if ps != nil {
 			n += ps.rejects
-			if ps.reported&repReject == 0 {
+			if !j.reportedIn(ps, repReject) {
 				count += ps.rejects
 			}
 		}

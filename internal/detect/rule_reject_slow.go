@@ -77,7 +77,7 @@ func (d *slowReject) judge(j *judgement) {
 			continue // several targets in one window: scans are other rules'
 		}
 		k := slowKey{r.key, pair}
-		if r.reported(repScan | repBrute | repReject) {
+		if j.reported(r, repScan | repBrute | repReject) {
 			delete(d.srcs, k) // explained, and counted, by a faster rule
 			continue
 		}

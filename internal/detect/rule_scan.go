@@ -58,7 +58,7 @@ func (d *inboundScan) judgeSource(j *judgement, r *sourceRef) {
 		}
 	}
 	pairsOf(r.s, r.big, func(h uint32, p uint16) { index(h, p, true) })
-	prevCounts := r.ps != nil && r.ps.reported&repScan == 0
+	prevCounts := r.ps != nil && !j.reportedIn(r.ps, repScan)
 	pairsOf(r.ps, r.pbig, func(h uint32, p uint16) { index(h, p, prevCounts) })
 	first, last := r.span()
 	fired := false

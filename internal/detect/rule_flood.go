@@ -220,7 +220,9 @@ func (h *host) learnTalkers(hp *hostPane, idx int64) {
 // address, so that the result does not depend on the order of the sources).
 func (hp *hostPane) addTop(k addrKey, packets uint32) {
 	x := heavySrc{k, packets}
-	before := func(a, b heavySrc) bool { return a.packets > b.packets || a.packets == b.packets && cmpKey(a.key, b.key) < 0 }
+	before := func(a, b heavySrc) bool {
+		return a.packets > b.packets || a.packets == b.packets && cmpKey(a.key, b.key) < 0
+	}
 	n := int(hp.ntop)
 	if n == len(hp.top) && !before(x, hp.top[n-1]) {
 		return

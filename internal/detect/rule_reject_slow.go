@@ -22,8 +22,8 @@ import (
 // back to the same (host, port), and at most max_sources of them are kept.
 type slowReject struct {
 	set     SlowRejectSettings
-	horizon int64 // seconds
-	sources int   // max_tracked_sources, which sizes the filter
+	horizon int64       // seconds
+	sources int         // max_tracked_sources, which sizes the filter
 	seen    *seenFilter // allocated at the first window judged
 	srcs    map[slowKey]*slowSrc
 	evicted *int64
@@ -77,7 +77,7 @@ func (d *slowReject) judge(j *judgement) {
 			continue // several targets in one window: scans are other rules'
 		}
 		k := slowKey{r.key, pair}
-		if j.reported(r, repScan | repBrute | repReject) {
+		if j.reported(r, repScan|repBrute|repReject) {
 			delete(d.srcs, k) // explained, and counted, by a faster rule
 			continue
 		}

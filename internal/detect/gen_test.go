@@ -65,6 +65,7 @@ func TestGenerated(t *testing.T) {
 			o := Options{Settings: DefaultSettings(), Home: g.home, Threats: g.threats}
 			e := runEngine(t, o, 0, 2, input("gen.log", g.text))
 			rs := e.Results()
+			undeclared(t, rs)
 			for _, l := range g.labels {
 				found := false
 				for _, r := range rs {
@@ -212,4 +213,17 @@ func diffFindings(got, want []finding.Finding) string {
 		out = out[:5]
 	}
 	return fmt.Sprintf("%d vs %d findings: %s", len(got), len(want), strings.Join(out, "\n"))
+}
+
+// undeclared fails for evidence keys missing from the evidence table
+// (finding.LookupEvidence): each key's merge rule is declared once.
+func undeclared(t *testing.T, rs []*Result) {
+	t.Helper()
+	for _, r := range rs {
+		for k := range r.Evidence {
+			if _, ok := finding.LookupEvidence(finding.EvidenceKey(k)); !ok {
+				t.Errorf("%s: evidence key %q is not declared in finding's evidence table", r.Type, k)
+			}
+		}
+	}
 }

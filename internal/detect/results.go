@@ -353,11 +353,13 @@ func title(r *Result) string {
 	case r.Type == TypePortProbe:
 		return fmt.Sprintf("port %s of %s is open to the world and was probed by %s", portList(r.Target.Ports), t, plural(ev["distinct_sources"], "source", "sources"))
 	case r.Type == TypeInboundFlood:
-		from := ""
-		if r.prefix.IsValid() {
-			from = " from " + r.prefix.String()
+		switch {
+		case r.prefix.IsValid():
+			return fmt.Sprintf("%s was flooded with %s packets from %s (%s heavy sources)", t, Num(ev["packets"]), r.prefix, Num(ev["heavy_sources"]))
+		case r.Actor.IP.IsValid():
+			return fmt.Sprintf("%s was flooded with %s packets, most from %s", t, Num(ev["packets"]), a)
 		}
-		return fmt.Sprintf("%s was flooded with %s packets%s (%s heavy sources)", t, Num(ev["packets"]), from, Num(ev["heavy_sources"]))
+		return fmt.Sprintf("%s was flooded with %s packets from many unrelated sources (%s heavy; no single actor)", t, Num(ev["packets"]), Num(ev["heavy_sources"]))
 	case strings.HasPrefix(r.Type, TypeDoSPrefix):
 		return fmt.Sprintf("%s (ours) sent %s packets to %s: a denial of service", a, Num(ev["packets"]), t)
 	case r.Type == TypeExfiltration:

@@ -329,6 +329,9 @@ func title(r *Result) string {
 		} else if h := ev["distinct_hosts"]; h > 1 {
 			s += " by " + plural(h, "host", "hosts")
 		}
+		if _, slow := ev[finding.EvHorizonSeconds]; slow && len(r.Target.Ports) == 1 {
+			s += fmt.Sprintf(" on port %d over %s", r.Target.Ports[0], r.LastSeen.Sub(r.FirstSeen).Round(time.Minute))
+		}
 		return s
 	case r.Type == TypePortscan && r.Actor.Direction == finding.Inbound && r.Target.IP.IsValid():
 		return fmt.Sprintf("%s scanned %s on %s", a, plural(ev["distinct_ports"], "port", "ports"), t)

@@ -242,6 +242,9 @@ func (g *Generator) run(emit func(r *Record, win int) error) error {
 	for _, ep := range g.eps {
 		bgTotal -= ep.plannedRecords
 	}
+	if g.hard != nil {
+		bgTotal -= 2 * g.windows // the API client's connection, both ways
+	}
 	bgTotal = max(bgTotal, n/2)
 	perWin := float64(bgTotal) / float64(g.windows)
 

@@ -508,3 +508,39 @@ func TestPeekFiresEarly(t *testing.T) {
 		t.Errorf("after Flush: %+v, want the peeked finding", rs2)
 	}
 }
+
+// TestSeenFilter: a key set is remembered through one rotation and
+// forgotten after two; at its design load (one key per 8 bits) few unseen
+// keys are reported seen.
+func TestSeenFilter(t *testing.T) {
+	f := newSeenFilter(10000) // 2^17 bits a generation
+	f.rotate(0, 100)
+	n := (len(f.cur) * 64) / 8
+	for i := 0; i < n; i++ {
+		f.testAndSet(mix64(uint64(i)))
+	}
+	fp, m := 0, n/20
+	for i := n; i < n+m; i++ {
+		if f.testAndSet(mix64(uint64(i))) {
+			fp++
+		}
+	}
+	t.Logf("false positive rate %.3f", float64(fp)/float64(m))
+	if rate := float64(fp) / float64(m); rate > 0.08 {
+		t.Errorf("false positive rate %.3f at 8 bits per key", rate)
+	}
+	if !f.testAndSet(mix64(7)) {
+		t.Error("a key just set is reported unseen")
+	}
+	if f.rotate(50, 100) {
+		t.Error("rotated before a generation passed")
+	}
+	if !f.rotate(100, 100) || !f.testAndSet(mix64(7)) {
+		t.Error("a key of the previous generation is forgotten")
+	}
+	f.rotate(200, 100)
+	f.rotate(300, 100)
+	if f.testAndSet(mix64(7)) {
+		t.Error("a key two generations old is still remembered")
+	}
+}

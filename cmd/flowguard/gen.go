@@ -31,6 +31,7 @@ func newGenCmd() *cobra.Command {
 		account     string
 		region      string
 		attackShare float64
+		hard        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "gen [flags]",
@@ -43,7 +44,9 @@ on both interfaces, NAT gateway egress, S3 through a gateway endpoint, IPv6,
 administrators on a bastion host (from 203.0.113.0/24), the internet's
 background probes, NODATA and SKIPDATA records. On top of it run port scans, a
 horizontal sweep, SSH and RDP brute force, an inbound flood, exfiltration, an
-outbound scan and a threat-list caller; --labels writes one JSON object per
+outbound scan and a threat-list caller; --hard adds a distributed SYN flood
+(no single actor) next to a busy legitimate client of the same host, and a
+slow prober among the one-off probes. --labels writes one JSON object per
 attack. The same flags and seed give byte-identical output.
 
 Formats: v2 (AWS's default, no header: CloudWatch Logs text), v5 (every field
@@ -55,6 +58,7 @@ files (gzip text with a header line); --parquet writes Parquet as S3 does.`,
 			cfg := synth.DefaultConfig()
 			cfg.Records, cfg.Seed, cfg.Duration = records, seed, duration
 			cfg.AccountID, cfg.Region, cfg.AttackShare = account, region, attackShare
+			cfg.Hard = hard
 			if records < 0 {
 				return exitError{2, "--records must not be negative"}
 			}
@@ -152,6 +156,7 @@ files (gzip text with a header line); --parquet writes Parquet as S3 does.`,
 	fl.StringVar(&account, "account-id", def.AccountID, "AWS account ID of the records")
 	fl.StringVar(&region, "region", def.Region, "AWS Region of the records")
 	fl.Float64Var(&attackShare, "attack-share", 0.02, "approximate share of records given to attacks (negative: none)")
+	fl.BoolVar(&hard, "hard", false, "add a distributed SYN flood next to a busy legitimate client, and a slow prober among one-off probes (give --duration 3h for a two-hour prober)")
 	return cmd
 }
 

@@ -100,6 +100,10 @@ type Engine struct {
 	hosts   []*host
 	hostIdx map[addrKey]uint32
 
+	detectors []detector
+	names     []string // the detectors', in judging order
+	judge     judgement
+
 	results  map[string]*Result
 	learning bool
 	metrics  Metrics
@@ -154,6 +158,7 @@ func New(o Options) (*Engine, error) {
 		}
 		e.expected = append(e.expected, r)
 	}
+	e.detectors, e.names = buildDetectors(e)
 	return e, nil
 }
 
@@ -252,6 +257,9 @@ type host struct {
 	// never named as the actor of outbound findings.
 	middlebox bool
 	trained   bool // learned from a --baseline input
+	// talkers are its usual top talkers (inbound), for telling a flood
+	// from a busy regular client.
+	talkers map[addrKey]*talker
 }
 
 func (e *Engine) hostID(k addrKey) uint32 {
@@ -351,9 +359,10 @@ type hostPane struct {
 	inPackets  uint64
 	inFlows    uint64
 	sources    distinct
-	heavy      []heavySrc
-	heavyN     int
+	heavyN     int // sources that sent heavy_source_packets (set when judged)
 	heavyPkts  uint64
+	top        [8]heavySrc // top talkers by packets (set when judged)
+	ntop       uint8
 	probeSrcs  map[uint16]*distinct
 	retRejects uint64
 	retRemotes distinct

@@ -47,16 +47,14 @@ type Result struct {
 	Thresholds map[string]any `json:"thresholds,omitempty"`
 	Samples    []Sample       `json:"samples,omitempty"`
 
-	ev     map[string]int64
+	ev     evidence
 	prefix netip.Prefix
+	top    []TopSource
 }
 
-// maxKeys are evidence keys merged across windows by maximum (distinct
-// counts and peaks); the others are sums.
-func maxKey(k string) bool {
-	return strings.HasPrefix(k, "distinct_") || strings.HasPrefix(k, "peak_") ||
-		strings.HasPrefix(k, "baseline_") || k == "heavy_sources"
-}
+// evidence is a finding's numbers, keyed by the declared evidence keys
+// (finding.LookupEvidence), combined across windows by their declared rule.
+type evidence map[finding.EvidenceKey]int64
 
 type typ uint8
 
@@ -112,9 +110,10 @@ type spec struct {
 	count    int64
 	first    uint32
 	last     uint32
-	ev       map[string]int64
+	ev       evidence
 	samples  []Sample
 	prefix   netip.Prefix
+	top      []TopSource // a flood's heaviest sources
 	rule     string
 	thr      map[string]any
 }
@@ -126,8 +125,9 @@ func addrOrZero(k addrKey) netip.Addr {
 	return k.addr()
 }
 
-// upsert adds a window's contribution to the finding with the same id.
-func (e *Engine) upsert(s spec) {
+// upsertInto adds a window's contribution to the finding with the same id
+// in results; notify: call OnFinding.
+func (e *Engine) upsertInto(results map[string]*Result, s spec, notify bool) {
 	actor := addrOrZero(s.actor)
 	target := addrOrZero(s.target)
 	idt := s.idTarget
@@ -135,7 +135,7 @@ func (e *Engine) upsert(s spec) {
 		idt = target.String()
 	}
 	id := finding.ID(s.typ, actor, idt)
-	r := e.results[id]
+	r := results[id]
 	first := time.Unix(int64(s.first), 0).UTC()
 	last := time.Unix(int64(s.last), 0).UTC()
 	if r == nil {
@@ -144,8 +144,8 @@ func (e *Engine) upsert(s spec) {
 			Actor:     finding.Actor{IP: actor, Direction: s.dir},
 			Target:    finding.Target{IP: target},
 			FirstSeen: first, LastSeen: last,
-		}, Rule: s.rule, Thresholds: s.thr, ev: map[string]int64{}, prefix: s.prefix}
-		e.results[id] = r
+		}, Rule: s.rule, Thresholds: s.thr, ev: evidence{}, prefix: s.prefix}
+		results[id] = r
 	} else {
 		if first.Before(r.FirstSeen) {
 			r.FirstSeen = first
@@ -163,11 +163,13 @@ func (e *Engine) upsert(s spec) {
 	}
 	r.Count += s.count
 	for k, v := range s.ev {
-		if maxKey(k) {
-			r.ev[k] = max(r.ev[k], v)
-		} else {
-			r.ev[k] += v
+		if old, ok := r.ev[k]; ok {
+			v = finding.CombineInt(finding.EvidenceRuleFor(string(k)), old, v)
 		}
+		r.ev[k] = v
+	}
+	if s.top != nil {
+		r.top = s.top // newest, as declared for top_sources
 	}
 	for _, p := range s.ports {
 		if i, found := slices.BinarySearch(r.Target.Ports, p); !found && (len(r.Target.Ports) < 32 || p < r.Target.Ports[31]) {
@@ -182,7 +184,7 @@ func (e *Engine) upsert(s spec) {
 			r.Samples = append(r.Samples, sm)
 		}
 	}
-	if e.onFind != nil {
+	if notify && e.onFind != nil {
 		e.finish(r)
 		e.onFind(r)
 	}
@@ -211,21 +213,26 @@ func (e *Engine) finish(r *Result) {
 			r.Actor.InterfaceID = e.hosts[id].iface
 		}
 	}
-	r.Evidence = make(map[string]any, len(r.ev)+1)
+	r.Evidence = make(map[string]any, len(r.ev)+2)
 	for k, v := range r.ev {
-		r.Evidence[k] = v
+		r.Evidence[string(k)] = v
 	}
 	if r.prefix.IsValid() {
-		r.Evidence["sources_prefix"] = r.prefix.String()
+		r.Evidence[string(finding.EvSourcesPrefix)] = r.prefix.String()
+	}
+	if len(r.top) > 0 {
+		r.Evidence[string(finding.EvTopSources)] = slices.Clone(r.top)
 	}
 	r.Title = title(r)
 }
 
 // Results returns the findings so far, ordered by first seen, type, actor
 // and target.
-func (e *Engine) Results() []*Result {
-	out := make([]*Result, 0, len(e.results))
-	for _, r := range e.results {
+func (e *Engine) Results() []*Result { return e.sorted(e.results) }
+
+func (e *Engine) sorted(results map[string]*Result) []*Result {
+	out := make([]*Result, 0, len(results))
+	for _, r := range results {
 		e.finish(r)
 		out = append(out, r)
 	}
@@ -322,6 +329,9 @@ func title(r *Result) string {
 		} else if h := ev["distinct_hosts"]; h > 1 {
 			s += " by " + plural(h, "host", "hosts")
 		}
+		if _, slow := ev[finding.EvHorizonSeconds]; slow && len(r.Target.Ports) == 1 {
+			s += fmt.Sprintf(" on port %d over %s", r.Target.Ports[0], r.LastSeen.Sub(r.FirstSeen).Round(time.Minute))
+		}
 		return s
 	case r.Type == TypePortscan && r.Actor.Direction == finding.Inbound && r.Target.IP.IsValid():
 		return fmt.Sprintf("%s scanned %s on %s", a, plural(ev["distinct_ports"], "port", "ports"), t)
@@ -346,11 +356,13 @@ func title(r *Result) string {
 	case r.Type == TypePortProbe:
 		return fmt.Sprintf("port %s of %s is open to the world and was probed by %s", portList(r.Target.Ports), t, plural(ev["distinct_sources"], "source", "sources"))
 	case r.Type == TypeInboundFlood:
-		from := ""
-		if r.prefix.IsValid() {
-			from = " from " + r.prefix.String()
+		switch {
+		case r.prefix.IsValid():
+			return fmt.Sprintf("%s was flooded with %s packets from %s (%s heavy sources)", t, Num(ev["packets"]), r.prefix, Num(ev["heavy_sources"]))
+		case r.Actor.IP.IsValid():
+			return fmt.Sprintf("%s was flooded with %s packets, most from %s", t, Num(ev["packets"]), a)
 		}
-		return fmt.Sprintf("%s was flooded with %s packets%s (%s heavy sources)", t, Num(ev["packets"]), from, Num(ev["heavy_sources"]))
+		return fmt.Sprintf("%s was flooded with %s packets from many unrelated sources (%s heavy; no single actor)", t, Num(ev["packets"]), Num(ev["heavy_sources"]))
 	case strings.HasPrefix(r.Type, TypeDoSPrefix):
 		return fmt.Sprintf("%s (ours) sent %s packets to %s: a denial of service", a, Num(ev["packets"]), t)
 	case r.Type == TypeExfiltration:

@@ -1,10 +1,15 @@
 package detect
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/flowguard/flowguard/internal/flowlog"
 
 	"github.com/flowguard/flowguard/internal/finding"
 )
@@ -360,5 +365,182 @@ func TestOutboundClientBehindStatelessACL(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no policy finding for 10.0.1.55's rejected return traffic")
+	}
+}
+
+// TestDistributedFloodNamesNoInnocent: a busy API client talks to a web
+// server all day; then about 800 unrelated addresses flood it with a few
+// hundred packets each. The flood is found, nobody is named as its actor
+// (the client is the heaviest single source, and steady against its own
+// history), and the evidence lists the flood's heaviest sources with their
+// share of its packets.
+func TestDistributedFloodNamesNoInnocent(t *testing.T) {
+	const client = "192.0.2.44"
+	var rs []rec
+	// The client: 2,000 packets a minute for three hours.
+	for m := 0; m < 180; m++ {
+		rs = append(rs, rec{src: client, dst: "10.0.1.10", sp: 40000 + m, dp: 443, pk: 2000, by: 2000 * 400, st: m * 60, en: m*60 + 59, act: "ACCEPT", flags: 3})
+	}
+	// The flood, from 90 to 100 minutes: 800 sources, 200 to 500 packets
+	// each in each of two records.
+	for s := 0; s < 800; s++ {
+		src := fmt.Sprintf("%d.%d.%d.%d", 11+s%90, (s*37)%250, (s*101)%250, 1+s%250)
+		for k := 0; k < 2; k++ {
+			st := 90*60 + k*240 + s%60
+			rs = append(rs, rec{src: src, dst: "10.0.1.10", sp: 1024 + s, dp: 443, pk: 200 + (s*7)%300, by: 60 * (200 + (s*7)%300), st: st, en: st + 50, act: "ACCEPT", flags: 2})
+		}
+	}
+	slices.SortStableFunc(rs, func(a, b rec) int { return a.st - b.st })
+	set := DefaultSettings()
+	set.LearningPeriod = Duration(60 * time.Minute)
+	e := detectRecs(t, Options{Settings: set}, rs)
+	fl := only(t, e, TypeInboundFlood)
+	if len(fl) != 1 {
+		t.Fatalf("want one flood, got %d", len(fl))
+	}
+	f := fl[0]
+	if f.Actor.IP.IsValid() || f.Evidence["sources_prefix"] != nil {
+		t.Errorf("a distributed flood was given an actor: %v (evidence %v)", f.Actor.IP, f.Evidence)
+	}
+	if f.Target.IP.String() != "10.0.1.10" {
+		t.Errorf("target %v", f.Target.IP)
+	}
+	top, _ := f.Evidence["top_sources"].([]TopSource)
+	if len(top) == 0 || top[0].Share <= 0 || top[0].Share > 0.01 {
+		t.Errorf("top sources %+v: want the heaviest flood sources, each a small share", top)
+	}
+	for _, s := range top {
+		if s.IP.String() == client {
+			t.Errorf("the steady client is listed among the flood's sources: %+v", top)
+		}
+	}
+	if n, _ := f.Evidence["steady_sources"].(int64); n < 1 {
+		t.Errorf("steady_sources = %v, want the client left out", f.Evidence["steady_sources"])
+	}
+	for _, r := range e.Results() {
+		if r.Actor.IP.String() == client {
+			t.Errorf("the client is named: %s %s", r.Type, r.Title)
+		}
+	}
+}
+
+// TestSlowProber: one source rejected six times over two hours on one
+// host's telnet port, among 5,000 one-off probes, is found by the long
+// horizon; the one-off probes raise nothing and keep no per-source state.
+func TestSlowProber(t *testing.T) {
+	const prober = "198.51.100.77"
+	var rs []rec
+	for i := 0; i < 6; i++ {
+		st := i * 24 * 60
+		rs = append(rs, rec{src: prober, dst: "10.0.1.10", sp: 40000 + i, dp: 23, pk: 1, by: 44, st: st, en: st, act: "REJECT", flags: 2})
+	}
+	for i := 0; i < 5000; i++ {
+		st := (i * 7200) / 5000
+		src := fmt.Sprintf("%d.%d.%d.%d", 11+i%90, (i/90)%250, (i*13)%250, 1+i%199)
+		rs = append(rs, rec{src: src, dst: "10.0.1.10", sp: 50000, dp: 1 + i%1000, pk: 1, by: 44, st: st, en: st, act: "REJECT", flags: 2})
+	}
+	slices.SortStableFunc(rs, func(a, b rec) int { return a.st - b.st })
+	e := detectRecs(t, Options{}, rs)
+	rr := only(t, e, TypeRepeatedReject)
+	if len(rr) != 1 {
+		for _, r := range rr {
+			t.Logf("%s", r.Title)
+		}
+		t.Fatalf("want one repeated-reject finding, got %d", len(rr))
+	}
+	f := rr[0]
+	if f.Actor.IP.String() != prober || f.Target.IP.String() != "10.0.1.10" || !slices.Equal(f.Target.Ports, []uint16{23}) ||
+		f.Count != 6 || f.Severity != finding.Low || f.Evidence["distinct_windows"] != int64(6) {
+		t.Errorf("slow prober finding: actor %v target %v ports %v count %d severity %v evidence %v",
+			f.Actor.IP, f.Target.IP, f.Target.Ports, f.Count, f.Severity, f.Evidence)
+	}
+	if n := len(e.Results()); n != 1 {
+		t.Errorf("%d findings, want only the prober's", n)
+	}
+	for _, d := range e.detectors {
+		if sr, ok := d.(*slowReject); ok && len(sr.srcs) > 10 {
+			t.Errorf("%d returning sources tracked; one-off probes should cost a filter bit, not state", len(sr.srcs))
+		}
+	}
+	// The fast rule alone (the previous behaviour) misses it.
+	set := DefaultSettings()
+	set.SlowReject.Enabled = false
+	if n := len(only(t, detectRecs(t, Options{Settings: set}, rs), TypeRepeatedReject)); n != 0 {
+		t.Errorf("the fast rule found %d", n)
+	}
+	// Five over two hours at min_rejects 6: nothing.
+	set = DefaultSettings()
+	set.SlowReject.MinRejects = 7
+	if n := len(only(t, detectRecs(t, Options{Settings: set}, rs), TypeRepeatedReject)); n != 0 {
+		t.Errorf("min_rejects 7: %d findings", n)
+	}
+}
+
+// TestPeekFiresEarly: a scan that crosses its threshold inside a window
+// still open is reported by Peek, with the id the closed window's finding
+// gets; Peek changes nothing.
+func TestPeekFiresEarly(t *testing.T) {
+	e, err := New(Options{Settings: DefaultSettings(), Home: home})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs []rec
+	for p := 1; p <= 20; p++ {
+		rs = append(rs, rec{src: "198.51.100.23", dst: "10.0.1.10", sp: 40000, dp: p, pk: 1, by: 44, st: p, en: p, act: "REJECT", flags: 2})
+	}
+	s := &flowlog.Scanner{Workers: 1}
+	if err := e.Run(context.Background(), s, []flowlog.Input{input("a.log", records(rs))}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.Results()); n != 0 {
+		t.Fatalf("%d findings before the window closed", n)
+	}
+	early := e.Peek()
+	if len(early) != 1 || early[0].Type != TypePortscan || early[0].Count != 20 {
+		t.Fatalf("Peek: %+v", early)
+	}
+	if again := e.Peek(); len(again) != 1 || again[0].Count != 20 {
+		t.Errorf("a second Peek differs: %+v", again)
+	}
+	e.Flush()
+	rs2 := e.Results()
+	if len(rs2) != 1 || rs2[0].ID != early[0].ID || rs2[0].Count != 20 {
+		t.Errorf("after Flush: %+v, want the peeked finding", rs2)
+	}
+}
+
+// TestSeenFilter: a key set is remembered through one rotation and
+// forgotten after two; at its design load (one key per 8 bits) few unseen
+// keys are reported seen.
+func TestSeenFilter(t *testing.T) {
+	f := newSeenFilter(10000) // 2^17 bits a generation
+	f.rotate(0, 100)
+	n := (len(f.cur) * 64) / 8
+	for i := 0; i < n; i++ {
+		f.testAndSet(mix64(uint64(i)))
+	}
+	fp, m := 0, n/20
+	for i := n; i < n+m; i++ {
+		if f.testAndSet(mix64(uint64(i))) {
+			fp++
+		}
+	}
+	t.Logf("false positive rate %.3f", float64(fp)/float64(m))
+	if rate := float64(fp) / float64(m); rate > 0.08 {
+		t.Errorf("false positive rate %.3f at 8 bits per key", rate)
+	}
+	if !f.testAndSet(mix64(7)) {
+		t.Error("a key just set is reported unseen")
+	}
+	if f.rotate(50, 100) {
+		t.Error("rotated before a generation passed")
+	}
+	if !f.rotate(100, 100) || !f.testAndSet(mix64(7)) {
+		t.Error("a key of the previous generation is forgotten")
+	}
+	f.rotate(200, 100)
+	f.rotate(300, 100)
+	if f.testAndSet(mix64(7)) {
+		t.Error("a key two generations old is still remembered")
 	}
 }

@@ -63,6 +63,7 @@ type Settings struct {
 	MaxTrackedSources int `yaml:"max_tracked_sources"`
 
 	RepeatedReject     RepeatedRejectSettings     `yaml:"repeated_reject"`
+	SlowReject         SlowRejectSettings         `yaml:"slow_reject"`
 	Portscan           PortscanSettings           `yaml:"portscan"`
 	PortProbe          PortProbeSettings          `yaml:"port_probe"`
 	BruteForce         BruteForceSettings         `yaml:"brute_force"`
@@ -86,6 +87,20 @@ type RepeatedRejectSettings struct {
 	// MinRejects is the number of rejected connection attempts (not
 	// rejected return traffic) from one outside source.
 	MinRejects int `yaml:"min_rejects"`
+}
+
+// SlowRejectSettings: Recon:EC2/RepeatedReject over a long horizon (the
+// slow prober).
+type SlowRejectSettings struct {
+	Enabled bool `yaml:"enabled"`
+	// MinRejects is the number of rejected attempts from one outside
+	// source on one port of one host of ours, in at least two windows.
+	MinRejects int `yaml:"min_rejects"`
+	// Horizon is how far back they count.
+	Horizon Duration `yaml:"horizon"`
+	// MaxSources bounds the returning sources tracked at once (first
+	// sightings cost two bits of a filter, not an entry).
+	MaxSources int `yaml:"max_sources"`
 }
 
 // PortscanSettings: Recon:EC2/Portscan, inbound, outbound and lateral.
@@ -171,6 +186,7 @@ func DefaultSettings() Settings {
 		LearningPeriod:    Duration(24 * time.Hour),
 		MaxTrackedSources: 2_000_000,
 		RepeatedReject:    RepeatedRejectSettings{Enabled: true, MinRejects: 5},
+		SlowReject:        SlowRejectSettings{Enabled: true, MinRejects: 5, Horizon: Duration(24 * time.Hour), MaxSources: 100_000},
 		Portscan:          PortscanSettings{Enabled: true, MinPorts: 15, MinHosts: 6, MinHostsOutbound: 25},
 		PortProbe: PortProbeSettings{Enabled: true, MinSources: 10,
 			Ports: []uint16{22, 23, 445, 1433, 2375, 3306, 3389, 5432, 5900, 6379, 9200, 9300, 11211, 27017}},
@@ -218,6 +234,11 @@ func (s *Settings) Validate(prefix string) error {
 		}
 	}
 	atLeast("repeated_reject.min_rejects", int64(s.RepeatedReject.MinRejects), 1)
+	atLeast("slow_reject.min_rejects", int64(s.SlowReject.MinRejects), 2)
+	atLeast("slow_reject.max_sources", int64(s.SlowReject.MaxSources), 100)
+	if s.SlowReject.Horizon < s.Window*2 || s.SlowReject.Horizon > Duration(30*24*time.Hour) {
+		bad("slow_reject.horizon", fmt.Sprintf("%s is out of range (two windows to 720h)", s.SlowReject.Horizon))
+	}
 	atLeast("portscan.min_ports", int64(s.Portscan.MinPorts), 2)
 	atLeast("portscan.min_hosts", int64(s.Portscan.MinHosts), 2)
 	atLeast("portscan.min_hosts_outbound", int64(s.Portscan.MinHostsOutbound), 2)

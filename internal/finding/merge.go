@@ -33,6 +33,99 @@ const (
 	EvidenceMin
 )
 
+// EvidenceKey names one number (or list) in a finding's evidence.
+type EvidenceKey string
+
+// The evidence keys flowguard's detectors write. Each is declared once, with
+// how Merge (and the detection engine, across windows) combines it, in
+// evidenceFields.
+const (
+	EvAccepted           EvidenceKey = "accepted"
+	EvAttempts           EvidenceKey = "attempts"
+	EvBaselineBytes      EvidenceKey = "baseline_bytes"
+	EvBaselinePackets    EvidenceKey = "baseline_packets"
+	EvBytes              EvidenceKey = "bytes"
+	EvDistinctHosts      EvidenceKey = "distinct_hosts"
+	EvDistinctPorts      EvidenceKey = "distinct_ports"
+	EvDistinctRemotes    EvidenceKey = "distinct_remotes"
+	EvDistinctSources    EvidenceKey = "distinct_sources"
+	EvDistinctWindows    EvidenceKey = "distinct_windows"
+	EvFloodPackets       EvidenceKey = "flood_packets"
+	EvFlows              EvidenceKey = "flows"
+	EvHeavySources       EvidenceKey = "heavy_sources"
+	EvHorizonSeconds     EvidenceKey = "horizon_seconds"
+	EvLearnedPorts       EvidenceKey = "learned_ports"
+	EvPackets            EvidenceKey = "packets"
+	EvPacketsIn          EvidenceKey = "packets_in"
+	EvPeakWindowAttempts EvidenceKey = "peak_window_attempts"
+	EvPeakWindowRejects  EvidenceKey = "peak_window_rejects"
+	EvPortsTruncated     EvidenceKey = "ports_truncated"
+	EvProbes             EvidenceKey = "probes"
+	EvRecords            EvidenceKey = "records"
+	EvRejected           EvidenceKey = "rejected"
+	EvSourcesPrefix      EvidenceKey = "sources_prefix"
+	EvSteadySources      EvidenceKey = "steady_sources"
+	EvTopSources         EvidenceKey = "top_sources"
+)
+
+// EvidenceField declares one evidence key: how two values of it combine,
+// and what it means.
+type EvidenceField struct {
+	Key  EvidenceKey
+	Rule EvidenceRule
+	Doc  string
+}
+
+// evidenceFields is the one table of evidence keys, in the manner of the
+// flow-log fields of flowlog/field.go. Merge and the detection engine both
+// combine values by it; keys not in it fall back to the naming rules of
+// EvidenceRuleFor (for evidence written by other tools).
+var evidenceFields = []EvidenceField{
+	{EvAccepted, EvidenceSum, "accepted records"},
+	{EvAttempts, EvidenceSum, "connection attempts (distinct client ports)"},
+	{EvBaselineBytes, EvidenceLast, "the host's learned usual largest per-destination volume, as of the latest window"},
+	{EvBaselinePackets, EvidenceLast, "the host's learned usual inbound packets per window, as of the latest window"},
+	{EvBytes, EvidenceSum, "bytes"},
+	{EvDistinctHosts, EvidenceMax, "distinct hosts (the union of two windows' sets is at least the larger)"},
+	{EvDistinctPorts, EvidenceMax, "distinct ports"},
+	{EvDistinctRemotes, EvidenceMax, "distinct remote hosts"},
+	{EvDistinctSources, EvidenceMax, "distinct sources"},
+	{EvDistinctWindows, EvidenceMax, "distinct windows with activity within the horizon"},
+	{EvFloodPackets, EvidenceSum, "inbound packets of a flood, less those of steady sources"},
+	{EvFlows, EvidenceSum, "flows (records not relayed by a middlebox)"},
+	{EvHeavySources, EvidenceMax, "sources that sent heavy_source_packets in one window"},
+	{EvHorizonSeconds, EvidenceLast, "the horizon of a long-horizon rule"},
+	{EvLearnedPorts, EvidenceMax, "server ports the host used while learning"},
+	{EvPackets, EvidenceSum, "packets"},
+	{EvPacketsIn, EvidenceSum, "packets received in answer"},
+	{EvPeakWindowAttempts, EvidenceMax, "attempts in the busiest pair of windows"},
+	{EvPeakWindowRejects, EvidenceMax, "rejects in the busiest pair of windows"},
+	{EvPortsTruncated, EvidenceLast, "target.ports was cut to its lowest MaxPorts"},
+	{EvProbes, EvidenceSum, "failed or payload-less attempts"},
+	{EvRecords, EvidenceSum, "records"},
+	{EvRejected, EvidenceSum, "rejected records"},
+	{EvSourcesPrefix, EvidenceLast, "the network that carries most of a flood's packets"},
+	{EvSteadySources, EvidenceMax, "sources left out of a flood because their volume matched their own history"},
+	{EvTopSources, EvidenceLast, "a flood's heaviest sources, each with its packets and share, in the latest window"},
+}
+
+var evidenceByKey = func() map[EvidenceKey]EvidenceField {
+	m := make(map[EvidenceKey]EvidenceField, len(evidenceFields))
+	for _, f := range evidenceFields {
+		m[f.Key] = f
+	}
+	return m
+}()
+
+// LookupEvidence returns the declaration of key, if flowguard declares it.
+func LookupEvidence(key EvidenceKey) (EvidenceField, bool) {
+	f, ok := evidenceByKey[key]
+	return f, ok
+}
+
+// EvidenceFields returns the declared evidence keys, sorted by key.
+func EvidenceFields() []EvidenceField { return slices.Clone(evidenceFields) }
+
 // sumKeys are evidence names that are counts of events, summed on merge.
 var sumKeys = map[string]bool{
 	"count": true, "records": true, "flows": true, "connections": true,
@@ -40,8 +133,10 @@ var sumKeys = map[string]bool{
 	"bytes": true, "probes": true, "events": true,
 }
 
-// EvidenceRuleFor returns how Merge combines the evidence number named key.
-// Detectors choose names that say it:
+// EvidenceRuleFor returns how Merge combines the evidence value named key:
+// the rule of its declaration in the evidence table (LookupEvidence), else,
+// for keys flowguard does not declare (evidence of other tools), a rule
+// from the name:
 //
 //   - distinct_*, max_*, peak_*, *_max, *_peak: the larger value (EvidenceMax);
 //   - min_*, *_min: the smaller value (EvidenceMin);
@@ -52,6 +147,9 @@ var sumKeys = map[string]bool{
 //   - anything else, and every value that is not a number: the new value
 //     (EvidenceLast).
 func EvidenceRuleFor(key string) EvidenceRule {
+	if f, ok := evidenceByKey[EvidenceKey(key)]; ok {
+		return f.Rule
+	}
 	switch {
 	case hasPrefix(key, "distinct_", "max_", "peak_") || hasSuffix(key, "_max", "_peak"):
 		return EvidenceMax
@@ -63,6 +161,20 @@ func EvidenceRuleFor(key string) EvidenceRule {
 		return EvidenceSum
 	}
 	return EvidenceLast
+}
+
+// CombineInt combines two integer evidence values by rule r, as Merge does
+// for numbers: the detection engine uses it to add up windows.
+func CombineInt(r EvidenceRule, old, new int64) int64 {
+	switch r {
+	case EvidenceSum:
+		return old + new
+	case EvidenceMax:
+		return max(old, new)
+	case EvidenceMin:
+		return min(old, new)
+	}
+	return new
 }
 
 func hasPrefix(s string, ps ...string) bool {
@@ -132,7 +244,7 @@ func Merge(old, new Finding) Finding {
 		if m.Evidence == nil {
 			m.Evidence = map[string]any{}
 		}
-		m.Evidence["ports_truncated"] = true
+		m.Evidence[string(EvPortsTruncated)] = true
 	}
 	return m
 }

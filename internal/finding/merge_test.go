@@ -129,6 +129,12 @@ func TestEvidenceRuleFor(t *testing.T) {
 		{"peak_pps", EvidenceMax},
 		{"rate_max", EvidenceMax},
 		{"min_interval", EvidenceMin},
+		// Declared keys follow the table, not the name patterns.
+		{"baseline_packets", EvidenceLast},
+		{"baseline_bytes", EvidenceLast},
+		{"heavy_sources", EvidenceMax},
+		{"flood_packets", EvidenceSum},
+		{"top_sources", EvidenceLast},
 		{"baseline", EvidenceLast},
 		{"ratio", EvidenceLast},
 		{"threshold", EvidenceLast},
@@ -145,5 +151,45 @@ func TestCombineNonNumbers(t *testing.T) {
 	}
 	if got := combine(EvidenceMax, 2, "b"); got != "b" {
 		t.Errorf("max with a string = %v, want the new value", got)
+	}
+}
+
+// TestMergeBaselineIsNotSummed: a baseline is a learned mean, not a count of
+// activity; merging two findings keeps the newer baseline (the name ends in
+// _packets, which the naming rules would sum: 1000 + 1000 = 2000).
+func TestMergeBaselineIsNotSummed(t *testing.T) {
+	old := Finding{Count: 1, Evidence: map[string]any{"baseline_packets": int64(1000), "baseline_bytes": int64(5000), "packets": int64(30000)}}
+	new := Finding{Count: 1, Evidence: map[string]any{"baseline_packets": int64(1200), "baseline_bytes": int64(5000), "packets": int64(20000)}}
+	m := Merge(old, new)
+	want := map[string]any{"baseline_packets": int64(1200), "baseline_bytes": int64(5000), "packets": int64(50000)}
+	if !reflect.DeepEqual(m.Evidence, want) {
+		t.Errorf("evidence = %v, want %v", m.Evidence, want)
+	}
+}
+
+// TestEvidenceTable: the table is sorted by key, declares each key once,
+// documents each, and CombineInt agrees with Merge on every declared key.
+func TestEvidenceTable(t *testing.T) {
+	fs := EvidenceFields()
+	for i, f := range fs {
+		if i > 0 && fs[i-1].Key >= f.Key {
+			t.Errorf("%q after %q: keep the table sorted, each key once", f.Key, fs[i-1].Key)
+		}
+		if f.Doc == "" {
+			t.Errorf("%q has no doc", f.Key)
+		}
+		if g, ok := LookupEvidence(f.Key); !ok || g != f {
+			t.Errorf("LookupEvidence(%q) = %v, %v", f.Key, g, ok)
+		}
+		if EvidenceRuleFor(string(f.Key)) != f.Rule {
+			t.Errorf("EvidenceRuleFor(%q) disagrees with the table", f.Key)
+		}
+		m := Merge(Finding{Evidence: map[string]any{string(f.Key): int64(7)}}, Finding{Evidence: map[string]any{string(f.Key): int64(3)}})
+		if got, want := m.Evidence[string(f.Key)], CombineInt(f.Rule, 7, 3); got != want {
+			t.Errorf("%q: Merge gives %v, CombineInt %v", f.Key, got, want)
+		}
+	}
+	if _, ok := LookupEvidence("no_such_key"); ok {
+		t.Error("an undeclared key was found")
 	}
 }

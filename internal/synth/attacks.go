@@ -19,8 +19,9 @@ type Label struct {
 	// Type is the finding type a detector should raise (GuardDuty's name
 	// where GuardDuty has one; see docs/DESIGN.md).
 	Type string `json:"type"`
-	// Actor is the attacker's address; for a flood from many sources, the
-	// sources' prefix.
+	// Actor is the attacker's address; for a flood from many sources of
+	// one network, the sources' prefix; empty for a distributed flood from
+	// unrelated addresses, which has no single actor.
 	Actor string `json:"actor"`
 	// Target is the attacked address: one of ours for inbound attacks, the
 	// external address for exfiltration; empty when there are many (see
@@ -39,7 +40,8 @@ type Label struct {
 	Direction string `json:"direction"`
 	// Scenario names the generator's scenario: vertical-portscan,
 	// horizontal-sweep, ssh-brute-force, rdp-brute-force, inbound-flood,
-	// exfiltration, outbound-scan, threat-list-caller.
+	// exfiltration, outbound-scan, threat-list-caller; with Config.Hard
+	// also distributed-flood and slow-prober.
 	Scenario string `json:"scenario"`
 	// InterfaceID is the interface of our instance involved (the target of
 	// an inbound attack, the actor of an outbound one), when there is one.
@@ -78,6 +80,8 @@ const (
 	akExfil
 	akOutScan
 	akFlood
+	akDistFlood // Config.Hard only
+	akSlowProbe // Config.Hard only
 	numAttackKinds
 )
 
@@ -88,15 +92,18 @@ var attackSpecs = [numAttackKinds]struct {
 	typ, scenario, dir string
 	weight             float64
 	minRecords         int
+	hard               bool // planned by planHard, with Config.Hard
 }{
-	akPortscan: {"Recon:EC2/Portscan", "vertical-portscan", "inbound", 0.15, 30},
-	akSSH:      {"UnauthorizedAccess:EC2/SSHBruteForce", "ssh-brute-force", "inbound", 0.18, 30},
-	akSweep:    {"Recon:EC2/Portscan", "horizontal-sweep", "inbound", 0.03, 8},
-	akThreat:   {"UnauthorizedAccess:EC2/MaliciousIPCaller.Custom", "threat-list-caller", "inbound", 0.03, 6},
-	akRDP:      {"UnauthorizedAccess:EC2/RDPBruteForce", "rdp-brute-force", "inbound", 0.12, 30},
-	akExfil:    {"Exfiltration:EC2/UnusualOutboundVolume", "exfiltration", "outbound", 0.05, 30},
-	akOutScan:  {"Recon:EC2/Portscan", "outbound-scan", "outbound", 0.14, 60},
-	akFlood:    {"Impact:EC2/InboundFlood", "inbound-flood", "inbound", 0.30, 60},
+	akPortscan:  {"Recon:EC2/Portscan", "vertical-portscan", "inbound", 0.15, 30, false},
+	akSSH:       {"UnauthorizedAccess:EC2/SSHBruteForce", "ssh-brute-force", "inbound", 0.18, 30, false},
+	akSweep:     {"Recon:EC2/Portscan", "horizontal-sweep", "inbound", 0.03, 8, false},
+	akThreat:    {"UnauthorizedAccess:EC2/MaliciousIPCaller.Custom", "threat-list-caller", "inbound", 0.03, 6, false},
+	akRDP:       {"UnauthorizedAccess:EC2/RDPBruteForce", "rdp-brute-force", "inbound", 0.12, 30, false},
+	akExfil:     {"Exfiltration:EC2/UnusualOutboundVolume", "exfiltration", "outbound", 0.05, 30, false},
+	akOutScan:   {"Recon:EC2/Portscan", "outbound-scan", "outbound", 0.14, 60, false},
+	akFlood:     {"Impact:EC2/InboundFlood", "inbound-flood", "inbound", 0.30, 60, false},
+	akDistFlood: {"Impact:EC2/InboundFlood", "distributed-flood", "inbound", 0, 0, true},
+	akSlowProbe: {"Recon:EC2/RepeatedReject", "slow-prober", "inbound", 0, 0, true},
 }
 
 // episode is one attack: its plan, its per-window step and what was
@@ -122,6 +129,7 @@ type episode struct {
 	natPort  uint16
 	callWins []int // threat caller: the windows of its connections
 	proto    uint8
+	srcSet   map[netip.Addr]bool // distributed flood: its sources
 
 	// observed
 	records    int
@@ -134,6 +142,9 @@ type episode struct {
 }
 
 func (ep *episode) isActor(a netip.Addr) bool {
+	if ep.srcSet != nil {
+		return ep.srcSet[a]
+	}
 	if ep.actorNet.IsValid() {
 		return ep.actorNet.Contains(a)
 	}
@@ -176,10 +187,13 @@ func (ep *episode) label() (Label, bool) {
 		FirstSeen: time.Unix(ep.firstSeen, 0).UTC(), LastSeen: time.Unix(ep.lastSeen, 0).UTC(),
 		Records: ep.records, Bytes: ep.bytes,
 	}
-	if ep.actorNet.IsValid() {
+	switch {
+	case ep.srcSet != nil:
+		l.Sources = len(ep.sourcesSet) // no actor: a distributed flood has none
+	case ep.actorNet.IsValid():
 		l.Actor = ep.actorNet.String()
 		l.Sources = len(ep.sourcesSet)
-	} else {
+	default:
 		l.Actor = ep.actor.String()
 	}
 	if ep.target != nil {
@@ -227,6 +241,9 @@ func (g *Generator) planAttacks() {
 	var kinds []attackKind
 	sumMin := 0
 	for k := range numAttackKinds {
+		if attackSpecs[k].hard {
+			continue
+		}
 		m := attackSpecs[k].minRecords * perKind
 		if sumMin+m > n/5 {
 			continue
@@ -362,6 +379,9 @@ func (g *Generator) planAttacks() {
 			}
 			g.eps = append(g.eps, ep)
 		}
+	}
+	if g.cfg.Hard {
+		g.planHard(r.Uint64())
 	}
 	slices.SortStableFunc(g.eps, func(a, b *episode) int { return cmp.Compare(a.first, b.first) })
 }

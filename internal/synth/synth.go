@@ -57,6 +57,11 @@ type Config struct {
 	// LateShare is the share of records delivered one to three windows
 	// late. Zero means the default of 2%; negative means none.
 	LateShare float64
+	// Hard adds the scenarios that a naive detector gets wrong: a
+	// distributed SYN flood next to a busy legitimate client of the same
+	// host, and a slow prober among one-off background probes (see
+	// hard.go). Off by default, so that default output stays as it was.
+	Hard bool
 }
 
 // DefaultStart is the default start time: fixed, so that output is
@@ -147,6 +152,7 @@ type Generator struct {
 	eps     []*episode
 	labels  []Label
 	emitted int
+	hard    *hardState // Config.Hard
 }
 
 // New returns a generator for cfg; zero fields of cfg take the defaults
@@ -228,12 +234,16 @@ func (g *Generator) run(emit func(r *Record, win int) error) error {
 	}
 	g.conts, g.next = g.conts[:0], g.next[:0]
 	g.emitted = 0
+	g.hard = nil
 	g.planAttacks()
 
 	n := g.cfg.Records
 	bgTotal := n
 	for _, ep := range g.eps {
 		bgTotal -= ep.plannedRecords
+	}
+	if g.hard != nil {
+		bgTotal -= 2 * g.windows // the API client's connection, both ways
 	}
 	bgTotal = max(bgTotal, n/2)
 	perWin := float64(bgTotal) / float64(g.windows)
@@ -254,6 +264,9 @@ func (g *Generator) run(emit func(r *Record, win int) error) error {
 					g.buf[j].attack = int16(i + 1)
 				}
 			}
+		}
+		if g.hard != nil {
+			g.apiTraffic(ws)
 		}
 		target := int(perWin*g.diurnal(ws)*(0.9+0.2*g.r.Float64()) + 0.5)
 		target = max(target, 1)

@@ -293,6 +293,7 @@ var knownTypes = map[string]bool{
 	"UnauthorizedAccess:EC2/RDPBruteForce":            true,
 	"UnauthorizedAccess:EC2/MaliciousIPCaller.Custom": true,
 	"Impact:EC2/InboundFlood":                         true,
+	"Recon:EC2/RepeatedReject":                        true,
 	"Exfiltration:EC2/UnusualOutboundVolume":          true,
 }
 
@@ -780,5 +781,74 @@ func TestFlowlogDecodesOutput(t *testing.T) {
 		if n != 20000 {
 			t.Errorf("%s: decoded %d records, want 20000", in.name, n)
 		}
+	}
+}
+
+// TestHardScenarios: with Config.Hard the labels hold a distributed flood
+// with no actor and hundreds of unrelated sources, and a slow prober whose
+// six rejected telnet attempts span about two hours; the API client talks
+// to the flooded host in every window; without it the output is unchanged.
+func TestHardScenarios(t *testing.T) {
+	cfg := cfgN(150000, "v2")
+	cfg.Duration = 3 * time.Hour
+	_, plain := genText(t, cfg, false)
+	cfg.Hard = true
+	g, out := genText(t, cfg, false)
+	api := g.APIClient().String()
+	var flood, prober *Label
+	for _, lb := range g.Labels() {
+		switch lb.Scenario {
+		case "distributed-flood":
+			flood = &lb
+		case "slow-prober":
+			prober = &lb
+		}
+	}
+	if flood == nil || prober == nil {
+		t.Fatalf("labels lack the hard scenarios: %+v", g.Labels())
+	}
+	if flood.Actor != "" || flood.Sources < 400 || flood.Target == "" || flood.Type != "Impact:EC2/InboundFlood" {
+		t.Errorf("distributed flood label %+v", *flood)
+	}
+	nets := map[string]bool{}
+	apiWindows, windows := map[int64]bool{}, map[int64]bool{}
+	var probes []int64
+	for _, l := range lines(out) {
+		src, dst := l[fSrc], l[fDst]
+		if s, err := strconv.ParseInt(l[fStart], 10, 64); err == nil {
+			windows[s/60] = true
+		}
+		if src == api && dst == flood.Target {
+			s, _ := strconv.ParseInt(l[fStart], 10, 64)
+			apiWindows[s/60] = true
+		}
+		if src == prober.Actor {
+			if l[fAction] != "REJECT" || dst != prober.Target || l[fDport] != "23" {
+				t.Errorf("prober record %v", l)
+			}
+			s, _ := strconv.ParseInt(l[fStart], 10, 64)
+			probes = append(probes, s)
+		}
+		if a, err := netip.ParseAddr(src); err == nil && dst == flood.Target && a.Is4() {
+			p, _ := a.Prefix(24)
+			nets[p.String()] = true
+		}
+	}
+	if len(nets) < flood.Sources/2 {
+		t.Errorf("flood sources in %d /24 networks: want unrelated addresses", len(nets))
+	}
+	if len(apiWindows) < len(windows)-1 {
+		t.Errorf("the API client talked to the flooded host in %d of %d windows", len(apiWindows), len(windows))
+	}
+	slices.Sort(probes)
+	if len(probes) != 6 || prober.Records != 6 || probes[5]-probes[0] < 90*60 || probes[5]-probes[0] > 130*60 {
+		t.Errorf("prober attempts at %v (label %+v): want six over about two hours", probes, *prober)
+	}
+	if _, again := genText(t, cfgN(150000, "v2"), false); len(again) == 0 || bytes.Equal(again, out) {
+		t.Error("default output should not contain the hard scenarios")
+	}
+	cfg.Hard = false
+	if _, again := genText(t, cfg, false); !bytes.Equal(again, plain) {
+		t.Error("output without Hard differs between runs")
 	}
 }

@@ -55,13 +55,13 @@ type Position struct {
 type Chunk struct {
 	// Object, Name: as in Position.
 	Object, Name string
-	// Data holds complete records (whole lines for text). The daemon does
-	// not keep Data after processing it, so a source may reuse the buffer
-	// once the next Emit call returns.
+	// Data holds complete records (whole lines for text). Once emitted it
+	// belongs to the daemon: the source must not change it.
 	Data []byte
-	// Header is the bytes that give Data its meaning but precede it in the
-	// object: a flow log file's header line, when Data starts after it.
-	// The decoder reads Header, then Data.
+	// Header is the object's first line when Data starts after it (nil
+	// when Data starts the object): it may give Data its meaning, as a
+	// flow log file's header line names its fields. The decoder uses it
+	// when it is such a header, and never counts it as a record.
 	Header []byte
 	// Line is the 1-based line number of Data's first line within the
 	// object, so that messages about bad lines name the right place.

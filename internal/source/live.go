@@ -197,7 +197,7 @@ func (c LiveConfig) Decode(v any) error {
 	for i := 0; i+1 < len(c.node.Content); i += 2 {
 		k := c.node.Content[i]
 		if !known[k.Value] {
-			return fmt.Errorf("line %d, column %d: sources.%s: unknown key %q for a %s source", k.Line, k.Column, c.Name, k.Value, c.Type)
+			return &KeyError{Line: k.Line, Column: k.Column, Msg: fmt.Sprintf("sources.%s: unknown key %q for a %s source", c.Name, k.Value, c.Type)}
 		}
 	}
 	if err := c.node.Decode(v); err != nil {
@@ -205,6 +205,14 @@ func (c LiveConfig) Decode(v any) error {
 	}
 	return nil
 }
+
+// KeyError is a bad key in a source's configuration entry, where it is.
+type KeyError struct {
+	Line, Column int
+	Msg          string
+}
+
+func (e *KeyError) Error() string { return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Column, e.Msg) }
 
 // LiveDeps is what a source gets from the daemon.
 type LiveDeps struct {

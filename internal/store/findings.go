@@ -506,14 +506,19 @@ type StreamCommit struct {
 	// Positions and Alarms are saved in the same transaction.
 	Positions []Position
 	Alarms    []AlarmState
+	// Respond queues the changed findings for the response pipeline in
+	// the same transaction (PendingResponses), so that a crash between
+	// the commit and the response loses no response.
+	Respond bool
 }
 
 // CommitResult says what a StreamCommit changed.
 type CommitResult struct {
 	Created, Updated, Unchanged, Superseded int
 	// Changed are the findings created or updated (count, times or
-	// severity), as stored.
+	// severity), as stored; New are the ids of those created.
 	Changed []finding.Finding
+	New     []string
 }
 
 // legacyStream holds the counts a finding had before contributions were
@@ -591,14 +596,24 @@ func (s *Store) CommitStream(ctx context.Context, c StreamCommit) (CommitResult,
 			case created[id]:
 				res.Created++
 				res.Changed = append(res.Changed, f)
+				res.New = append(res.New, id)
 			case state == foldCreated:
 				res.Created++
 				res.Changed = append(res.Changed, f)
+				res.New = append(res.New, id)
 			case state == foldUpdated:
 				res.Updated++
 				res.Changed = append(res.Changed, f)
 			default:
 				res.Unchanged++
+			}
+		}
+		if c.Respond {
+			for _, f := range res.Changed {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO respond_pending(finding_id, updated, at) VALUES (?,?,?)
+					ON CONFLICT(finding_id) DO UPDATE SET at=excluded.at`, f.ID, !created[f.ID], nanos(now)); err != nil {
+					return fmt.Errorf("cannot queue finding %s for the response: %w", f.ID, err)
+				}
 			}
 		}
 		if err := savePositions(ctx, tx, c.Positions, now); err != nil {
@@ -772,4 +787,53 @@ func supersede(ctx context.Context, tx *sql.Tx, stream string, inputs []StreamIn
 		return 0, fmt.Errorf("cannot record the inputs of %s: %w", stream, err)
 	}
 	return len(covered), nil
+}
+
+// PendingResponse is a finding queued for the response pipeline.
+type PendingResponse struct {
+	Finding finding.Finding
+	Updated bool // the finding existed before the change
+	at      int64
+}
+
+// PendingResponses returns the findings queued by CommitStream (Respond)
+// and not yet answered, oldest first.
+func (s *Store) PendingResponses(ctx context.Context) ([]PendingResponse, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT p.finding_id, p.updated, p.at, f.body, f.archived, f.feedback
+		FROM respond_pending p JOIN findings f ON f.id = p.finding_id ORDER BY p.at, p.finding_id`)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the pending responses: %w", err)
+	}
+	defer rows.Close()
+	var out []PendingResponse
+	for rows.Next() {
+		var id, body, feedback string
+		var updated, archived bool
+		var at int64
+		if err := rows.Scan(&id, &updated, &at, &body, &archived, &feedback); err != nil {
+			return nil, fmt.Errorf("cannot read the pending responses: %w", err)
+		}
+		f, err := decodeFinding(id, body, archived, feedback)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, PendingResponse{Finding: f, Updated: updated, at: at})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read the pending responses: %w", err)
+	}
+	return out, nil
+}
+
+// DonePending removes answered findings from the queue, unless they were
+// queued again since they were read.
+func (s *Store) DonePending(ctx context.Context, ps []PendingResponse) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		for _, p := range ps {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM respond_pending WHERE finding_id = ? AND at = ?`, p.Finding.ID, p.at); err != nil {
+				return fmt.Errorf("cannot clear the pending response of %s: %w", p.Finding.ID, err)
+			}
+		}
+		return nil
+	})
 }

@@ -116,6 +116,11 @@ var migrations = []string{
 		name       TEXT NOT NULL DEFAULT '',
 		updated_at INTEGER NOT NULL,
 		PRIMARY KEY (source, object)
+	);
+	CREATE TABLE respond_pending (
+		finding_id TEXT PRIMARY KEY,
+		updated    INTEGER NOT NULL DEFAULT 0,
+		at         INTEGER NOT NULL
 	);`,
 }
 

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -45,7 +47,12 @@ twice anything: see docs/daemon.md.
 				db = os.Getenv(store.EnvDB)
 			}
 			ctx := cmd.Context()
-			d, err := daemon.New(ctx, daemon.Options{
+			// Caught from the start: SIGHUP's default action would end
+			// the process.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			err = serve(ctx, log, hup, daemon.Options{
 				ConfigPath:    cfgPath,
 				DBPath:        db,
 				Logger:        log,
@@ -54,29 +61,38 @@ twice anything: see docs/daemon.md.
 					return server.Run(ctx, d, listen)
 				},
 			})
-			if err != nil {
-				return err
+			if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+				return nil // stopped by a signal while starting: nothing to save yet
 			}
-			defer d.Close()
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			defer signal.Stop(hup)
-			go func() {
-				for {
-					select {
-					case <-hup:
-						log.Info("SIGHUP: reloading the configuration", "config", cfgPath)
-						_ = d.Reload(ctx)
-					case <-ctx.Done():
-						return
-					}
-				}
-			}()
-			return d.Run(ctx)
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "configuration file with a sources: section")
 	cmd.Flags().StringVar(&db, "db", "", "findings database (default: $"+store.EnvDB+", else ~/.local/share/flowguard/flowguard.db)")
 	cmd.Flags().StringVar(&listen, "listen", "", "address of the HTTP API, overriding server.listen (default 127.0.0.1:8787)")
 	return cmd
+}
+
+// serve runs the daemon until ctx is done, reloading its configuration on
+// each value from hup.
+func serve(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, o daemon.Options) error {
+	d, err := daemon.New(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP: reloading the configuration", "config", o.ConfigPath)
+				_ = d.Reload(ctx)
+			case <-done:
+				return
+			}
+		}
+	}()
+	return d.Run(ctx)
 }

@@ -165,6 +165,19 @@ func sameFile(path string, di devIno, id string) bool {
 // Replayable is true: the files are still on disk.
 func (f *FilesLive) Replayable() bool { return true }
 
+// Covered compares offsets; a whole file read once is covered by "done".
+func (f *FilesLive) Covered(p Position, committed string) bool {
+	if committed == doneToken {
+		return true
+	}
+	if p.Token == doneToken {
+		return false
+	}
+	end, err1 := strconv.ParseInt(p.Token, 10, 64)
+	upTo, err2 := strconv.ParseInt(committed, 10, 64)
+	return err1 == nil && err2 == nil && end <= upTo
+}
+
 // Run follows the paths until ctx is done.
 func (f *FilesLive) Run(ctx context.Context, from []Position, emit Emit) error {
 	resume := map[string]string{}

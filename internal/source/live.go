@@ -107,6 +107,10 @@ type Replayer interface {
 	// Replayable reports whether Run may be called with from empty to
 	// read everything again.
 	Replayable() bool
+	// Covered reports whether a chunk ending at p lies entirely before
+	// the committed token of its object: reading it again changes
+	// nothing stored.
+	Covered(p Position, committed string) bool
 }
 
 // Status is a live source's state, as GET /api/v1/sources shows it.

@@ -286,6 +286,19 @@ func (f *FilesLive) paths() []string {
 
 // poll looks at every path once and hands over what is new.
 func (f *FilesLive) poll(ctx context.Context, resume map[string]string, emit Emit) error {
+	seen := map[devIno]bool{}
+	defer func() {
+		// Files no longer named by the paths (rotated away, deleted)
+		// are forgotten.
+		f.mu.Lock()
+		for di, fl := range f.files {
+			if !seen[di] && ctx.Err() == nil {
+				f.log.Debug("file no longer followed", "path", fl.path, "id", fl.id)
+				delete(f.files, di)
+			}
+		}
+		f.mu.Unlock()
+	}()
 	for _, p := range f.paths() {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -298,6 +311,7 @@ func (f *FilesLive) poll(ctx context.Context, resume map[string]string, emit Emi
 		if !ok {
 			continue
 		}
+		seen[di] = true
 		f.mu.Lock()
 		fl := f.files[di]
 		f.mu.Unlock()

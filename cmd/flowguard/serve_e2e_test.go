@@ -205,6 +205,46 @@ sources:
 		}
 	}
 
+	// The same findings, with the same counts, as detect over the same
+	// records, for the windows the daemon has judged (those before the
+	// last hour, which is still open in the daemon).
+	detected, derr := exec.Command(bin, "detect", "--config", cfgPath, "--no-db", "--output", "json", path).Output()
+	if derr != nil {
+		t.Fatalf("detect: %v", derr)
+	}
+	var want []map[string]any
+	if err := json.Unmarshal(detected, &want); err != nil {
+		t.Fatal(err)
+	}
+	served := map[string]map[string]any{}
+	_, all := get("/api/v1/findings?archived=all")
+	var allList []map[string]any
+	json.Unmarshal(all, &allList)
+	for _, f := range allList {
+		served[f["id"].(string)] = f
+	}
+	compared := 0
+	for _, w := range want {
+		last, _ := time.Parse(time.RFC3339, w["last_seen"].(string))
+		if !last.Before(later.Start) {
+			continue
+		}
+		compared++
+		g := served[w["id"].(string)]
+		if g == nil {
+			t.Errorf("detect found %s %s (count %v); serve did not", w["type"], w["title"], w["count"])
+			continue
+		}
+		for _, k := range []string{"count", "first_seen", "last_seen", "severity"} {
+			if fmt.Sprint(g[k]) != fmt.Sprint(w[k]) {
+				t.Errorf("%s %s: serve %s %v, detect %v", w["type"], w["id"], k, g[k], w[k])
+			}
+		}
+	}
+	if compared < len(g.Labels()) {
+		t.Errorf("only %d findings compared with detect", compared)
+	}
+
 	// Without the token: 401, and an audit row says so.
 	id := list[0]["id"].(string)
 	resp, err := http.Post(base+"/api/v1/findings/"+id+"/archive", "application/json", nil)

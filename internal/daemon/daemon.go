@@ -86,6 +86,14 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.st = st
+	d.Metrics.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowguard_blocks_active",
+		Help: "Blocks in force (network ACL entries, WAF IP set addresses)."}, func() float64 {
+		rows, err := st.ListBlocks(context.Background(), store.BlockFilter{States: []store.BlockState{store.BlockActive}})
+		if err != nil {
+			return -1
+		}
+		return float64(len(rows))
+	}))
 	return d, nil
 }
 

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -193,7 +194,7 @@ func (p *processor) process(ctx context.Context, it item) error {
 			}
 		}
 		in.Size = int64(len(data))
-		in.Open = func(context.Context) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(data))), nil }
+		in.Open = func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
 	}
 	var records int64
 	err := sc.Scan(ctx, []flowlog.Input{in}, func(_ int, b *flowlog.Batch) error {

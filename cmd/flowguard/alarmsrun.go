@@ -58,15 +58,7 @@ up to the last record (plus the alarms' evaluation range) at the end.`,
 				return err
 			}
 			var changes []alarm.StateChange
-			var next, newest time.Time // next minute to evaluate; newest event seen
-			evaluateUntil := func(until time.Time) {
-				if next.IsZero() {
-					return
-				}
-				for ; !next.After(until); next = next.Add(time.Minute) {
-					changes = append(changes, eng.Evaluate(next)...)
-				}
-			}
+			clock := &alarm.Clock{Engine: eng, Lateness: lateness}
 			type event struct {
 				ts   time.Time
 				line []byte
@@ -88,19 +80,12 @@ up to the last record (plus the alarms' evaluation range) at the end.`,
 				return out
 			}, func(evs []event) error {
 				for _, e := range evs {
-					eng.Observe(e.ts, e.line)
-					if e.ts.After(newest) {
-						newest = e.ts
-					}
-					if next.IsZero() {
-						next = e.ts.Truncate(time.Minute).Add(time.Minute)
-					}
+					changes = append(changes, clock.Observe(e.ts, e.line)...)
 				}
-				evaluateUntil(newest.Add(-lateness))
 				return nil
 			})
 			if err == nil {
-				evaluateUntil(newest.Add(maxRange(cfg.Alarms)))
+				changes = append(changes, clock.Drain(cfg.Alarms)...)
 				err = writeStateChanges(cmd.OutOrStdout(), output, changes)
 			}
 			if err == nil && respondFlag {
@@ -138,18 +123,6 @@ func respondAlarms(cmd *cobra.Command, db *dbFlag, cfg *config.Config, changes [
 		events[i] = respond.Event{Alarm: &changes[i]}
 	}
 	return respondEvents(cmd.Context(), cmd.ErrOrStderr(), pl, events)
-}
-
-// maxRange is how long after the last record alarms keep being evaluated:
-// the longest evaluation range, so that missing data is judged too.
-func maxRange(c *alarm.Config) time.Duration {
-	d := time.Minute
-	for _, a := range c.Alarms {
-		if r := time.Duration(a.Period*(a.EvaluationPeriods+2)) * time.Second; r > d {
-			d = r
-		}
-	}
-	return d
 }
 
 func writeStateChanges(w io.Writer, output string, changes []alarm.StateChange) error {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +13,8 @@ import (
 	"github.com/flowguard/flowguard/internal/config"
 	"github.com/flowguard/flowguard/internal/detect"
 	"github.com/flowguard/flowguard/internal/finding"
+	"github.com/flowguard/flowguard/internal/flowlog"
+	"github.com/flowguard/flowguard/internal/server"
 	"github.com/flowguard/flowguard/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -175,7 +176,7 @@ func runDetect(cmd *cobra.Command, f *detectFlags, args []string) error {
 		}
 		recording := !f.noDB && !(cmd.Flags().Changed("db") && f.db == "")
 		if runErr == nil && recording {
-			runErr = recordFindings(cmd, f.db, results)
+			runErr = recordFindings(cmd, f.db, results, r.inputs)
 		}
 		if runErr == nil && f.respond {
 			runErr = respondFindings(cmd, f.db, cfg, results)
@@ -223,13 +224,7 @@ func findingsOf(rs []*detect.Result) []finding.Finding {
 }
 
 func writeFindingsJSON(w io.Writer, rs []*detect.Result) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(findingsOf(rs)); err != nil {
-		return fmt.Errorf("cannot write findings: %w", err)
-	}
-	return nil
+	return server.WriteFindings(w, findingsOf(rs))
 }
 
 func addrText(a netip.Addr) string {
@@ -332,11 +327,10 @@ func kv(m map[string]any) string {
 	return strings.Join(parts, " ")
 }
 
-// recordFindings upserts the findings into the store.
-func recordFindings(cmd *cobra.Command, path string, rs []*detect.Result) error {
-	if len(rs) == 0 {
-		return nil
-	}
+// recordFindings records the findings in the store as the contribution
+// of this set of inputs (see recordStream): detect run again over the same
+// files sets the same counts instead of adding them.
+func recordFindings(cmd *cobra.Command, path string, rs []*detect.Result, inputs []flowlog.Input) error {
 	if path == "" {
 		p, err := store.DefaultPath()
 		if err != nil {
@@ -351,11 +345,15 @@ func recordFindings(cmd *cobra.Command, path string, rs []*detect.Result) error 
 	defer st.Close()
 	fs := findingsOf(rs)
 	slices.SortFunc(fs, func(a, b finding.Finding) int { return strings.Compare(a.ID, b.ID) })
-	created, updated, err := st.UpsertFindings(cmd.Context(), fs)
+	res, err := recordStream(cmd.Context(), st, fs, inputs)
 	if err != nil {
 		return fmt.Errorf("cannot record findings in %s: %w", path, err)
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "flowguard: recorded %d new and %d updated finding(s) in %s\n", created, updated, path)
+	fmt.Fprintf(cmd.ErrOrStderr(), "flowguard: recorded %d new and %d updated finding(s) in %s", res.Created, res.Updated, path)
+	if res.Unchanged > 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), " (%d unchanged: these inputs were counted before)", res.Unchanged)
+	}
+	fmt.Fprintln(cmd.ErrOrStderr())
 	return nil
 }
 

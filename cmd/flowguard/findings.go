@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +17,9 @@ import (
 	"time"
 
 	"github.com/flowguard/flowguard/internal/finding"
+	"github.com/flowguard/flowguard/internal/flowlog"
+	"github.com/flowguard/flowguard/internal/server"
+	"github.com/flowguard/flowguard/internal/source"
 	"github.com/flowguard/flowguard/internal/store"
 	"github.com/spf13/cobra"
 )
@@ -182,12 +188,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 // DESIGN.md shape (never null). withArchived adds an ARCHIVED column.
 func writeFindingList(w io.Writer, output string, fs []finding.Finding, withArchived bool) error {
 	if output == "json" {
-		if fs == nil {
-			fs = []finding.Finding{}
-		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(fs)
+		return server.WriteFindings(w, fs)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	hdr := "ID\tSEVERITY\tTYPE\tACTOR\tTARGET\tPORTS\tCOUNT\tLAST SEEN"
@@ -612,4 +613,41 @@ func newSuppressRemoveCmd(db *dbFlag) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// recordStream records a batch run's findings as one stream of the store
+// (store.StreamCommit): the stream is named by the inputs' identities
+// (device, inode and first bytes of a file; the URL and size of an S3
+// object) and sizes, so that a run over the same inputs replaces its own
+// earlier contribution, and a run over inputs that cover an earlier run's
+// (the same files, grown, and more) supersedes it. Standard input has no
+// identity: its findings always add.
+func recordStream(ctx context.Context, st *store.Store, fs []finding.Finding, inputs []flowlog.Input) (store.CommitResult, error) {
+	var ins []store.StreamInput
+	for _, in := range inputs {
+		if in.Name == "-" {
+			ins = nil
+			break
+		}
+		if strings.HasPrefix(in.Name, "s3://") {
+			ins = append(ins, store.StreamInput{Identity: in.Name, Size: in.Size, Name: in.Name})
+			continue
+		}
+		id, size, err := source.Identity(in.Name)
+		if err != nil {
+			return store.CommitResult{}, fmt.Errorf("cannot identify input %s: %w", in.Name, err)
+		}
+		ins = append(ins, store.StreamInput{Identity: id, Size: size, Name: in.Name})
+	}
+	h := sha256.New()
+	if ins == nil {
+		fmt.Fprintf(h, "stdin %d", time.Now().UnixNano())
+	}
+	sorted := slices.Clone(ins)
+	slices.SortFunc(sorted, func(a, b store.StreamInput) int { return strings.Compare(a.Identity, b.Identity) })
+	for _, in := range sorted {
+		fmt.Fprintf(h, "%s %d\n", in.Identity, in.Size)
+	}
+	stream := "detect:" + hex.EncodeToString(h.Sum(nil)[:12])
+	return st.CommitStream(ctx, store.StreamCommit{Stream: stream, Findings: fs, Inputs: ins})
 }

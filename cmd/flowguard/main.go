@@ -2,9 +2,16 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/pprof"
+	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -14,20 +21,41 @@ func main() {
 }
 
 // run executes the command line args and returns the process exit code.
+// Every command runs under one context that SIGINT and SIGTERM cancel, so
+// that a long query or detect stops cleanly (its CPU profile written) and
+// the daemon drains and saves its checkpoints; a second signal kills.
 func run(args []string) int {
-	root := newRootCmd()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal ends the process at once
+	}()
+	root, g := newRoot()
 	root.SetArgs(args)
-	if err := root.Execute(); err != nil {
-		if ee, ok := err.(exitError); ok {
-			if ee.msg != "" {
-				fmt.Fprintln(os.Stderr, "flowguard:", ee.msg)
-			}
-			return ee.code
-		}
-		fmt.Fprintln(os.Stderr, "flowguard:", err)
-		return 1
+	err := root.ExecuteContext(ctx)
+	g.finish() // cobra skips the post-run hooks when a command fails
+	return exitCode(ctx, err, os.Stderr)
+}
+
+// exitCode reports err on w and returns the exit code for it: 130 after
+// an interruption, as shells do.
+func exitCode(ctx context.Context, err error, w io.Writer) int {
+	if err == nil {
+		return 0
 	}
-	return 0
+	if ee, ok := err.(exitError); ok {
+		if ee.msg != "" {
+			fmt.Fprintln(w, "flowguard:", ee.msg)
+		}
+		return ee.code
+	}
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		fmt.Fprintln(w, "flowguard: interrupted")
+		return 130
+	}
+	fmt.Fprintln(w, "flowguard:", err)
+	return 1
 }
 
 // exitError ends the program with a given exit code.
@@ -38,15 +66,55 @@ type exitError struct {
 
 func (e exitError) Error() string { return e.msg }
 
+// globals are the root command's flags, read by the subcommands that need
+// them.
+type globals struct {
+	logLevel, logFormat string
+	stopProfile         func()
+}
+
+// finish stops the CPU profile, if one is being written.
+func (g *globals) finish() {
+	if g.stopProfile != nil {
+		g.stopProfile()
+		g.stopProfile = nil
+	}
+}
+
+// logger builds the one logger of a run from --log-level and --log-format,
+// writing to w.
+func (g *globals) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", g.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(g.logFormat) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", g.logFormat)
+}
+
 func newRootCmd() *cobra.Command {
+	root, _ := newRoot()
+	return root
+}
+
+func newRoot() (*cobra.Command, *globals) {
 	var cpuProfile string
-	var stopProfile func()
+	g := &globals{}
 	root := &cobra.Command{
 		Use:           "flowguard",
 		Short:         "Find attacks in AWS VPC Flow Logs and answer them",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRunE: func(*cobra.Command, []string) error {
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := g.logger(io.Discard); err != nil {
+				return err
+			}
 			if cpuProfile == "" {
 				return nil
 			}
@@ -58,16 +126,14 @@ func newRootCmd() *cobra.Command {
 				f.Close()
 				return fmt.Errorf("--cpuprofile: %w", err)
 			}
-			stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+			g.stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
 			return nil
 		},
-		PersistentPostRun: func(*cobra.Command, []string) {
-			if stopProfile != nil {
-				stopProfile()
-			}
-		},
+		PersistentPostRun: func(*cobra.Command, []string) { g.finish() },
 	}
 	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file (for performance work)")
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(
 		newParseCmd(),
 		newQueryCmd(),
@@ -80,6 +146,7 @@ func newRootCmd() *cobra.Command {
 		newBlocksCmd(),
 		newIAMPolicyCmd(),
 		newAuditCmd(),
+		newServeCmd(g),
 	)
-	return root
+	return root, g
 }

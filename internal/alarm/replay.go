@@ -152,16 +152,17 @@ func (rt *ReplayTest) Run(cfg *Config) ([]StateChange, map[string]State, error) 
 		}
 	}
 	sort.SliceStable(lines, func(i, j int) bool { return lines[i].t.Before(lines[j].t) })
-	var changes []StateChange
-	next := 0
+	clock := &Clock{Engine: eng, Every: every}
+	clock.Start(rt.Start)
 	end := rt.Start.Add(dur)
-	for now := rt.Start.Add(every); !now.After(end); now = now.Add(every) {
-		for next < len(lines) && lines[next].t.Before(now) {
-			eng.Observe(lines[next].t, lines[next].line)
-			next++
+	var changes []StateChange
+	for _, l := range lines {
+		if !l.t.Before(end) {
+			break // after the last evaluation: never judged
 		}
-		changes = append(changes, eng.Evaluate(now)...)
+		changes = append(changes, clock.Observe(l.t, l.line)...)
 	}
+	changes = append(changes, clock.Until(end)...)
 	final := map[string]State{}
 	for _, a := range eng.Alarms {
 		final[a.Alarm().Name], _ = a.State()

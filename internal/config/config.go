@@ -20,6 +20,7 @@ import (
 	"github.com/flowguard/flowguard/internal/finding"
 	"github.com/flowguard/flowguard/internal/respond"
 	"github.com/flowguard/flowguard/internal/respond/notify"
+	"github.com/flowguard/flowguard/internal/source"
 	"gopkg.in/yaml.v3"
 )
 
@@ -46,6 +47,11 @@ type Config struct {
 	Response *respond.Config `yaml:"response,omitempty"`
 	// Notify configures the notifiers and their message templates.
 	Notify *notify.Config `yaml:"notify,omitempty"`
+	// Server is the daemon's HTTP API (flowguard serve).
+	Server *Server `yaml:"server,omitempty"`
+	// Sources are what the daemon follows; each type reads its own keys
+	// (internal/source/live.go).
+	Sources []source.LiveConfig `yaml:"sources,omitempty"`
 
 	// Path is the file read, "" for the defaults; Dir is its directory.
 	Path string `yaml:"-"`
@@ -57,6 +63,16 @@ type Config struct {
 	AWSRanges *respond.AWSRanges `yaml:"-"`
 
 	warnings []*Error
+}
+
+// Server configures the daemon's HTTP API.
+type Server struct {
+	// Listen is the address to serve on; default 127.0.0.1:8787.
+	Listen string `yaml:"listen,omitempty"`
+	// TokenFile holds the Bearer token that state-changing requests
+	// need; when empty, one is generated in the database's directory at
+	// first start. Relative to this file.
+	TokenFile string `yaml:"token_file,omitempty"`
 }
 
 // ExpectedSource is one rule of expected_sources: connections to Ports are
@@ -427,6 +443,20 @@ func (c *Config) validate(name string, t *tree) error {
 			for _, e := range unjoin(err) {
 				at("alarms", e.Error())
 			}
+		}
+	}
+	names := map[string]bool{}
+	for _, sc := range c.Sources {
+		if names[sc.Name] {
+			errs = append(errs, &Error{File: name, Line: sc.Line, Column: sc.Column, Path: "sources", Msg: fmt.Sprintf("two sources are named %q", sc.Name)})
+		}
+		names[sc.Name] = true
+		if _, err := source.NewLive(sc, source.LiveDeps{}); err != nil {
+			e := &Error{File: name, Line: sc.Line, Column: sc.Column, Path: "sources", Msg: err.Error()}
+			if ke, ok := errors.AsType[*source.KeyError](err); ok {
+				e.Line, e.Column, e.Msg = ke.Line, ke.Column, ke.Msg
+			}
+			errs = append(errs, e)
 		}
 	}
 	if err := c.Config.Validate(); err != nil {

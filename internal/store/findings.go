@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -87,6 +88,8 @@ func (s *Store) UpsertFindings(ctx context.Context, fs []finding.Finding) (creat
 // transaction.
 type upsertStmts struct {
 	get, insert, update, history, trim *sql.Stmt
+	// contributions (contrib.go)
+	putContrib, getContribs *sql.Stmt
 }
 
 func prepareUpsert(ctx context.Context, tx *sql.Tx) (*upsertStmts, error) {
@@ -104,6 +107,9 @@ func prepareUpsert(ctx context.Context, tx *sql.Tx) (*upsertStmts, error) {
 			VALUES (?,?,?,?,?,?,?)`},
 		{&st.trim, `DELETE FROM finding_history WHERE finding_id = ? AND seq <=
 			(SELECT seq FROM finding_history WHERE finding_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`},
+		{&st.putContrib, `INSERT INTO finding_contributions(stream, finding_id, count, body, updated_at) VALUES (?,?,?,?,?)
+			ON CONFLICT(stream, finding_id) DO UPDATE SET count=excluded.count, body=excluded.body, updated_at=excluded.updated_at`},
+		{&st.getContribs, `SELECT stream, body FROM finding_contributions WHERE finding_id = ? ORDER BY stream`},
 	} {
 		var err error
 		if *p.dst, err = tx.PrepareContext(ctx, p.sql); err != nil {
@@ -115,7 +121,7 @@ func prepareUpsert(ctx context.Context, tx *sql.Tx) (*upsertStmts, error) {
 }
 
 func (st *upsertStmts) close() {
-	for _, s := range []*sql.Stmt{st.get, st.insert, st.update, st.history, st.trim} {
+	for _, s := range []*sql.Stmt{st.get, st.insert, st.update, st.history, st.trim, st.putContrib, st.getContribs} {
 		if s != nil {
 			s.Close()
 		}
@@ -141,6 +147,13 @@ func (st *upsertStmts) upsertOne(ctx context.Context, rules *finding.Policy, in 
 			f.Archived = true
 		}
 	}
+	return st.put(ctx, rules, f, found, in, now)
+}
+
+// put writes f, the finding as it now stands, over the stored one (found
+// says whether there is one), archives it when a suppression rule matches,
+// and records in in the history (the activity that changed it).
+func (st *upsertStmts) put(ctx context.Context, rules *finding.Policy, f finding.Finding, found bool, in *finding.Finding, now time.Time) (created bool, err error) {
 	rule, suppressed := rules.Suppressing(&f)
 	newlyArchived := suppressed && !f.Archived
 	if suppressed {
@@ -462,5 +475,365 @@ func (s *Store) SetFeedback(ctx context.Context, id, value string) error {
 		}
 		d, _ := json.Marshal(map[string]string{"feedback": value})
 		return addHistory(ctx, tx, id, now, HistoryFeedback, 0, 0, time.Time{}, d)
+	})
+}
+
+// StreamInput is one input a stream counted: its identity (for a file,
+// device, inode and a hash of its first bytes) and how many bytes of it.
+type StreamInput struct {
+	Identity string `json:"identity"`
+	Size     int64  `json:"size"`
+	Name     string `json:"name,omitempty"`
+}
+
+// StreamCommit is what one stream of work writes in one transaction.
+//
+// A stream is one run of detection over a known set of inputs: a
+// flowguard detect over some files, or the daemon. Findings are the
+// stream's cumulative findings as they now stand, not increments: each
+// replaces the stream's earlier contribution to the same finding, so that
+// writing the same state twice (a replay after a crash, detect run twice
+// over the same files) changes nothing. A finding's row is the merge
+// (finding.Merge) of the contributions of every stream.
+type StreamCommit struct {
+	Stream   string
+	Findings []finding.Finding
+	// Inputs, when set, are recorded as what the stream counted, and
+	// every other stream whose inputs they all cover (same identity, no
+	// more bytes) is superseded: its contributions are dropped, since
+	// this stream counted the same records again.
+	Inputs []StreamInput
+	// Positions and Alarms are saved in the same transaction.
+	Positions []Position
+	Alarms    []AlarmState
+	// Respond queues the changed findings for the response pipeline in
+	// the same transaction (PendingResponses), so that a crash between
+	// the commit and the response loses no response.
+	Respond bool
+}
+
+// CommitResult says what a StreamCommit changed.
+type CommitResult struct {
+	Created, Updated, Unchanged, Superseded int
+	// Changed are the findings created or updated (count, times or
+	// severity), as stored; New are the ids of those created.
+	Changed []finding.Finding
+	New     []string
+}
+
+// legacyStream holds the counts a finding had before contributions were
+// recorded (databases older than schema version 6).
+const legacyStream = "legacy"
+
+// CommitStream writes c in one transaction; see StreamCommit.
+func (s *Store) CommitStream(ctx context.Context, c StreamCommit) (CommitResult, error) {
+	var res CommitResult
+	if c.Stream == "" || c.Stream == legacyStream {
+		return res, fmt.Errorf("bad stream name %q", c.Stream)
+	}
+	for i := range c.Findings {
+		if c.Findings[i].ID == "" || c.Findings[i].Type == "" {
+			return res, fmt.Errorf("finding %d (%s, actor %s) has no id or type", i+1, c.Findings[i].Type, c.Findings[i].Actor.IP)
+		}
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res = CommitResult{}
+		now := s.now()
+		affected := map[string]bool{}
+		rules, err := loadRules(ctx, tx)
+		if err != nil {
+			return err
+		}
+		st, err := prepareUpsert(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer st.close()
+		created := map[string]bool{}
+		for i := range c.Findings {
+			f := &c.Findings[i]
+			isNew, err := st.ensureRow(ctx, rules, f, now)
+			if err != nil {
+				return err
+			}
+			created[f.ID] = isNew
+		}
+		// Legacy rows are turned into contributions above, before the
+		// superseded streams' contributions go.
+		if c.Inputs != nil {
+			n, err := supersede(ctx, tx, c.Stream, c.Inputs, affected, now)
+			if err != nil {
+				return err
+			}
+			res.Superseded = n
+		}
+		for i := range c.Findings {
+			f := &c.Findings[i]
+			body, err := marshalBody(f)
+			if err != nil {
+				return err
+			}
+			if _, err := st.putContrib.ExecContext(ctx, c.Stream, f.ID, f.Count, body, nanos(now)); err != nil {
+				return fmt.Errorf("cannot record finding %s: %w", f.ID, err)
+			}
+			affected[f.ID] = true
+		}
+		ids := make([]string, 0, len(affected))
+		for id := range affected {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		byID := map[string]*finding.Finding{}
+		for i := range c.Findings {
+			byID[c.Findings[i].ID] = &c.Findings[i]
+		}
+		for _, id := range ids {
+			f, state, err := st.refold(ctx, rules, id, byID[id], now)
+			if err != nil {
+				return err
+			}
+			switch {
+			case created[id]:
+				res.Created++
+				res.Changed = append(res.Changed, f)
+				res.New = append(res.New, id)
+			case state == foldCreated:
+				res.Created++
+				res.Changed = append(res.Changed, f)
+				res.New = append(res.New, id)
+			case state == foldUpdated:
+				res.Updated++
+				res.Changed = append(res.Changed, f)
+			default:
+				res.Unchanged++
+			}
+		}
+		if c.Respond {
+			for _, f := range res.Changed {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO respond_pending(finding_id, updated, at) VALUES (?,?,?)
+					ON CONFLICT(finding_id) DO UPDATE SET at=excluded.at`, f.ID, !created[f.ID], nanos(now)); err != nil {
+					return fmt.Errorf("cannot queue finding %s for the response: %w", f.ID, err)
+				}
+			}
+		}
+		if err := savePositions(ctx, tx, c.Positions, now); err != nil {
+			return err
+		}
+		return saveAlarmStates(ctx, tx, c.Alarms, now)
+	})
+	return res, err
+}
+
+// ensureRow makes sure the finding has a row (contributions reference it),
+// inserting f when there is none (created is then true), and turns the
+// counts of a row recorded before contributions existed into the legacy
+// contribution.
+func (st *upsertStmts) ensureRow(ctx context.Context, rules *finding.Policy, f *finding.Finding, now time.Time) (created bool, err error) {
+	old, found, err := getFindingWith(st.get.QueryRowContext(ctx, f.ID), f.ID)
+	if err != nil {
+		return false, err
+	}
+	if !found {
+		return st.put(ctx, rules, *f, false, f, now)
+	}
+	rows, err := st.getContribs.QueryContext(ctx, f.ID)
+	if err != nil {
+		return false, fmt.Errorf("cannot read finding %s: %w", f.ID, err)
+	}
+	has := rows.Next()
+	rows.Close()
+	if has {
+		return false, nil
+	}
+	body, err := marshalBody(&old)
+	if err != nil {
+		return false, err
+	}
+	if _, err := st.putContrib.ExecContext(ctx, legacyStream, f.ID, old.Count, body, nanos(now)); err != nil {
+		return false, fmt.Errorf("cannot record finding %s: %w", f.ID, err)
+	}
+	return false, nil
+}
+
+type foldState int
+
+const (
+	foldUnchanged foldState = iota
+	foldCreated
+	foldUpdated
+)
+
+// refold recomputes a finding's row from its contributions. in is the
+// activity that changed it, for the history, or nil. A finding left with
+// no contribution keeps its row as it is.
+func (st *upsertStmts) refold(ctx context.Context, rules *finding.Policy, id string, in *finding.Finding, now time.Time) (finding.Finding, foldState, error) {
+	rows, err := st.getContribs.QueryContext(ctx, id)
+	if err != nil {
+		return finding.Finding{}, 0, fmt.Errorf("cannot read finding %s: %w", id, err)
+	}
+	var f finding.Finding
+	n := 0
+	for rows.Next() {
+		var stream, body string
+		if err := rows.Scan(&stream, &body); err != nil {
+			rows.Close()
+			return finding.Finding{}, 0, fmt.Errorf("cannot read finding %s: %w", id, err)
+		}
+		c, err := decodeFinding(id, body, false, "")
+		if err != nil {
+			rows.Close()
+			return finding.Finding{}, 0, err
+		}
+		if n == 0 {
+			f = c
+		} else {
+			f = finding.Merge(f, c)
+		}
+		n++
+	}
+	if err := rows.Close(); err != nil {
+		return finding.Finding{}, 0, fmt.Errorf("cannot read finding %s: %w", id, err)
+	}
+	old, found, err := getFindingWith(st.get.QueryRowContext(ctx, id), id)
+	if err != nil || n == 0 {
+		return old, foldUnchanged, err
+	}
+	if found {
+		f.Archived, f.Feedback = old.Archived, old.Feedback
+		if f.Count == old.Count && f.FirstSeen.Equal(old.FirstSeen) && f.LastSeen.Equal(old.LastSeen) && f.Severity == old.Severity {
+			return old, foldUnchanged, nil
+		}
+	} else if in != nil && in.Archived {
+		f.Archived = true
+	}
+	if in == nil {
+		in = &f
+	}
+	created, err := st.put(ctx, rules, f, found, in, now)
+	if err != nil {
+		return f, 0, err
+	}
+	stored, _, err := getFindingWith(st.get.QueryRowContext(ctx, id), id)
+	if created {
+		return stored, foldCreated, err
+	}
+	return stored, foldUpdated, err
+}
+
+// supersede records stream's inputs and drops the contributions of the
+// streams whose inputs they all cover, adding the findings concerned to
+// affected. It returns how many streams were superseded.
+func supersede(ctx context.Context, tx *sql.Tx, stream string, inputs []StreamInput, affected map[string]bool, now time.Time) (int, error) {
+	have := make(map[string]int64, len(inputs))
+	for _, in := range inputs {
+		have[in.Identity] = max(have[in.Identity], in.Size)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT stream, inputs FROM streams WHERE stream != ?`, stream)
+	if err != nil {
+		return 0, fmt.Errorf("cannot read the recorded inputs: %w", err)
+	}
+	var covered []string
+	for rows.Next() {
+		var name, js string
+		if err := rows.Scan(&name, &js); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("cannot read the recorded inputs: %w", err)
+		}
+		var ins []StreamInput
+		if err := json.Unmarshal([]byte(js), &ins); err != nil || len(ins) == 0 {
+			continue
+		}
+		all := true
+		for _, in := range ins {
+			if size, ok := have[in.Identity]; !ok || size < in.Size {
+				all = false
+				break
+			}
+		}
+		if all {
+			covered = append(covered, name)
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return 0, fmt.Errorf("cannot read the recorded inputs: %w", err)
+	}
+	for _, name := range covered {
+		ids, err := tx.QueryContext(ctx, `SELECT finding_id FROM finding_contributions WHERE stream = ?`, name)
+		if err != nil {
+			return 0, fmt.Errorf("cannot read stream %s: %w", name, err)
+		}
+		for ids.Next() {
+			var id string
+			if err := ids.Scan(&id); err != nil {
+				ids.Close()
+				return 0, fmt.Errorf("cannot read stream %s: %w", name, err)
+			}
+			affected[id] = true
+		}
+		ids.Close()
+		if _, err := tx.ExecContext(ctx, `DELETE FROM finding_contributions WHERE stream = ?`, name); err != nil {
+			return 0, fmt.Errorf("cannot supersede stream %s: %w", name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM streams WHERE stream = ?`, name); err != nil {
+			return 0, fmt.Errorf("cannot supersede stream %s: %w", name, err)
+		}
+	}
+	js, err := json.Marshal(inputs)
+	if err != nil {
+		return 0, fmt.Errorf("cannot encode the inputs: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO streams(stream, inputs, updated_at) VALUES (?,?,?)
+		ON CONFLICT(stream) DO UPDATE SET inputs=excluded.inputs, updated_at=excluded.updated_at`, stream, string(js), nanos(now)); err != nil {
+		return 0, fmt.Errorf("cannot record the inputs of %s: %w", stream, err)
+	}
+	return len(covered), nil
+}
+
+// PendingResponse is a finding queued for the response pipeline.
+type PendingResponse struct {
+	Finding finding.Finding
+	Updated bool // the finding existed before the change
+	at      int64
+}
+
+// PendingResponses returns the findings queued by CommitStream (Respond)
+// and not yet answered, oldest first.
+func (s *Store) PendingResponses(ctx context.Context) ([]PendingResponse, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT p.finding_id, p.updated, p.at, f.body, f.archived, f.feedback
+		FROM respond_pending p JOIN findings f ON f.id = p.finding_id ORDER BY p.at, p.finding_id`)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the pending responses: %w", err)
+	}
+	defer rows.Close()
+	var out []PendingResponse
+	for rows.Next() {
+		var id, body, feedback string
+		var updated, archived bool
+		var at int64
+		if err := rows.Scan(&id, &updated, &at, &body, &archived, &feedback); err != nil {
+			return nil, fmt.Errorf("cannot read the pending responses: %w", err)
+		}
+		f, err := decodeFinding(id, body, archived, feedback)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, PendingResponse{Finding: f, Updated: updated, at: at})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read the pending responses: %w", err)
+	}
+	return out, nil
+}
+
+// DonePending removes answered findings from the queue, unless they were
+// queued again since they were read.
+func (s *Store) DonePending(ctx context.Context, ps []PendingResponse) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		for _, p := range ps {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM respond_pending WHERE finding_id = ? AND at = ?`, p.Finding.ID, p.at); err != nil {
+				return fmt.Errorf("cannot clear the pending response of %s: %w", p.Finding.ID, err)
+			}
+		}
+		return nil
 	})
 }

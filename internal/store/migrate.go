@@ -94,6 +94,39 @@ var migrations = []string{
 	// works on a row and a crashed one's rows are taken over when the
 	// lease runs out (claims.go).
 	leasesSchema,
+
+	// 7: exactly-once counting (findings.go, state.go). A stream (one
+	// detect over a set of inputs, or the daemon) contributes its own
+	// cumulative finding, replaced, never added, when it is written
+	// again; a finding's row is the merge of its contributions. Source
+	// positions are saved per object in the same transaction.
+	`CREATE TABLE finding_contributions (
+		stream     TEXT NOT NULL,
+		finding_id TEXT NOT NULL REFERENCES findings(id) ON DELETE CASCADE,
+		count      INTEGER NOT NULL,
+		body       TEXT NOT NULL,
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (stream, finding_id)
+	);
+	CREATE INDEX finding_contributions_finding ON finding_contributions(finding_id);
+	CREATE TABLE streams (
+		stream     TEXT PRIMARY KEY,
+		inputs     TEXT NOT NULL DEFAULT '[]',
+		updated_at INTEGER NOT NULL
+	);
+	CREATE TABLE source_positions (
+		source     TEXT NOT NULL,
+		object     TEXT NOT NULL,
+		token      TEXT NOT NULL,
+		name       TEXT NOT NULL DEFAULT '',
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (source, object)
+	);
+	CREATE TABLE respond_pending (
+		finding_id TEXT PRIMARY KEY,
+		updated    INTEGER NOT NULL DEFAULT 0,
+		at         INTEGER NOT NULL
+	);`,
 }
 
 // SchemaVersion is the schema version this build writes.

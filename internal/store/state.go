@@ -33,17 +33,18 @@ func (s *Store) SaveAlarmState(ctx context.Context, states ...AlarmState) error 
 			return fmt.Errorf("alarm %q: unknown state %q", st.Name, st.State)
 		}
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
-		now := s.now()
-		for _, st := range states {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO alarm_state(name, state, since, reason, updated_at) VALUES (?,?,?,?,?)
-				ON CONFLICT(name) DO UPDATE SET state=excluded.state, since=excluded.since, reason=excluded.reason, updated_at=excluded.updated_at`,
-				st.Name, string(st.State), nanos(st.Since), st.Reason, nanos(now)); err != nil {
-				return fmt.Errorf("cannot save the state of alarm %q: %w", st.Name, err)
-			}
+	return s.write(ctx, func(tx *sql.Tx) error { return saveAlarmStates(ctx, tx, states, s.now()) })
+}
+
+func saveAlarmStates(ctx context.Context, tx *sql.Tx, states []AlarmState, now time.Time) error {
+	for _, st := range states {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO alarm_state(name, state, since, reason, updated_at) VALUES (?,?,?,?,?)
+			ON CONFLICT(name) DO UPDATE SET state=excluded.state, since=excluded.since, reason=excluded.reason, updated_at=excluded.updated_at`,
+			st.Name, string(st.State), nanos(st.Since), st.Reason, nanos(now)); err != nil {
+			return fmt.Errorf("cannot save the state of alarm %q: %w", st.Name, err)
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // LoadAlarmStates returns every saved alarm state by alarm name.
@@ -98,4 +99,49 @@ func (s *Store) LoadCheckpoint(ctx context.Context, source string) (position str
 		return "", false, fmt.Errorf("cannot read the checkpoint of %s: %w", source, err)
 	}
 	return position, true, nil
+}
+
+// Position is a live source's saved position in one of its objects (see
+// source.Position): saved in the same transaction as the state the records
+// before it produced.
+type Position struct {
+	Source string `json:"source"`
+	Object string `json:"object"`
+	Token  string `json:"token"`
+	Name   string `json:"name,omitempty"`
+}
+
+func savePositions(ctx context.Context, tx *sql.Tx, ps []Position, now time.Time) error {
+	for _, p := range ps {
+		if p.Source == "" || p.Object == "" {
+			return fmt.Errorf("position without a source or object: %+v", p)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO source_positions(source, object, token, name, updated_at) VALUES (?,?,?,?,?)
+			ON CONFLICT(source, object) DO UPDATE SET token=excluded.token, name=excluded.name, updated_at=excluded.updated_at`,
+			p.Source, p.Object, p.Token, p.Name, nanos(now)); err != nil {
+			return fmt.Errorf("cannot save the position of %s in %s: %w", p.Source, p.Object, err)
+		}
+	}
+	return nil
+}
+
+// LoadPositions returns the saved positions of a source, by object.
+func (s *Store) LoadPositions(ctx context.Context, source string) ([]Position, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT object, token, name FROM source_positions WHERE source = ? ORDER BY object`, source)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the positions of %s: %w", source, err)
+	}
+	defer rows.Close()
+	var out []Position
+	for rows.Next() {
+		p := Position{Source: source}
+		if err := rows.Scan(&p.Object, &p.Token, &p.Name); err != nil {
+			return nil, fmt.Errorf("cannot read the positions of %s: %w", source, err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read the positions of %s: %w", source, err)
+	}
+	return out, nil
 }

@@ -1,0 +1,362 @@
+// Package daemon is flowguard serve: live sources → decoding → detection
+// and alarms → findings in the store → responses, with one lifecycle
+// driver, checkpoints saved with the state they produced, and the HTTP API
+// (package server). docs/daemon.md describes it.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowguard/flowguard/internal/alarm"
+	"github.com/flowguard/flowguard/internal/config"
+	"github.com/flowguard/flowguard/internal/detect"
+	"github.com/flowguard/flowguard/internal/respond"
+	"github.com/flowguard/flowguard/internal/source"
+	"github.com/flowguard/flowguard/internal/store"
+)
+
+// PipelineBuilder builds the response pipeline a configuration describes
+// (the same one flowguard detect --respond uses).
+type PipelineBuilder func(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*respond.Pipeline, error)
+
+// Options configure a Daemon.
+type Options struct {
+	// ConfigPath is the configuration file; it is read again on Reload.
+	ConfigPath string
+	// DBPath is the store; "" means store.DefaultPath.
+	DBPath string
+	// Logger is the one logger; each component gets it with its name.
+	Logger *slog.Logger
+	// BuildPipeline builds the response pipeline when the configuration
+	// has a response: section; nil means no responses.
+	BuildPipeline PipelineBuilder
+	// Serve, when set, runs the HTTP API until its context is done; it is
+	// started last and stopped first.
+	Serve func(ctx context.Context, d *Daemon) error
+}
+
+// Daemon is a running flowguard serve.
+type Daemon struct {
+	opts    Options
+	log     *slog.Logger
+	Metrics *Metrics
+
+	mu      sync.Mutex
+	cfg     *config.Config
+	st      *store.Store
+	sources []named
+	proc    *processor
+}
+
+type named struct {
+	name string
+	src  source.Live
+}
+
+// New reads the configuration and opens the store; it starts nothing.
+func New(ctx context.Context, o Options) (*Daemon, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := config.Load(o.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Sources) == 0 {
+		return nil, fmt.Errorf("%s has no sources: section: name what to follow (see docs/daemon.md)", o.ConfigPath)
+	}
+	d := &Daemon{opts: o, log: o.Logger, cfg: cfg, Metrics: NewMetrics()}
+	for _, sc := range cfg.Sources {
+		src, err := source.NewLive(sc, source.LiveDeps{Logger: d.log.With("component", "source", "source", sc.Name), Dir: cfg.Dir})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", o.ConfigPath, err)
+		}
+		d.sources = append(d.sources, named{sc.Name, src})
+	}
+	st, err := store.Open(ctx, o.DBPath)
+	if err != nil {
+		return nil, err
+	}
+	d.st = st
+	d.Metrics.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flowguard_blocks_active",
+		Help: "Blocks in force (network ACL entries, WAF IP set addresses)."}, func() float64 {
+		rows, err := st.ListBlocks(context.Background(), store.BlockFilter{States: []store.BlockState{store.BlockActive}})
+		if err != nil {
+			return -1
+		}
+		return float64(len(rows))
+	}))
+	return d, nil
+}
+
+// Registry returns the registry of the daemon's metrics.
+func (d *Daemon) Registry() *prometheus.Registry { return d.Metrics.Registry }
+
+// Store returns the daemon's store.
+func (d *Daemon) Store() *store.Store { return d.st }
+
+// Config returns the configuration in force.
+func (d *Daemon) Config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// Logger returns the daemon's logger.
+func (d *Daemon) Logger() *slog.Logger { return d.log }
+
+// Sources returns each source's status, in configuration order.
+func (d *Daemon) Sources() []source.Status {
+	out := make([]source.Status, len(d.sources))
+	for i, s := range d.sources {
+		out[i] = s.src.Status()
+		out[i].Name = s.name
+	}
+	return out
+}
+
+// Ready reports whether the checkpoints are loaded and every source has
+// reached its data.
+func (d *Daemon) Ready() bool {
+	d.mu.Lock()
+	p := d.proc
+	d.mu.Unlock()
+	if p == nil || !p.started.Load() {
+		return false
+	}
+	for _, s := range d.sources {
+		if !s.src.Status().Connected {
+			return false
+		}
+	}
+	return true
+}
+
+// Close closes the store.
+func (d *Daemon) Close() error { return d.st.Close() }
+
+// newProcessor builds the engines from the configuration and loads the
+// committed positions.
+func (d *Daemon) newProcessor(ctx context.Context) (*processor, [][]source.Position, error) {
+	cfg := d.cfg
+	p := &processor{log: d.log.With("component", "processor"), st: d.st, m: d.Metrics,
+		in: make(chan item, 16), sources: map[string]source.Live{}, committed: map[string]map[string]string{},
+		changed: map[string]*detect.Result{}, pos: map[[2]string]store.Position{}, errSeen: map[string]int{},
+		reloads: make(chan reload, 1)}
+	opts, err := cfg.DetectOptions()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts.OnFinding = func(r *detect.Result) { p.changed[r.ID] = r }
+	if p.eng, err = detect.New(opts); err != nil {
+		return nil, nil, err
+	}
+	if cfg.Alarms != nil && len(cfg.Alarms.Alarms) > 0 {
+		eng, err := alarm.NewEngine(cfg.Alarms)
+		if err != nil {
+			return nil, nil, fmt.Errorf("alarms: %w", err)
+		}
+		p.clock = &alarm.Clock{Engine: eng, Lateness: time.Duration(cfg.Detectors.AllowedLateness)}
+		p.alarmCfg = cfg.Alarms
+	}
+	if p.policy, err = cfg.Config.Policy(); err != nil {
+		return nil, nil, err
+	}
+	if cfg.Response != nil && d.opts.BuildPipeline != nil {
+		if p.pipeline, err = d.opts.BuildPipeline(ctx, cfg, d.st, d.log.With("component", "respond")); err != nil {
+			return nil, nil, err
+		}
+	}
+	from := make([][]source.Position, len(d.sources))
+	for i, s := range d.sources {
+		p.sources[s.name] = s.src
+		saved, err := d.st.LoadPositions(ctx, s.name)
+		if err != nil {
+			return nil, nil, err
+		}
+		p.committed[s.name] = map[string]string{}
+		for _, ps := range saved {
+			p.committed[s.name][ps.Object] = ps.Token
+			from[i] = append(from[i], source.Position{Object: ps.Object, Token: ps.Token, Name: ps.Name})
+		}
+		if r, ok := s.src.(source.Replayer); ok && r.Replayable() {
+			// Read everything again to rebuild the in-memory state; what
+			// was committed is recognised and not written twice.
+			from[i] = nil
+			if len(saved) > 0 {
+				p.log.Info("replaying the source to rebuild the detection state", "source", s.name, "objects", len(saved))
+			}
+		}
+	}
+	return p, from, nil
+}
+
+// Run starts the components in order (store, response pipeline,
+// processor, sources, HTTP API) and, when ctx is done or one of them
+// fails, stops them in reverse: the API, then the sources, then the
+// processor, which drains what the sources handed over and commits it.
+func (d *Daemon) Run(ctx context.Context) error {
+	p, from, err := d.newProcessor(ctx)
+	if err != nil {
+		return err
+	}
+	if p.pipeline != nil {
+		rep, err := p.pipeline.Start(ctx)
+		p.countReport(rep)
+		if err != nil {
+			d.log.Warn("cannot resume earlier response work", "err", err)
+		}
+		p.respond(ctx, nil) // what a crash left queued
+	}
+	d.mu.Lock()
+	d.proc = p
+	d.mu.Unlock()
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var errs []error
+	var errMu sync.Mutex
+	fail := func(name string, err error) {
+		if err == nil || errors.Is(err, context.Canceled) {
+			return
+		}
+		errMu.Lock()
+		errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		errMu.Unlock()
+		cancel(err)
+	}
+
+	// The processor: stopped last, by closing its input.
+	procDone := make(chan struct{})
+	go func() {
+		defer close(procDone)
+		// Not cancelled with the others: it stops when its input is
+		// closed, after the sources, so that nothing handed over is lost.
+		fail("processor", p.run(context.WithoutCancel(ctx)))
+	}()
+
+	// The sources: each emits into the processor's input.
+	srcCtx, stopSources := context.WithCancel(ctx)
+	var srcWG sync.WaitGroup
+	for i, s := range d.sources {
+		srcWG.Add(1)
+		go func() {
+			defer srcWG.Done()
+			emit := func(ctx context.Context, c source.Chunk) error {
+				select {
+				case p.in <- item{src: s.name, c: c}:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-procDone:
+					return errors.New("the processor stopped")
+				}
+			}
+			if err := s.src.Run(srcCtx, from[i], emit); err != nil && srcCtx.Err() == nil {
+				d.log.Error("source stopped", "source", s.name, "err", err)
+			}
+		}()
+	}
+
+	// The HTTP API.
+	apiDone := make(chan struct{})
+	apiCtx, stopAPI := context.WithCancel(ctx)
+	if d.opts.Serve != nil {
+		go func() {
+			defer close(apiDone)
+			fail("http", d.opts.Serve(apiCtx, d))
+		}()
+	} else {
+		close(apiDone)
+	}
+	d.log.Info("started", "sources", len(d.sources), "db", d.st.Path())
+
+	select {
+	case <-ctx.Done():
+	case <-procDone:
+	}
+	d.log.Info("stopping: draining the sources' data and saving the checkpoints")
+	stopAPI()
+	<-apiDone
+	stopSources()
+	srcWG.Wait()
+	close(p.in)
+	<-procDone
+	d.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// Reload reads the configuration again. A configuration that does not
+// load is refused and the one in force is kept. Suppression rules,
+// trusted IPs, response routes and notifiers change at once, without
+// losing detection state; changes to detectors, alarms and sources take
+// effect at the next start (the engines cannot change their rules while
+// keeping their open windows), and are logged as such.
+func (d *Daemon) Reload(ctx context.Context) error {
+	cfg, err := config.Load(d.opts.ConfigPath)
+	if err != nil {
+		d.log.Error("configuration refused; keeping the one in force", "err", err)
+		return err
+	}
+	policy, err := cfg.Config.Policy()
+	if err != nil {
+		d.log.Error("configuration refused; keeping the one in force", "err", err)
+		return err
+	}
+	var pl *respond.Pipeline
+	if cfg.Response != nil && d.opts.BuildPipeline != nil {
+		if pl, err = d.opts.BuildPipeline(ctx, cfg, d.st, d.log.With("component", "respond")); err != nil {
+			d.log.Error("configuration refused; keeping the one in force", "err", err)
+			return err
+		}
+	}
+	d.mu.Lock()
+	old, p := d.cfg, d.proc
+	d.cfg = cfg
+	d.mu.Unlock()
+	if changed(old, cfg) {
+		d.log.Warn("detectors:, home_networks:, allowlist:, threat lists, alarms: or sources: changed: they take effect at the next start")
+	}
+	if p != nil {
+		select {
+		case p.reloads <- reload{policy: policy, pipeline: pl}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// changed reports whether the parts of the configuration that need a
+// restart differ.
+func changed(a, b *config.Config) bool {
+	part := func(c *config.Config) string {
+		x := *c
+		x.Response, x.Notify, x.Server = nil, nil, nil
+		x.Config = b.Config
+		out, _ := x.Marshal()
+		return string(out)
+	}
+	return part(a) != part(b)
+}
+
+// TokenPath returns where the API token is: server.token_file, else
+// "token" next to the database.
+func (d *Daemon) TokenPath() string {
+	cfg := d.Config()
+	if cfg.Server != nil && cfg.Server.TokenFile != "" {
+		if filepath.IsAbs(cfg.Server.TokenFile) || cfg.Dir == "" {
+			return cfg.Server.TokenFile
+		}
+		return filepath.Join(cfg.Dir, cfg.Server.TokenFile)
+	}
+	return filepath.Join(filepath.Dir(d.st.Path()), "token")
+}

@@ -1,0 +1,53 @@
+package daemon
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the daemon's Prometheus metrics (docs/daemon.md lists them).
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Records       *prometheus.CounterVec
+	BytesRead     *prometheus.CounterVec
+	ParseErrors   *prometheus.CounterVec
+	SourceLag     *prometheus.GaugeVec
+	Findings      *prometheus.CounterVec
+	Notifications *prometheus.CounterVec
+	AWSAPIErrors  *prometheus.CounterVec
+	Latency       prometheus.Histogram
+	Commits       prometheus.Counter
+}
+
+// NewMetrics registers the metrics on a new registry, with the Go and
+// process collectors.
+func NewMetrics() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		Records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowguard_records_total",
+			Help: "Records decoded from each source."}, []string{"source"}),
+		BytesRead: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowguard_bytes_read_total",
+			Help: "Bytes read from each source."}, []string{"source"}),
+		ParseErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowguard_parse_errors_total",
+			Help: "Malformed lines or records skipped, by source."}, []string{"source"}),
+		SourceLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "flowguard_source_lag_seconds",
+			Help: "How long the last data processed from each source waited between its arrival and its processing."}, []string{"source"}),
+		Findings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowguard_findings_total",
+			Help: "Findings raised, by type."}, []string{"type"}),
+		Notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowguard_notifications_total",
+			Help: "Notifications, by notifier and result (delivered, queued)."}, []string{"notifier", "result"}),
+		AWSAPIErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowguard_aws_api_errors_total",
+			Help: "Errors from AWS APIs, by service and operation."}, []string{"service", "operation"}),
+		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "flowguard_detection_latency_seconds",
+			Help:    "From a record's arrival at a source to the finding or alarm decision it caused being stored.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}),
+		Commits: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowguard_commits_total",
+			Help: "Store transactions that saved findings, alarm states and source positions together."}),
+	}
+	r.MustRegister(m.Records, m.BytesRead, m.ParseErrors, m.SourceLag, m.Findings, m.Notifications,
+		m.AWSAPIErrors, m.Latency, m.Commits,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

@@ -1,0 +1,368 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/flowguard/flowguard/internal/alarm"
+	"github.com/flowguard/flowguard/internal/detect"
+	"github.com/flowguard/flowguard/internal/finding"
+	"github.com/flowguard/flowguard/internal/flowlog"
+	"github.com/flowguard/flowguard/internal/respond"
+	"github.com/flowguard/flowguard/internal/source"
+	"github.com/flowguard/flowguard/internal/store"
+)
+
+// Stream is the name under which the daemon's findings are counted in the
+// store (store.StreamCommit): one cumulative contribution per finding,
+// replaced at each commit, so that a replay after a crash writes the same
+// values again instead of adding them.
+const Stream = "serve"
+
+// maxGroupBytes bounds the data processed between two commits.
+const maxGroupBytes = 16 << 20
+
+// item is a chunk from a named source.
+type item struct {
+	src string
+	c   source.Chunk
+}
+
+// earlyFirer is the seam for early firing: an engine that can report the
+// findings of its open windows (thresholds crossed before the window
+// closes) implements it, and the daemon stores them at each commit. The
+// detect engine does not yet; see docs/daemon.md.
+type earlyFirer interface {
+	OpenResults() []*detect.Result
+}
+
+// processor owns the detection and alarm state: one goroutine decodes the
+// chunks, feeds the engines, and commits findings, alarm states and
+// source positions in one store transaction.
+type processor struct {
+	log *slog.Logger
+	st  *store.Store
+	m   *Metrics
+	in  chan item
+
+	eng      *detect.Engine
+	clock    *alarm.Clock
+	alarmCfg *alarm.Config
+	policy   *finding.Policy
+	pipeline *respond.Pipeline
+
+	sources   map[string]source.Live
+	committed map[string]map[string]string // source → object → token at start
+	changed   map[string]*detect.Result    // findings changed since the last commit
+	pos       map[[2]string]store.Position // positions to save
+	alarmEv   []alarm.StateChange          // alarm changes to answer
+	oldest    time.Time                    // arrival of the oldest data not yet committed
+	fresh     bool                         // something beyond the committed positions was processed
+
+	errMu   sync.Mutex
+	errSeen map[string]int // bad lines logged per object
+
+	replaying atomic.Bool
+	started   atomic.Bool
+	reloads   chan reload
+}
+
+// reload is a new configuration's parts that can change without losing
+// detection state.
+type reload struct {
+	policy   *finding.Policy
+	pipeline *respond.Pipeline
+}
+
+// replayed reports whether a chunk lies entirely within what was
+// committed before the start: its state is already stored.
+func (p *processor) replayed(it item) bool {
+	tok, ok := p.committed[it.src][it.c.Position.Object]
+	if !ok {
+		return false
+	}
+	r, ok := p.sources[it.src].(source.Replayer)
+	if !ok {
+		return false
+	}
+	return r.Covered(it.c.Position, tok)
+}
+
+// run processes chunks until in is closed, then commits what is left.
+func (p *processor) run(ctx context.Context) error {
+	p.started.Store(true)
+	expire := time.NewTicker(time.Minute)
+	defer expire.Stop()
+	for {
+		select {
+		case it, ok := <-p.in:
+			if !ok {
+				return p.commit(context.WithoutCancel(ctx))
+			}
+			group := []item{it}
+			size := len(it.c.Data)
+		more:
+			for size < maxGroupBytes {
+				select {
+				case it, ok := <-p.in:
+					if !ok {
+						break more
+					}
+					group = append(group, it)
+					size += len(it.c.Data)
+				default:
+					break more
+				}
+			}
+			for _, it := range group {
+				if err := p.process(ctx, it); err != nil {
+					return err
+				}
+			}
+			if p.fresh {
+				if err := p.commit(ctx); err != nil {
+					return err
+				}
+			}
+		case r := <-p.reloads:
+			p.policy, p.pipeline = r.policy, r.pipeline
+			p.log.Info("configuration reloaded: suppression rules, trusted IPs, response routes and notifiers")
+		case <-expire.C:
+			p.expire(ctx)
+		}
+	}
+}
+
+// expire removes the blocks whose time is up.
+func (p *processor) expire(ctx context.Context) {
+	if p.pipeline == nil {
+		return
+	}
+	rep, err := p.pipeline.Expire(ctx)
+	if err != nil {
+		p.log.Warn("cannot expire blocks", "err", err)
+	}
+	p.countReport(rep)
+}
+
+// errSink reports the bad lines of one chunk with their place in the
+// object, counts them, and logs the first few of each object.
+type errSink struct {
+	p    *processor
+	src  string
+	obj  string
+	line int // line number of the chunk's first line, less one
+}
+
+func (s *errSink) Skip(e *flowlog.LineError) {
+	if e.Line > 0 {
+		e.Line += s.line
+	}
+	s.p.m.ParseErrors.WithLabelValues(s.src).Inc()
+	s.p.errMu.Lock()
+	n := s.p.errSeen[s.obj]
+	s.p.errSeen[s.obj] = n + 1
+	s.p.errMu.Unlock()
+	if n < 10 {
+		s.p.log.Warn("skipped bad input", "source", s.src, "at", e.Error())
+	} else if n == 10 {
+		s.p.log.Warn("more bad input skipped; counted in flowguard_parse_errors_total", "source", s.src, "object", e.Source)
+	}
+}
+
+// process decodes one chunk and feeds the engines.
+func (p *processor) process(ctx context.Context, it item) error {
+	c := it.c
+	replay := p.replayed(it)
+	p.replaying.Store(replay)
+	sc := &flowlog.Scanner{Workers: 1, Errors: &errSink{p: p, src: it.src, obj: c.Position.Object, line: max(c.Line-1, 0)}}
+	in := flowlog.Input{Name: c.Name, Size: c.Size, Open: c.Open}
+	if c.Open == nil {
+		data := c.Data
+		if len(c.Header) > 0 {
+			if f, err := flowlog.ParseFormat(strings.TrimSpace(string(c.Header))); err == nil {
+				sc.Format = f
+			}
+		}
+		in.Size = int64(len(data))
+		in.Open = func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+	}
+	var records int64
+	err := sc.Scan(ctx, []flowlog.Input{in}, func(_ int, b *flowlog.Batch) error {
+		records += int64(b.N - b.NumBad())
+		p.eng.Observe(b)
+		if p.clock != nil {
+			p.observeAlarms(b, replay)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cannot process %s: %w", c.Name, err)
+	}
+	p.m.Records.WithLabelValues(it.src).Add(float64(records))
+	size := len(c.Data)
+	if c.Open != nil {
+		size = int(max(c.Size, 0))
+	}
+	p.m.BytesRead.WithLabelValues(it.src).Add(float64(size))
+	if !c.Arrived.IsZero() {
+		p.m.SourceLag.WithLabelValues(it.src).Set(time.Since(c.Arrived).Seconds())
+	}
+	if replay {
+		return nil
+	}
+	p.fresh = true
+	p.pos[[2]string{it.src, c.Position.Object}] = store.Position{Source: it.src, Object: c.Position.Object, Token: c.Position.Token, Name: c.Position.Name}
+	if !c.Arrived.IsZero() && (p.oldest.IsZero() || c.Arrived.Before(p.oldest)) {
+		p.oldest = c.Arrived
+	}
+	return nil
+}
+
+// observeAlarms feeds a batch's records to the metric filters, each as a
+// log event at its start time, as CloudWatch would see it.
+func (p *processor) observeAlarms(b *flowlog.Batch, replay bool) {
+	pos := b.Format.Index(flowlog.FieldStart)
+	if pos < 0 {
+		return
+	}
+	starts, present := b.Uints(pos, nil)
+	var line []byte
+	for i := 0; i < b.N; i++ {
+		if b.Bad(i) || !present[i] {
+			continue
+		}
+		line = b.Message(i, line[:0])
+		changes := p.clock.Observe(time.Unix(int64(starts[i]), 0).UTC(), line)
+		if !replay {
+			p.alarmEv = append(p.alarmEv, changes...)
+		}
+	}
+}
+
+// commit saves the changed findings, the alarm states and the positions
+// in one transaction, then answers what changed.
+func (p *processor) commit(ctx context.Context) error {
+	if !p.fresh {
+		return nil
+	}
+	if ef, ok := any(p.eng).(earlyFirer); ok {
+		for _, r := range ef.OpenResults() {
+			p.changed[r.ID] = r
+		}
+	}
+	fs := make([]finding.Finding, 0, len(p.changed))
+	for _, r := range p.changed {
+		f := r.Finding
+		f.Target.Ports = slices.Clone(f.Target.Ports)
+		f.Evidence = maps.Clone(f.Evidence)
+		fs = append(fs, f)
+	}
+	slices.SortFunc(fs, func(a, b finding.Finding) int { return strings.Compare(a.ID, b.ID) })
+	if p.policy != nil {
+		fs = p.policy.Apply(fs)
+	}
+	c := store.StreamCommit{Stream: Stream, Findings: fs, Respond: p.pipeline != nil}
+	for _, k := range slices.SortedFunc(maps.Keys(p.pos), func(a, b [2]string) int {
+		return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1])
+	}) {
+		c.Positions = append(c.Positions, p.pos[k])
+	}
+	if p.clock != nil {
+		for _, a := range p.clock.Engine.Alarms {
+			s, since := a.State()
+			c.Alarms = append(c.Alarms, store.AlarmState{Name: a.Alarm().Name, State: s, Since: since})
+		}
+	}
+	res, err := p.st.CommitStream(ctx, c)
+	if err != nil {
+		return fmt.Errorf("cannot save the detection state: %w", err)
+	}
+	p.m.Commits.Inc()
+	now := time.Now()
+	if !p.oldest.IsZero() {
+		for range len(res.Changed) + len(p.alarmEv) {
+			p.m.Latency.Observe(now.Sub(p.oldest).Seconds())
+		}
+	}
+	isNew := map[string]bool{}
+	for _, id := range res.New {
+		isNew[id] = true
+	}
+	for _, f := range res.Changed {
+		if isNew[f.ID] {
+			p.m.Findings.WithLabelValues(f.Type).Inc()
+		}
+	}
+	if len(res.Changed) > 0 || len(p.alarmEv) > 0 {
+		p.log.Info("committed", "created", res.Created, "updated", res.Updated, "alarm_changes", len(p.alarmEv), "positions", len(c.Positions))
+	}
+	byName := map[string][]source.Position{}
+	for _, ps := range c.Positions {
+		byName[ps.Source] = append(byName[ps.Source], source.Position{Object: ps.Object, Token: ps.Token, Name: ps.Name})
+	}
+	for name, ps := range byName {
+		if err := p.sources[name].Commit(ctx, ps); err != nil {
+			p.log.Warn("source could not acknowledge", "source", name, "err", err)
+		}
+	}
+	alarmEv := p.alarmEv
+	clear(p.changed)
+	clear(p.pos)
+	p.alarmEv, p.oldest, p.fresh = nil, time.Time{}, false
+	p.respond(ctx, alarmEv)
+	return nil
+}
+
+// respond answers the findings queued by the commits, and the alarm
+// state changes.
+func (p *processor) respond(ctx context.Context, alarmEv []alarm.StateChange) {
+	if p.pipeline == nil {
+		return
+	}
+	pend, err := p.st.PendingResponses(ctx)
+	if err != nil {
+		p.log.Warn("cannot read the pending responses", "err", err)
+		return
+	}
+	if len(pend) == 0 && len(alarmEv) == 0 {
+		return
+	}
+	events := make([]respond.Event, 0, len(pend)+len(alarmEv))
+	for i := range pend {
+		if pend[i].Finding.Archived {
+			continue
+		}
+		events = append(events, respond.Event{Finding: &pend[i].Finding, Updated: pend[i].Updated})
+	}
+	for i := range alarmEv {
+		events = append(events, respond.Event{Alarm: &alarmEv[i]})
+	}
+	rep, err := p.pipeline.Handle(ctx, events)
+	p.countReport(rep)
+	if err != nil {
+		p.log.Warn("the response pipeline failed; it will be tried again", "err", err)
+		return
+	}
+	if err := p.st.DonePending(ctx, pend); err != nil {
+		p.log.Warn("cannot clear the pending responses", "err", err)
+	}
+}
+
+func (p *processor) countReport(rep respond.Report) {
+	if rep.Notified > 0 {
+		p.m.Notifications.WithLabelValues("all", "delivered").Add(float64(rep.Notified))
+	}
+	if rep.Queued > 0 {
+		p.m.Notifications.WithLabelValues("all", "queued").Add(float64(rep.Queued))
+	}
+}

@@ -1,0 +1,153 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowguard/flowguard/internal/config"
+	"github.com/flowguard/flowguard/internal/finding"
+	"github.com/flowguard/flowguard/internal/source"
+	"github.com/flowguard/flowguard/internal/store"
+)
+
+// backend is the daemon's side of the API, over a real store.
+type backend struct {
+	st    *store.Store
+	token string
+}
+
+func (b *backend) Store() *store.Store    { return b.st }
+func (b *backend) Config() *config.Config { c := config.DefaultConfig(); return &c }
+func (b *backend) Logger() *slog.Logger   { return slog.New(slog.DiscardHandler) }
+func (b *backend) Sources() []source.Status {
+	return []source.Status{{Name: "local", Type: "files", Connected: true}}
+}
+func (b *backend) Ready() bool                    { return true }
+func (b *backend) TokenPath() string              { return b.token }
+func (b *backend) Registry() *prometheus.Registry { return prometheus.NewRegistry() }
+
+func newTestServer(t *testing.T) (*httptest.Server, *backend, string) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(context.Background(), filepath.Join(dir, "f.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	b := &backend{st: st, token: filepath.Join(dir, "secret", "token")}
+	s, err := New(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	tok, err := os.ReadFile(b.token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts, b, strings.TrimSpace(string(tok))
+}
+
+func do(t *testing.T, method, url, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestTokenGeneratedPrivate(t *testing.T) {
+	_, b, tok := newTestServer(t)
+	info, err := os.Stat(b.token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 || len(tok) < 32 {
+		t.Errorf("token file mode %v, token length %d: want 0600 and a long random token", info.Mode().Perm(), len(tok))
+	}
+}
+
+func TestStateChangesNeedTheToken(t *testing.T) {
+	ts, b, tok := newTestServer(t)
+	f := finding.Finding{ID: finding.ID("Recon:EC2/Portscan", netip.MustParseAddr("198.51.100.7"), "10.0.0.5"), Type: "Recon:EC2/Portscan",
+		Severity: 5, Actor: finding.Actor{IP: netip.MustParseAddr("198.51.100.7")}, Count: 3,
+		FirstSeen: time.Unix(1e9, 0).UTC(), LastSeen: time.Unix(1e9+60, 0).UTC()}
+	if _, err := b.st.CommitStream(context.Background(), store.StreamCommit{Stream: "serve", Findings: []finding.Finding{f}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, token string
+		want        int
+	}{
+		{"no token", "", 401},
+		{"wrong token", tok[:len(tok)-1] + "x", 401},
+		{"right token", tok, 200},
+	} {
+		code, body := do(t, "POST", ts.URL+"/api/v1/findings/"+f.ID+"/archive", tc.token, "")
+		if code != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, code, body, tc.want)
+		}
+	}
+	es, err := b.st.ListAudit(context.Background(), store.AuditFilter{Action: "api_unauthorized"})
+	if err != nil || len(es) != 2 {
+		t.Errorf("audit rows for refused requests: %d (%v), want 2", len(es), err)
+	}
+	got, err := b.st.GetFinding(context.Background(), f.ID)
+	if err != nil || !got.Archived {
+		t.Errorf("archived = %v (%v), want true", got.Archived, err)
+	}
+	// Reading needs no token; the archived finding is listed with archived=yes.
+	code, body := do(t, "GET", ts.URL+"/api/v1/findings?archived=yes&actor=::ffff:198.51.100.7", "", "")
+	var fs []finding.Finding
+	if code != 200 || json.Unmarshal([]byte(body), &fs) != nil || len(fs) != 1 {
+		t.Errorf("list by an IPv4-mapped actor: %d %s", code, body)
+	}
+}
+
+func TestBodiesBoundedAndAddressesCanonical(t *testing.T) {
+	ts, _, tok := newTestServer(t)
+	big := `{"query":"stats count() | filter x = '` + strings.Repeat("x", 2<<20) + `'","since":"1h"}`
+	if code, body := do(t, "POST", ts.URL+"/api/v1/query", tok, big); code != 400 || !strings.Contains(body, "too large") {
+		t.Errorf("a 2 MiB body: %d %.200s, want 400 and too large", code, body)
+	}
+	code, body := do(t, "POST", ts.URL+"/api/v1/blocks/::ffff:198.51.100.7/unblock", tok, `{"reason":"test"}`)
+	if code != 202 || !strings.Contains(body, `"prefix": "198.51.100.7/32"`) {
+		t.Errorf("unblock of an IPv4-mapped address: %d %s; want the IPv4 address", code, body)
+	}
+}
+
+func TestCanonicalPrefix(t *testing.T) {
+	for in, want := range map[string]string{
+		"::ffff:192.0.2.1":     "192.0.2.1/32",
+		"::ffff:192.0.2.0/120": "192.0.2.0/24",
+		"192.0.2.7":            "192.0.2.7/32",
+		"2001:db8::1":          "2001:db8::1/128",
+	} {
+		p, err := CanonicalPrefix(in)
+		if err != nil || p.String() != want {
+			t.Errorf("CanonicalPrefix(%q) = %v, %v; want %s", in, p, err, want)
+		}
+	}
+}

@@ -227,6 +227,7 @@ func Registry() map[string]Factory {
 	return map[string]Factory{
 		"files":    NewFilesLive,
 		"firehose": NewFirehose,
+		"kinesis":  NewKinesis,
 	}
 }
 

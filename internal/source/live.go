@@ -225,10 +225,11 @@ type Factory func(cfg LiveConfig, deps LiveDeps) (Live, error)
 // name in the configuration. A new source type adds its entry here.
 func Registry() map[string]Factory {
 	return map[string]Factory{
-		"files":    NewFilesLive,
-		"firehose": NewFirehose,
-		"kinesis":  NewKinesis,
-		"kafka":    NewKafka,
+		"files":      NewFilesLive,
+		"firehose":   NewFirehose,
+		"kinesis":    NewKinesis,
+		"kafka":      NewKafka,
+		"cloudwatch": NewCloudWatch,
 	}
 }
 

@@ -228,6 +228,7 @@ func Registry() map[string]Factory {
 		"files":      NewFilesLive,
 		"firehose":   NewFirehose,
 		"kinesis":    NewKinesis,
+		"s3":         NewS3Live,
 		"kafka":      NewKafka,
 		"cloudwatch": NewCloudWatch,
 	}

@@ -1,8 +1,8 @@
 package source
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"

@@ -139,7 +139,6 @@ func (c *cloudWatch) poll(ctx context.Context, group string, tok cwToken, emit E
 	}
 	bo := backoff{min: min(c.cfg.PollInterval, time.Second), max: 5 * time.Minute}
 	line := 1
-	var bufs [2][]byte
 	done := tok.Next == "" // the window is read to its end
 	for {
 		if done { // open the next window
@@ -206,14 +205,12 @@ func (c *cloudWatch) poll(ctx context.Context, group string, tok cwToken, emit E
 		if len(out.Events) == 0 {
 			continue
 		}
-		bufs[0], bufs[1] = bufs[1], bufs[0]
-		data := bufs[0][:0]
+		var data []byte // the daemon owns a chunk's Data once emitted
 		var newest int64
 		for _, e := range out.Events {
 			data = appendLine(data, aws.ToString(e.Message))
 			newest = max(newest, aws.ToInt64(e.Timestamp))
 		}
-		bufs[0] = data
 		c.emitMu.Lock()
 		err = emit(ctx, Chunk{Object: group, Name: name, Data: data, Header: c.header, Line: line, Position: pos, Arrived: c.now()})
 		c.emitMu.Unlock()

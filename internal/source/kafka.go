@@ -136,7 +136,6 @@ func (k *kafkaSource) Run(ctx context.Context, from []Position, emit Emit) error
 		cl.Close() // leaves the group: its partitions go to the other members
 	}()
 	lines := map[string]int{}
-	var bufs [2][]byte
 	for {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
@@ -156,8 +155,7 @@ func (k *kafkaSource) Run(ctx context.Context, from []Position, emit Emit) error
 				return
 			}
 			obj := kafkaObject(p.Topic, p.Partition)
-			bufs[0], bufs[1] = bufs[1], bufs[0]
-			data := bufs[0][:0]
+			var data []byte // the daemon owns a chunk's Data once emitted
 			var newest time.Time
 			for _, r := range p.Records {
 				var ts int64
@@ -176,7 +174,6 @@ func (k *kafkaSource) Run(ctx context.Context, from []Position, emit Emit) error
 					newest = t
 				}
 			}
-			bufs[0] = data
 			last := p.Records[len(p.Records)-1].Offset
 			pos := Position{Object: obj, Token: strconv.FormatInt(last+1, 10), Name: "kafka://" + obj}
 			k.mu.Lock()

@@ -224,10 +224,6 @@ func (k *kinesisSource) follow(ctx context.Context, shard, seq string, start typ
 	}
 	var iter *string
 	line := 1
-	// The daemon may hold a chunk's Data until the next Emit returns:
-	// two buffers, used in turn.
-	var bufs [2][]byte
-	var data []byte
 	for {
 		if iter == nil {
 			in := &kinesis.GetShardIteratorInput{StreamName: name, StreamARN: arn, ShardId: aws.String(shard), ShardIteratorType: start}
@@ -258,8 +254,7 @@ func (k *kinesisSource) follow(ctx context.Context, shard, seq string, start typ
 		if out.MillisBehindLatest != nil {
 			k.setBehind(shard, time.Duration(*out.MillisBehindLatest)*time.Millisecond)
 		}
-		bufs[0], bufs[1] = bufs[1], data
-		data = bufs[0][:0]
+		var data []byte // the daemon owns a chunk's Data once emitted
 		var newest int64
 		for _, r := range out.Records {
 			var ts int64

@@ -36,6 +36,9 @@ type daemon struct {
 
 	cancel context.CancelFunc
 	done   chan error
+	// owned keeps each chunk's Data and a copy: once emitted, Data
+	// belongs to the daemon and the source must not change it.
+	owned [][2][]byte
 }
 
 // startDaemon runs live with the positions from, until the test ends or
@@ -49,7 +52,16 @@ func startDaemon(t *testing.T, live Live, from []Position) *daemon {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	go func() { d.done <- live.Run(ctx, from, d.emit) }()
-	t.Cleanup(func() { d.stop() })
+	t.Cleanup(func() {
+		d.stop()
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		for _, o := range d.owned {
+			if !bytes.Equal(o[0], o[1]) {
+				t.Errorf("a chunk's Data changed after it was emitted: %.60q, was %.60q", o[0], o[1])
+			}
+		}
+	})
 	return d
 }
 
@@ -89,6 +101,9 @@ func (d *daemon) emit(ctx context.Context, c Chunk) error {
 	d.skipped += int(sk.Count())
 	d.saved[c.Position.Object] = c.Position
 	d.chunks++
+	if c.Data != nil {
+		d.owned = append(d.owned, [2][]byte{c.Data, bytes.Clone(c.Data)})
+	}
 	hold := d.hold
 	d.mu.Unlock()
 	if !hold {

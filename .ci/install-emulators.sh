@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Installs the test servers that are not Go modules, into a cache directory
 # outside the repository:
-#   fauxqs 1.9.x (npm): SNS + SQS emulator for internal/respond/notify.
-# fauxqs binds 0.0.0.0 whatever it is told; this script patches it to bind
+#   fauxqs 1.9.x (npm): SNS + SQS emulator for internal/respond/notify and
+#     the s3 source's event notifications;
+#   kinesalite 3.3.x (npm): Kinesis emulator for the kinesis source, in its
+#     own prefix ($dir/kinesalite) so that neither install prunes the other.
+# kinesalite listens where the test tells it (127.0.0.1). fauxqs binds
+# 0.0.0.0 whatever it is told; this script patches it to bind
 # 127.0.0.1 only, and the tests refuse to start an unpatched copy.
 #
 # The directory is $FLOWGUARD_EMULATORS, or ${XDG_CACHE_HOME:-~/.cache}/flowguard/emulators;
@@ -12,6 +16,7 @@ set -euo pipefail
 
 dir="${FLOWGUARD_EMULATORS:-${XDG_CACHE_HOME:-$HOME/.cache}/flowguard/emulators}"
 version="1.9.x"
+kinesalite_version="3.3.x"
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "install-emulators: node and npm are needed (apt-get install nodejs npm)" >&2
@@ -33,4 +38,11 @@ if grep -q '0\.0\.0\.0' "$app"; then
   echo "install-emulators: $app still mentions 0.0.0.0 after patching; refusing" >&2
   exit 1
 fi
+kin="$dir/kinesalite/node_modules/kinesalite/index.js"
+if [ ! -f "$kin" ]; then
+  mkdir -p "$dir/kinesalite"
+  echo "install-emulators: npm install kinesalite@$kinesalite_version into $dir/kinesalite"
+  npm install --prefix "$dir/kinesalite" --no-audit --no-fund --no-save --loglevel=error "kinesalite@$kinesalite_version"
+fi
+echo "install-emulators: kinesalite $(node -p "require('$dir/kinesalite/node_modules/kinesalite/package.json').version") ready in $dir/kinesalite"
 echo "install-emulators: fauxqs $(node -p "require('$dir/node_modules/fauxqs/package.json').version") ready in $dir"

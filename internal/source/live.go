@@ -237,7 +237,12 @@ type Factory func(cfg LiveConfig, deps LiveDeps) (Live, error)
 // name in the configuration. A new source type adds its entry here.
 func Registry() map[string]Factory {
 	return map[string]Factory{
-		"files": NewFilesLive,
+		"files":      NewFilesLive,
+		"firehose":   NewFirehose,
+		"kinesis":    NewKinesis,
+		"s3":         NewS3Live,
+		"kafka":      NewKafka,
+		"cloudwatch": NewCloudWatch,
 	}
 }
 

@@ -61,7 +61,7 @@ func TestDetectRespondEC2Down(t *testing.T) {
 	if scanner == "" {
 		t.Fatal("the generator made no inbound port scan")
 	}
-	os.WriteFile(filepath.Join(dir, "ip-ranges.json"), []byte(`{"syncToken":"1","createDate":"2026-11-20-00-00-00","prefixes":[{"ip_prefix":"52.94.76.0/22","region":"us-west-2","service":"AMAZON","network_border_group":"us-west-2"}],"ipv6_prefixes":[]}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "ip-ranges.json"), []byte(`{"syncToken":"1","createDate":"2026-11-20-00-00-00","prefixes":[{"ip_prefix":"52.94.76.0/22","region":"us-west-2","service":"AMAZON","network_border_group":"us-west-2"}],"ipv6_prefixes":[{"ipv6_prefix":"2600:1f14::/35","region":"us-west-2","service":"AMAZON","network_border_group":"us-west-2"}]}`), 0o644)
 	conf := filepath.Join(dir, "flowguard.yaml")
 	os.WriteFile(conf, []byte(`home_networks: [10.0.0.0/16, 2600:1f18:abc::/56]
 response:

@@ -10,6 +10,11 @@ import (
 // it is.
 const sniffLen = 64 << 10
 
+// minBinaryLines is how many lines of the sample must hold control bytes
+// before an input without a NUL is called binary: a file of one or two
+// lines with terminal escapes is read line by line, so that each is reported or printed escaped.
+const minBinaryLines = 3
+
 // inputKind is what the start of an input says it is.
 type inputKind uint8
 
@@ -24,8 +29,11 @@ const (
 // them): gzip and Parquet by their magic bytes, JSON by its first
 // character, and binary data by its lines: when more than half of the lines
 // in the sample hold a control byte (NUL, or any byte below 0x20 but tab,
-// CR and LF), it is not text. A few such lines in text are malformed lines
-// that the decoder reports one by one, not a reason to drop the input.
+// CR and LF), and either the sample holds a NUL or at least minBinaryLines
+// lines hold control bytes, it is not text. A few
+// such lines in text are malformed lines (or, for a terminal escape in a
+// text field, data that the output escapes) that the decoder reports one by
+// one, not a reason to drop the input.
 func sniff(p []byte) (inputKind, string) {
 	switch {
 	case len(p) >= 2 && p[0] == 0x1f && p[1] == 0x8b:
@@ -37,6 +45,7 @@ func sniff(p []byte) (inputKind, string) {
 	if t := bytes.TrimLeft(p, " \t\r\n"); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
 		return kindNotFlowLog, "JSON, not flow log text"
 	}
+	sample := p
 	lines, bad := 0, 0
 	for len(p) > 0 {
 		end := bytes.IndexByte(p, '\n')
@@ -49,7 +58,7 @@ func sniff(p []byte) (inputKind, string) {
 		}
 		p = p[min(end+1, len(p)):]
 	}
-	if bad > 0 && 2*bad > lines {
+	if 2*bad > lines && (bad >= minBinaryLines || bytes.IndexByte(sample, 0) >= 0) {
 		return kindNotFlowLog, fmt.Sprintf("binary data (control bytes in %d of its first %d lines)", bad, lines)
 	}
 	return kindText, ""

@@ -1,6 +1,7 @@
 package flowlog
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -49,7 +50,10 @@ func TestIndexAgreesWithBytes(t *testing.T) {
 		for i := range data {
 			data[i] = " \nab\x00\xa0\x2a\x20"[r.IntN(8)]
 		}
-		sp, nl := w.index(data)
+		sp, nl, nul := w.index(data)
+		if nul != (bytes.IndexByte(data, 0) >= 0) {
+			t.Fatalf("len %d: NUL %v", n, nul)
+		}
 		for i, c := range data {
 			gotS := sp[i>>6]>>(i&63)&1 == 1
 			gotN := nl[i>>6]>>(i&63)&1 == 1

@@ -10,18 +10,22 @@ import "simd/archsimd"
 var useIndex = archsimd.X86.AVX2()
 
 // indexSIMD fills the space and newline bitmaps of data 32 bytes at a time
-// with AVX2 compares; it reports false when the CPU lacks AVX2.
-func indexSIMD(data []byte, sp, nl []uint64) bool {
+// with AVX2 compares and reports whether data holds a NUL byte (one more
+// compare, so that the decoder needs no pass of its own to find NULs); ok
+// is false when the CPU lacks AVX2.
+func indexSIMD(data []byte, sp, nl []uint64) (ok, nul bool) {
 	if !useIndex {
-		return false
+		return false, false
 	}
-	space, newline := archsimd.BroadcastUint8x32(' '), archsimd.BroadcastUint8x32('\n')
+	space, newline, zero := archsimd.BroadcastUint8x32(' '), archsimd.BroadcastUint8x32('\n'), archsimd.BroadcastUint8x32(0)
+	var z uint32
 	i := 0
 	for ; i+64 <= len(data); i += 64 {
 		a := archsimd.LoadUint8x32Slice(data[i:])
 		b := archsimd.LoadUint8x32Slice(data[i+32:])
 		sp[i>>6] = uint64(a.Equal(space).ToBits()) | uint64(b.Equal(space).ToBits())<<32
 		nl[i>>6] = uint64(a.Equal(newline).ToBits()) | uint64(b.Equal(newline).ToBits())<<32
+		z |= a.Equal(zero).ToBits() | b.Equal(zero).ToBits()
 	}
 	if i < len(data) {
 		var s, l uint64
@@ -31,9 +35,11 @@ func indexSIMD(data []byte, sp, nl []uint64) bool {
 				s |= 1 << k
 			case '\n':
 				l |= 1 << k
+			case 0:
+				z = 1
 			}
 		}
 		sp[i>>6], nl[i>>6] = s, l
 	}
-	return true
+	return true, z != 0
 }

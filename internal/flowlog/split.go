@@ -28,14 +28,19 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 	line := j.line
 	nf := b.Format.Len()
 	offs := b.offs
-	var sp, nl []uint64
-	if useIndex {
-		sp, nl = w.index(data)
-	}
-	// The first NUL byte at or after pos: a line holding one is
+	// nul is the first NUL byte at or after pos: a line holding one is
 	// malformed (text with a NUL in it is not a record, whatever its
-	// fields look like).
-	nul := bytes.IndexByte(data, 0)
+	// fields look like). The index tells whether the block has any.
+	var sp, nl []uint64
+	nul := -1
+	if useIndex {
+		var anyNUL bool
+		if sp, nl, anyNUL = w.index(data); anyNUL {
+			nul = bytes.IndexByte(data, 0)
+		}
+	} else {
+		nul = bytes.IndexByte(data, 0)
+	}
 	maxLine := w.s.maxLineLen()
 	for pos := 0; pos < len(data); line++ {
 		var end int
@@ -131,20 +136,21 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 var doubleSpace = []byte("  ")
 
 // index builds the block's structural index: a bit per byte for spaces and
-// one for newlines (the idea of simdjson's first stage). The line loop then
-// finds line ends and field boundaries by walking set bits instead of
-// bytes. Only SIMD builds have it (index_simd.go): built in portable Go it
-// costs more than scanning the bytes directly. The bitmaps belong to the
-// worker and are valid until its next block.
-func (w *worker) index(data []byte) (sp, nl []uint64) {
+// one for newlines (the idea of simdjson's first stage), and whether the
+// block holds a NUL byte. The line loop then finds line ends and field
+// boundaries by walking set bits instead of bytes. Only SIMD builds have it
+// (index_simd.go): built in portable Go it costs more than scanning the
+// bytes directly. The bitmaps belong to the worker and are valid until its
+// next block.
+func (w *worker) index(data []byte) (sp, nl []uint64, nul bool) {
 	n := (len(data) + 63) / 64
 	if cap(w.sp) < n {
 		w.sp = make([]uint64, n, n+n/4)
 		w.nl = make([]uint64, n, n+n/4)
 	}
 	sp, nl = w.sp[:n], w.nl[:n]
-	indexSIMD(data, sp, nl)
-	return sp, nl
+	_, nul = indexSIMD(data, sp, nl)
+	return sp, nl, nul
 }
 
 // nextBit returns the position of the first set bit at or after from; the

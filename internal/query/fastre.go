@@ -281,6 +281,13 @@ func (m *fastMatcher) step(s string, k, p int, loc []int, budget *int) matchResu
 		}
 		switch {
 		case it.class == nil:
+			if len(it.lit) == 1 { // the common separator: no call
+				if p >= len(s) || s[p] != it.lit[0] {
+					return noMatch
+				}
+				p++
+				break
+			}
 			if !strings.HasPrefix(s[p:], bytesToString(it.lit)) {
 				return noMatch
 			}

@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
-# bench/compare.sh: flowguard against DuckDB and awk on the seed query.
+# bench/compare.sh: flowguard against DuckDB and awk on the seed query and on
+# the other common query shapes.
 #
 # Generates RECORDS synthetic flow log records (v2 text, and the same records
-# as gzip with S3's header line), then runs
+# as gzip with S3's header line), then runs the seed query
 #
 #   filter action="REJECT" | stats count() by srcaddr | filter count >= 2 | sort count desc
 #
-# with flowguard, DuckDB (npm @duckdb/node-api, driven by bench/duckdb/seed.mjs)
-# and mawk (gawk too when installed) on the same files, checks that every tool
-# gives the same answer, and prints the median wall-clock time of each and its
-# ratio to flowguard's. See bench/README.md.
+# on both files, and the shapes of SHAPES on the plain file:
+#
+#   pairs-top  stats sum(bytes) as b by srcAddr, dstAddr | sort b desc | limit 10
+#   pairs-all  stats sum(bytes) as b by srcAddr, dstAddr
+#   parse      parse @message /^\S+ \S+ (?<eni>\S+) \S+ \S+ \S+ (?<port>\d+) / | stats count() as n by port
+#   bin5m      stats count() as n, sum(bytes) as b by bin(5m) as t
+#
+# with flowguard, DuckDB (npm @duckdb/node-api, driven by
+# bench/duckdb/query.mjs) and mawk (gawk too when installed, for the seed
+# query), checks that every tool gives the same answer, and prints the median
+# wall-clock time of each and its ratio to flowguard's. See bench/README.md.
 #
 #   bash bench/compare.sh                    # 10 million records
 #   RECORDS=200000 bash bench/compare.sh     # quick run
 #
 # Environment: RECORDS (10000000), SEED (1), RUNS (3 rounds of every command),
+# SHAPES (the shapes to run besides the seed query; "" for the seed query only),
 # BENCH_DIR (work directory; default a fresh temporary directory, removed at
 # the end unless KEEP=1; a given BENCH_DIR is kept and its generated files
 # reused), FLOWGUARD (a flowguard binary to use instead of building
@@ -30,6 +39,25 @@ SEED=${SEED:-1}
 RUNS=${RUNS:-3}
 STRICT=${STRICT:-0}
 QUERY='filter action="REJECT" | stats count() by srcaddr | filter count >= 2 | sort count desc'
+SHAPES=${SHAPES-pairs-top pairs-all parse bin5m}
+
+# The Logs Insights form of each shape (bench/duckdb/query.mjs has the SQL,
+# bench/awk/*.awk the awk).
+declare -A SHAPE_QUERY=(
+	[pairs-top]='stats sum(bytes) as b by srcAddr, dstAddr | sort b desc | limit 10'
+	[pairs-all]='stats sum(bytes) as b by srcAddr, dstAddr'
+	[parse]='parse @message /^\S+ \S+ (?<eni>\S+) \S+ \S+ \S+ (?<port>\d+) / | stats count() as n by port'
+	[bin5m]='stats count() as n, sum(bytes) as b by bin(5m) as t'
+)
+declare -A SHAPE_AWK=(
+	[pairs-top]="pairs.awk|sort -t' ' -k3,3nr | awk 'NR <= 10'"
+	[pairs-all]='pairs.awk|cat'
+	[parse]='parse.awk|cat'
+	[bin5m]='bin5m.awk|cat'
+)
+for shape in $SHAPES; do
+	[[ -n ${SHAPE_QUERY[$shape]:-} ]] || { printf 'compare.sh: unknown shape %s (%s)\n' "$shape" "${!SHAPE_QUERY[*]}" >&2; exit 1; }
+done
 
 if [[ -n ${BENCH_DIR:-} ]]; then
 	WORK=$BENCH_DIR
@@ -164,7 +192,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[
 q() { printf '%q' "$1"; }
 
 SEED_AWK=$(q "$BENCH/awk/seed.awk")
-DUCK=$(q "$BENCH/duckdb/seed.mjs")
+DUCK=$(q "$BENCH/duckdb/query.mjs")
 P=$(q "$PLAIN")
 G=$(q "$GZ")
 
@@ -184,6 +212,13 @@ bench mawk_gz "mawk" gzip "gzip -dc $G | mawk -f $SEED_AWK | sort -k2,2nr"
 if [[ -n $GAWK ]]; then
 	bench gawk_gz "gawk" gzip "gzip -dc $G | gawk -f $SEED_AWK | sort -k2,2nr"
 fi
+for shape in $SHAPES; do
+	awkfile=${SHAPE_AWK[$shape]%%|*}
+	awkpost=${SHAPE_AWK[$shape]#*|}
+	bench "fg_$shape" "flowguard $shape" plain "$(q "$FG") query ${FG_ALL[*]} --output csv $(q "${SHAPE_QUERY[$shape]}") $P"
+	bench "duck_$shape" "duckdb $shape" plain "node $DUCK --shape $shape $P"
+	bench "mawk_$shape" "mawk $shape" plain "mawk -f $(q "$BENCH/awk/$awkfile") $P | $awkpost"
+done
 
 log "warming the page cache"
 cat "$PLAIN" "$GZ" >/dev/null
@@ -254,10 +289,37 @@ for key in fgcount_plain fgcount_gz; do
 		fail=1
 	fi
 done
+# The shapes: every tool's rows, as "value value ..." lines, sorted. For
+# pairs-top only the sums are compared (groups tied at the tenth place may
+# differ from tool to tool), and flowguard's must be in descending order.
+shape_rows() {
+	local key=$1
+	case $key in
+	fg_*) tail -n +2 "$OUT/$key.out" | tr ',' ' ' ;;
+	*) cat "$OUT/$key.out" ;;
+	esac | if [[ $key == *_pairs-top ]]; then awk '{print $3}'; else cat; fi | sort >"$OUT/$key.rows"
+}
+for shape in $SHAPES; do
+	shape_rows "fg_$shape"
+	if [[ $shape == pairs-top ]] && ! tail -n +2 "$OUT/fg_$shape.out" | awk -F, 'NR > 1 && $3 > prev {exit 1} {prev = $3}'; then
+		echo "flowguard ($shape): rows are not sorted by the sum descending" >&2
+		fail=1
+	fi
+	for other in duck mawk; do
+		key=${other}_$shape
+		shape_rows "$key"
+		if ! cmp -s "$OUT/fg_$shape.rows" "$OUT/$key.rows"; then
+			echo "MISMATCH ($shape): flowguard has $(wc -l <"$OUT/fg_$shape.rows") rows, $other $(wc -l <"$OUT/$key.rows"); first differences (< flowguard, > $other):" >&2
+			diff "$OUT/fg_$shape.rows" "$OUT/$key.rows" | head -n 10 >&2 || true
+			fail=1
+		fi
+	done
+done
 if ((fail)); then
 	trap - EXIT
 	die "the tools disagree; the files and every tool's output are kept in $WORK"
 fi
+[[ -z $SHAPES ]] || echo "all tools agree on the shapes: $SHAPES" >&2
 rows=$(wc -l <"$OUT/fg_plain.rows")
 rejects=$(awk '{s += $2} END {print s + 0}' "$OUT/fg_plain.rows")
 echo "all tools agree: $rows addresses rejected twice or more ($rejects of their records)" >&2
@@ -279,6 +341,9 @@ for key in "${KEYS[@]}"; do
 	IFS='|' read -r tool input <<<"${LABEL[$key]}"
 	base=${MEDIAN[fg_plain]}
 	[[ $input == plain ]] || base=${MEDIAN[fg_gz]}
+	for shape in $SHAPES; do
+		[[ $key != *_"$shape" ]] || base=${MEDIAN[fg_$shape]}
+	done
 	note=
 	[[ -z ${MEXTRA[$key]:-} ]] || note="query alone ${MEXTRA[$key]} s (without node start and library load)"
 	printf '%-28s %-6s %9.3f %9.3f %12s  %s\n' "$tool" "$input" "${MEDIAN[$key]}" "${MCPU[$key]}" "$(ratio "${MEDIAN[$key]}" "$base")" "$note"
@@ -295,6 +360,25 @@ t3=$(check "$z" '<=' 1.3)
 echo "target plain: flowguard >= 2x faster than DuckDB:   ${d}x  $t1"
 echo "target plain: flowguard >= 10x faster than mawk:    ${m}x  $t2"
 echo "target gzip:  seed query <= 1.3x gzip -dc time:     ${z}x  $t3  (flowguard 'stats count()' alone: ${zc}x)"
+
+# Every shape against DuckDB, in the same rounds: the whole command for
+# both, and DuckDB's query alone (without starting node and loading the
+# library) against flowguard's whole process, as issue 13 measures.
+t4=PASS
+if [[ -n $SHAPES ]]; then
+	echo
+	echo "shapes (plain text): DuckDB time / flowguard time; goal >= 2x, and never below 1x"
+	printf '%-10s %10s %10s %10s %10s %12s %12s  %s\n' shape flowguard duckdb 'duck query' mawk 'x (whole)' 'x (query)' verdict
+	for shape in seed $SHAPES; do
+		fk=fg_$shape dk=duck_$shape mk=mawk_$shape
+		[[ $shape != seed ]] || { fk=fg_plain dk=duck_plain mk=mawk_plain; }
+		rw=$(ratio "${MEDIAN[$dk]}" "${MEDIAN[$fk]}")
+		rq=$(ratio "${MEXTRA[$dk]:-0}" "${MEDIAN[$fk]}")
+		v=$(check "$rq" '>=' 2)
+		[[ $v == PASS ]] || { [[ $(check "$rq" '>=' 1) == PASS ]] && v="below 2x" || v=SLOWER; t4=FAIL; }
+		printf '%-10s %10.3f %10.3f %10.3f %10.3f %12s %12s  %s\n' "$shape" "${MEDIAN[$fk]}" "${MEDIAN[$dk]}" "${MEXTRA[$dk]:-0}" "${MEDIAN[$mk]}" "$rw" "$rq" "$v"
+	done
+fi
 
 # --- profiles ---------------------------------------------------------------
 
@@ -313,6 +397,6 @@ if [[ ${PROFILE:-0} == 1 ]]; then
 	fi
 fi
 
-if [[ $STRICT == 1 && ($t1 != PASS || $t2 != PASS || $t3 != PASS) ]]; then
+if [[ $STRICT == 1 && ($t1 != PASS || $t2 != PASS || $t3 != PASS || $t4 != PASS) ]]; then
 	exit 3
 fi

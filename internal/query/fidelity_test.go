@@ -59,6 +59,34 @@ func TestStatsExpressionsOverAggregates(t *testing.T) {
 			t.Errorf("got\n%s\nwant\n%s", got, want.String())
 		}
 	})
+	t.Run("by one address (the partitioned path)", func(t *testing.T) {
+		type agg struct{ n, b int64 }
+		m := map[string]*agg{}
+		for _, r := range rs {
+			if !r.hasAddr {
+				continue
+			}
+			if m[r.src] == nil {
+				m[r.src] = &agg{}
+			}
+			m[r.src].n++
+			m[r.src].b += r.bytes
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, addrCmp)
+		var want strings.Builder
+		want.WriteString("srcaddr,c2,half\n")
+		for _, k := range keys {
+			fmt.Fprintf(&want, "%s,%d,%s\n", canonAddr(k), 2*m[k].n, FloatValue(float64(m[k].b)/2))
+		}
+		got := tableText(runQuery(t, `filter ispresent(srcaddr) | stats count() * 2 as c2, sum(bytes) / 2 as half by srcaddr | limit 100000`, text))
+		if got != want.String() {
+			t.Errorf("got\n%s\nwant\n%s", head(got, 5), head(want.String(), 5))
+		}
+	})
 	t.Run("names as written, several per command", func(t *testing.T) {
 		type agg struct{ n, lo, hi int64 }
 		m := map[string]*agg{}

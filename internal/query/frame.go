@@ -40,6 +40,13 @@ type wctx struct {
 	which int
 	buf   []byte
 	sels  map[int][]uint32 // selection scratch of and/or nodes
+	loc   []int            // parse's match positions
+}
+
+// locBuf returns the worker's buffer for n match positions.
+func (w *wctx) locBuf(n int) []int {
+	w.loc = grow(w.loc, n)
+	return w.loc
 }
 
 func newWctx(nodes int) *wctx {

@@ -59,6 +59,7 @@ func (s *slotStage) run(w *wctx, f *frame) { f.slots[s.slot] = s.x.eval(w, f) }
 type parseStage struct {
 	src   node
 	re    *regexp.Regexp
+	fast  *fastMatcher // nil: regexp matches every line
 	slots []int
 	ids   []int
 }
@@ -70,22 +71,48 @@ func (s *parseStage) run(w *wctx, f *frame) {
 		outs[k] = w.out(s.ids[k], TString, f.n)
 		outs[k].validity(f.n, &w.valid[s.ids[k]])
 	}
+	loc := w.locBuf(2 * (s.re.NumSubexp() + 1))
 	for _, i := range f.sel {
-		var m []string
+		ok := false
+		var text string
 		if !src.IsNull(int(i)) {
-			m = s.re.FindStringSubmatch(src.Value(int(i)).String())
+			if src.T == TString {
+				text = src.S[src.idx(int(i))]
+			} else {
+				text = src.Value(int(i)).String()
+			}
+			ok = s.match(text, loc)
 		}
 		for k, o := range outs {
-			if m == nil || k+1 >= len(m) {
+			g := 2 * (k + 1)
+			if !ok || g >= len(loc) || loc[g] < 0 {
 				o.Valid[i] = false
 				continue
 			}
-			o.S[i], o.Valid[i] = m[k+1], true
+			o.S[i], o.Valid[i] = text[loc[g]:loc[g+1]], true
 		}
 	}
 	for k, slot := range s.slots {
 		f.slots[slot] = outs[k]
 	}
+}
+
+// match matches one value, filling loc as FindStringSubmatchIndex does.
+func (s *parseStage) match(text string, loc []int) bool {
+	if s.fast != nil {
+		switch s.fast.match(text, loc) {
+		case matched:
+			return true
+		case noMatch:
+			return false
+		}
+	}
+	m := s.re.FindStringSubmatchIndex(text)
+	if m == nil {
+		return false
+	}
+	copy(loc, m)
+	return true
 }
 
 // Options tune Compile.
@@ -303,7 +330,7 @@ func (c *compiler) parse(cmd *ParseCmd) error {
 	if re.NumSubexp() < len(cmd.Names) {
 		return errorf(cmd.P, "parse names %d fields but the pattern captures %d", len(cmd.Names), re.NumSubexp())
 	}
-	ps := &parseStage{src: src, re: re}
+	ps := &parseStage{src: src, re: re, fast: compileFast(re)}
 	for _, name := range cmd.Names {
 		ps.slots = append(ps.slots, c.env.addSlot(name, TString))
 		ps.ids = append(ps.ids, c.env.id())

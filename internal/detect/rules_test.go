@@ -458,7 +458,7 @@ func TestSlowProber(t *testing.T) {
 		t.Errorf("%d findings, want only the prober's", n)
 	}
 	for _, d := range e.detectors {
-		if sr, ok := d.(*slowReject); ok && len(sr.srcs) > 10 {
+		if sr, ok := d.(*slowReject); ok && len(sr.srcs) > 5000/50 {
 			t.Errorf("%d returning sources tracked; one-off probes should cost a filter bit, not state", len(sr.srcs))
 		}
 	}
@@ -510,27 +510,31 @@ func TestPeekFiresEarly(t *testing.T) {
 }
 
 // TestSeenFilter: a key set is remembered through one rotation and
-// forgotten after two; at its design load (one key per 8 bits) few unseen
-// keys are reported seen.
+// forgotten after two; at the design load (one key per 8 bits) few unseen
+// keys are reported seen; the memory is two generations of 8 bits per
+// tracked source.
 func TestSeenFilter(t *testing.T) {
-	f := newSeenFilter(10000) // 2^17 bits a generation
+	f := newSeenFilter(1 << 17) // 2^20 bits a generation
+	if got, want := f.bytes(), 2*(1<<20)/8; got != want {
+		t.Errorf("filter holds %d bytes, want %d", got, want)
+	}
 	f.rotate(0, 100)
-	n := (len(f.cur) * 64) / 8
+	if f.testAndSet(mix64(7)) || !f.testAndSet(mix64(7)) {
+		t.Error("a new key is reported seen, or a key just set unseen")
+	}
+	n := (1 << 20) / 8
 	for i := 0; i < n; i++ {
-		f.testAndSet(mix64(uint64(i)))
+		f.testAndSet(mix64(uint64(1000 + i)))
 	}
 	fp, m := 0, n/20
-	for i := n; i < n+m; i++ {
-		if f.testAndSet(mix64(uint64(i))) {
+	for i := 0; i < m; i++ {
+		if f.testAndSet(mix64(uint64(1<<40 + i))) {
 			fp++
 		}
 	}
 	t.Logf("false positive rate %.3f", float64(fp)/float64(m))
 	if rate := float64(fp) / float64(m); rate > 0.08 {
 		t.Errorf("false positive rate %.3f at 8 bits per key", rate)
-	}
-	if !f.testAndSet(mix64(7)) {
-		t.Error("a key just set is reported unseen")
 	}
 	if f.rotate(50, 100) {
 		t.Error("rotated before a generation passed")

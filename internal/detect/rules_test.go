@@ -510,31 +510,17 @@ func TestPeekFiresEarly(t *testing.T) {
 }
 
 // TestSeenFilter: a key set is remembered through one rotation and
-// forgotten after two; at the design load (one key per 8 bits) few unseen
-// keys are reported seen; the memory is two generations of 8 bits per
-// tracked source.
+// forgotten after two; an idle filter is small; filled, it never holds more
+// than two generations at its maximum, and at about one key per 8 bits few
+// unseen keys are reported seen.
 func TestSeenFilter(t *testing.T) {
-	f := newSeenFilter(1 << 17) // 2^20 bits a generation
-	if got, want := f.bytes(), 2*(1<<20)/8; got != want {
-		t.Errorf("filter holds %d bytes, want %d", got, want)
-	}
+	f := newSeenFilter(1 << 17) // at most 2^20 bits a generation
 	f.rotate(0, 100)
 	if f.testAndSet(mix64(7)) || !f.testAndSet(mix64(7)) {
 		t.Error("a new key is reported seen, or a key just set unseen")
 	}
-	n := (1 << 20) / 8
-	for i := 0; i < n; i++ {
-		f.testAndSet(mix64(uint64(1000 + i)))
-	}
-	fp, m := 0, n/20
-	for i := 0; i < m; i++ {
-		if f.testAndSet(mix64(uint64(1<<40 + i))) {
-			fp++
-		}
-	}
-	t.Logf("false positive rate %.3f", float64(fp)/float64(m))
-	if rate := float64(fp) / float64(m); rate > 0.08 {
-		t.Errorf("false positive rate %.3f at 8 bits per key", rate)
+	if f.bytes() > 16<<10 {
+		t.Errorf("an idle filter holds %d bytes", f.bytes())
 	}
 	if f.rotate(50, 100) {
 		t.Error("rotated before a generation passed")
@@ -546,5 +532,24 @@ func TestSeenFilter(t *testing.T) {
 	f.rotate(300, 100)
 	if f.testAndSet(mix64(7)) {
 		t.Error("a key two generations old is still remembered")
+	}
+	// A flood of one-off keys: generations fill, end early and double, up
+	// to the maximum.
+	n := (1 << 20) / 8
+	for i := 0; i < n; i++ {
+		f.testAndSet(mix64(uint64(1000 + i)))
+	}
+	if got, limit := f.bytes(), 2*(1<<20)/8; got > limit {
+		t.Errorf("filter holds %d bytes, more than two generations at the maximum (%d)", got, limit)
+	}
+	fp, m := 0, n/20
+	for i := 0; i < m; i++ {
+		if f.testAndSet(mix64(uint64(1<<40 + i))) {
+			fp++
+		}
+	}
+	t.Logf("false positive rate %.3f, %d bytes", float64(fp)/float64(m), f.bytes())
+	if rate := float64(fp) / float64(m); rate > 0.08 {
+		t.Errorf("false positive rate %.3f at 8 bits per key", rate)
 	}
 }

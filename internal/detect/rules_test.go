@@ -553,3 +553,20 @@ func TestSeenFilter(t *testing.T) {
 		t.Errorf("false positive rate %.3f at 8 bits per key", rate)
 	}
 }
+
+// TestFloodMostlyFromOneAddress: when one address carries most of a
+// flood's packets, it is the actor (no prefix).
+func TestFloodMostlyFromOneAddress(t *testing.T) {
+	var rs []rec
+	rs = append(rs, rec{src: "198.18.9.9", dst: "10.0.1.10", sp: 30000, dp: 80, pk: 60000, by: 60000 * 60, st: 10, en: 60, act: "ACCEPT", flags: 2})
+	for s := 1; s <= 12; s++ {
+		rs = append(rs, rec{src: fmt.Sprintf("%d.1.2.3", 20+s), dst: "10.0.1.10", sp: 30000 + s, dp: 80, pk: 1500, by: 1500 * 60, st: 10, en: 60, act: "ACCEPT", flags: 2})
+	}
+	fl := only(t, detectRecs(t, Options{}, rs), TypeInboundFlood)
+	if len(fl) != 1 || fl[0].Actor.IP.String() != "198.18.9.9" || fl[0].Evidence["sources_prefix"] != nil {
+		t.Fatalf("flood: %+v", fl)
+	}
+	if top := fl[0].Evidence["top_sources"].([]TopSource); top[0].IP.String() != "198.18.9.9" || top[0].Share < 0.7 {
+		t.Errorf("top sources %+v", top)
+	}
+}

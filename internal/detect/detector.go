@@ -71,7 +71,9 @@ type judgement struct {
 	e       *Engine
 	set     *Settings
 	p, prev *pane
-	// sources are the window's outside sources, in no particular order.
+	// sources are the window's outside sources that did anything a
+	// per-source rule counts (a reject, a probe, an SSH or RDP attempt), in
+	// no particular order; eachSource visits all of them.
 	sources []sourceRef
 	// hosts are the window's hosts of ours, by id.
 	hosts []hostRef
@@ -115,6 +117,13 @@ func (j *judgement) reported(r *sourceRef, bits uint8) bool {
 
 func (j *judgement) reportedIn(s *extState, bits uint8) bool {
 	return (s.reported|j.marks[s])&bits != 0
+}
+
+// eachSource calls fn for every outside source of the window.
+func (j *judgement) eachSource(fn func(key addrKey, s *extState)) {
+	for key, i := range j.p.ext {
+		fn(key, &j.p.exts[i])
+	}
 }
 
 // mark records that a rule of bit counted the source in both windows, so
@@ -185,14 +194,16 @@ func (e *Engine) judgementOf(p, prev *pane, open bool) *judgement {
 	}
 	for key, i := range p.ext {
 		s := &p.exts[i]
-		r := sourceRef{key: key, s: s, big: p.big(s)}
-		if prev != nil {
-			if k, ok := prev.ext[key]; ok {
-				r.ps = &prev.exts[k]
-				r.pbig = prev.big(r.ps)
+		if s.rejects > 0 || s.npairs > 0 || s.nbf > 0 || s.big != 0 {
+			r := sourceRef{key: key, s: s, big: p.big(s)}
+			if prev != nil {
+				if k, ok := prev.ext[key]; ok {
+					r.ps = &prev.exts[k]
+					r.pbig = prev.big(r.ps)
+				}
 			}
+			j.sources = append(j.sources, r)
 		}
-		j.sources = append(j.sources, r)
 		if s.host != 0 && s.packets >= topTalkerPackets {
 			hp := p.hosts[s.host-1]
 			if s.packets >= heavy {

@@ -523,176 +523,205 @@ func (e *Engine) advance() {
 	e.closed = wm
 }
 
-// add counts one flow.
+// add counts one flow into window p's state: the counts every detector
+// reads (detector.go), by what the flow is.
 func (e *Engine) add(p *pane, c *chunk, f *flow) {
-	relayed := f.bits&bitRelayed != 0
-	tcp := f.proto == 6
 	switch f.kind {
 	case kindInbound:
-		if f.bits&bitSrcAllow != 0 {
-			return
-		}
-		hid := e.hostID(f.dst)
-		e.noteIface(hid, c, f)
-		hp := p.host(e, hid)
-		span(&hp.first, &hp.last, f)
-		if !relayed {
-			hp.inPackets += f.packets
-			hp.inFlows++
-		}
-		hp.sources.add(f.src.hash())
-		if f.bits&bitSrcThreat != 0 && e.set.ThreatList.Enabled {
-			e.pend(p, c, f, typThreat, f.src, f.dst, 0, finding.Inbound)
-		}
-		if f.action == flowlog.ActionAccept && e.set.UnexpectedSource.Enabled {
-			for ri := range e.expected {
-				r := &e.expected[ri]
-				if hasPort(&r.ports, f.dport) && !r.sources.contains(f.src.addr(), f.src) {
-					e.pend(p, c, f, typUnexpected, f.src, f.dst, f.dport, finding.Inbound)
-					break
-				}
-			}
-		}
-		probe := f.bits&bitProbe != 0
-		if probe && f.action == flowlog.ActionAccept && hasPort(e.probePorts, f.dport) {
-			if hp.probeSrcs == nil {
-				hp.probeSrcs = map[uint16]*distinct{}
-			}
-			d := hp.probeSrcs[f.dport]
-			if d == nil {
-				d = &distinct{}
-				hp.probeSrcs[f.dport] = d
-			}
-			d.add(f.src.hash())
-		}
-		e.addExt(p, c, f, hid, probe, tcp, relayed)
+		e.addInbound(p, c, f)
 	case kindInboundResp:
-		hid := e.hostID(f.dst)
-		e.noteIface(hid, c, f)
-		hp := p.host(e, hid)
-		if f.action == flowlog.ActionReject && e.set.ReturnTraffic.Enabled && f.bits&bitSrcAllow == 0 {
-			hp.retRejects++
-			hp.retRemotes.add(f.src.hash())
-			hp.retPorts.add(f.sport)
-			addSample(&hp.samples, c, f)
-			span(&hp.first, &hp.last, f)
-		}
-		if f.bits&bitSrcThreat != 0 && f.bits&bitSrcAllow == 0 && e.set.ThreatList.Enabled {
-			e.pend(p, c, f, typThreat, f.src, f.dst, 0, finding.Outbound)
-		}
-		if !relayed && hp.remotes != nil {
-			if r := hp.remotes[f.src]; r != nil {
-				r.pktsIn += f.packets
-			}
-		}
+		e.addInboundResp(p, c, f)
 	case kindOutbound, kindLateral:
-		lateral := f.kind == kindLateral
-		if f.bits&bitDstAllow != 0 {
-			return
-		}
-		hid := e.hostID(f.src)
-		e.noteIface(hid, c, f)
-		hp := p.host(e, hid)
-		span(&hp.first, &hp.last, f)
-		if !lateral && f.bits&bitDstThreat != 0 && e.set.ThreatList.Enabled {
-			e.pend(p, c, f, typThreat, f.dst, f.src, 0, finding.Outbound)
-		}
-		key := uint32(f.dport)
-		if lateral {
-			key |= 1 << 16
-		}
-		if hp.out == nil {
-			hp.out = map[uint32]*outPort{}
-		}
-		op := hp.out[key]
-		if op == nil {
-			op = &outPort{}
-			hp.out[key] = op
-		}
-		if !relayed {
-			op.flows++
-		}
-		if f.bits&bitProbe != 0 {
-			if !relayed {
-				op.probes++
-			}
-			op.hosts.add(f.dst.hash())
-			span(&op.first, &op.last, f)
-			addSample(&op.samples, c, f)
-			if hp.probed == nil {
-				hp.probed = map[addrKey]*portSet{}
-			}
-			ps := hp.probed[f.dst]
-			if ps == nil && len(hp.probed) < maxRemotes {
-				ps = &portSet{}
-				hp.probed[f.dst] = ps
-			}
-			if ps != nil {
-				ps.add(f.dport)
-			}
-		} else if !lateral && f.action == flowlog.ActionAccept && serverPort(f) {
-			if hp.used == nil {
-				hp.used = map[uint16]addrKey{}
-			}
-			if _, ok := hp.used[f.dport]; !ok {
-				hp.used[f.dport] = f.dst
-			}
-		}
-		if tcp && (f.bits&bitProbe == 0 || f.action == flowlog.ActionReject) && (hasPort(e.sshPorts, f.dport) || hasPort(e.rdpPorts, f.dport)) {
-			if hp.bf == nil {
-				hp.bf = map[bfKey]*portSet{}
-			}
-			k := bfKey{f.dst, f.dport}
-			s := hp.bf[k]
-			if s == nil {
-				s = &portSet{}
-				hp.bf[k] = s
-			}
-			s.add(f.sport)
-			span(&hp.first, &hp.last, f)
-			addSample(&hp.samples, c, f)
-		}
-		if lateral && !relayed {
-			p.host(e, e.hostID(f.dst)).forwarded(f.dport, f.bytes)
-		}
-		if relayed && f.bits&bitHopDst != 0 && f.hop.valid() {
-			// inst → NAT gateway with pkt-dstaddr: the gateway forwards.
-			mid := e.hostID(f.hop)
-			e.hosts[mid].middlebox = true
-			p.host(e, mid).forwarded(f.dport, f.bytes)
-		}
-		if !lateral && !relayed {
-			if hp.remotes == nil {
-				hp.remotes = map[addrKey]*remote{}
-			}
-			r := hp.remotes[f.dst]
-			if r == nil && len(hp.remotes) < maxRemotes {
-				r = &remote{port: f.dport, proto: f.proto}
-				hp.remotes[f.dst] = r
-			}
-			if r != nil {
-				r.pktsOut += f.packets
-				r.bytesOut += f.bytes
-				span(&r.first, &r.last, f)
-				if len(r.samples) < 3 {
-					r.samples = append(r.samples, c.sample(f))
-				}
-			}
-		}
+		e.addOutbound(p, c, f)
 	case kindOutboundResp:
-		if f.bits&bitDstThreat != 0 && f.bits&bitDstAllow == 0 && e.set.ThreatList.Enabled {
-			e.pend(p, c, f, typThreat, f.dst, f.src, 0, finding.Inbound)
-		}
+		e.addOutboundResp(p, c, f)
 	case kindLateralResp:
-		if f.action == flowlog.ActionReject && e.set.ReturnTraffic.Enabled {
-			hid := e.hostID(f.dst)
-			hp := p.host(e, hid)
-			hp.retRejects++
-			hp.retRemotes.add(f.src.hash())
-			hp.retPorts.add(f.sport)
-			addSample(&hp.samples, c, f)
-			span(&hp.first, &hp.last, f)
+		e.addLateralResp(p, c, f)
+	}
+}
+
+// addInbound counts a flow an outside host started towards one of ours.
+func (e *Engine) addInbound(p *pane, c *chunk, f *flow) {
+	relayed := f.bits&bitRelayed != 0
+	tcp := f.proto == 6
+	if f.bits&bitSrcAllow != 0 {
+		return
+	}
+	hid := e.hostID(f.dst)
+	e.noteIface(hid, c, f)
+	hp := p.host(e, hid)
+	span(&hp.first, &hp.last, f)
+	if !relayed {
+		hp.inPackets += f.packets
+		hp.inFlows++
+	}
+	hp.sources.add(f.src.hash())
+	if f.bits&bitSrcThreat != 0 && e.set.ThreatList.Enabled {
+		e.pend(p, c, f, typThreat, f.src, f.dst, 0, finding.Inbound)
+	}
+	if f.action == flowlog.ActionAccept && e.set.UnexpectedSource.Enabled {
+		for ri := range e.expected {
+			r := &e.expected[ri]
+			if hasPort(&r.ports, f.dport) && !r.sources.contains(f.src.addr(), f.src) {
+				e.pend(p, c, f, typUnexpected, f.src, f.dst, f.dport, finding.Inbound)
+				break
+			}
 		}
+	}
+	probe := f.bits&bitProbe != 0
+	if probe && f.action == flowlog.ActionAccept && hasPort(e.probePorts, f.dport) {
+		if hp.probeSrcs == nil {
+			hp.probeSrcs = map[uint16]*distinct{}
+		}
+		d := hp.probeSrcs[f.dport]
+		if d == nil {
+			d = &distinct{}
+			hp.probeSrcs[f.dport] = d
+		}
+		d.add(f.src.hash())
+	}
+	e.addExt(p, c, f, hid, probe, tcp, relayed)
+}
+
+// addInboundResp counts an outside host's answer to a connection one of ours started.
+func (e *Engine) addInboundResp(p *pane, c *chunk, f *flow) {
+	relayed := f.bits&bitRelayed != 0
+	hid := e.hostID(f.dst)
+	e.noteIface(hid, c, f)
+	hp := p.host(e, hid)
+	if f.action == flowlog.ActionReject && e.set.ReturnTraffic.Enabled && f.bits&bitSrcAllow == 0 {
+		hp.retRejects++
+		hp.retRemotes.add(f.src.hash())
+		hp.retPorts.add(f.sport)
+		addSample(&hp.samples, c, f)
+		span(&hp.first, &hp.last, f)
+	}
+	if f.bits&bitSrcThreat != 0 && f.bits&bitSrcAllow == 0 && e.set.ThreatList.Enabled {
+		e.pend(p, c, f, typThreat, f.src, f.dst, 0, finding.Outbound)
+	}
+	if !relayed && hp.remotes != nil {
+		if r := hp.remotes[f.src]; r != nil {
+			r.pktsIn += f.packets
+		}
+	}
+}
+
+// addOutbound counts a flow one of ours started, towards an outside host or (lateral) another of ours.
+func (e *Engine) addOutbound(p *pane, c *chunk, f *flow) {
+	relayed := f.bits&bitRelayed != 0
+	tcp := f.proto == 6
+	lateral := f.kind == kindLateral
+	if f.bits&bitDstAllow != 0 {
+		return
+	}
+	hid := e.hostID(f.src)
+	e.noteIface(hid, c, f)
+	hp := p.host(e, hid)
+	span(&hp.first, &hp.last, f)
+	if !lateral && f.bits&bitDstThreat != 0 && e.set.ThreatList.Enabled {
+		e.pend(p, c, f, typThreat, f.dst, f.src, 0, finding.Outbound)
+	}
+	key := uint32(f.dport)
+	if lateral {
+		key |= 1 << 16
+	}
+	if hp.out == nil {
+		hp.out = map[uint32]*outPort{}
+	}
+	op := hp.out[key]
+	if op == nil {
+		op = &outPort{}
+		hp.out[key] = op
+	}
+	if !relayed {
+		op.flows++
+	}
+	if f.bits&bitProbe != 0 {
+		if !relayed {
+			op.probes++
+		}
+		op.hosts.add(f.dst.hash())
+		span(&op.first, &op.last, f)
+		addSample(&op.samples, c, f)
+		if hp.probed == nil {
+			hp.probed = map[addrKey]*portSet{}
+		}
+		ps := hp.probed[f.dst]
+		if ps == nil && len(hp.probed) < maxRemotes {
+			ps = &portSet{}
+			hp.probed[f.dst] = ps
+		}
+		if ps != nil {
+			ps.add(f.dport)
+		}
+	} else if !lateral && f.action == flowlog.ActionAccept && serverPort(f) {
+		if hp.used == nil {
+			hp.used = map[uint16]addrKey{}
+		}
+		if _, ok := hp.used[f.dport]; !ok {
+			hp.used[f.dport] = f.dst
+		}
+	}
+	if tcp && (f.bits&bitProbe == 0 || f.action == flowlog.ActionReject) && (hasPort(e.sshPorts, f.dport) || hasPort(e.rdpPorts, f.dport)) {
+		if hp.bf == nil {
+			hp.bf = map[bfKey]*portSet{}
+		}
+		k := bfKey{f.dst, f.dport}
+		s := hp.bf[k]
+		if s == nil {
+			s = &portSet{}
+			hp.bf[k] = s
+		}
+		s.add(f.sport)
+		span(&hp.first, &hp.last, f)
+		addSample(&hp.samples, c, f)
+	}
+	if lateral && !relayed {
+		p.host(e, e.hostID(f.dst)).forwarded(f.dport, f.bytes)
+	}
+	if relayed && f.bits&bitHopDst != 0 && f.hop.valid() {
+		// inst → NAT gateway with pkt-dstaddr: the gateway forwards.
+		mid := e.hostID(f.hop)
+		e.hosts[mid].middlebox = true
+		p.host(e, mid).forwarded(f.dport, f.bytes)
+	}
+	if !lateral && !relayed {
+		if hp.remotes == nil {
+			hp.remotes = map[addrKey]*remote{}
+		}
+		r := hp.remotes[f.dst]
+		if r == nil && len(hp.remotes) < maxRemotes {
+			r = &remote{port: f.dport, proto: f.proto}
+			hp.remotes[f.dst] = r
+		}
+		if r != nil {
+			r.pktsOut += f.packets
+			r.bytesOut += f.bytes
+			span(&r.first, &r.last, f)
+			if len(r.samples) < 3 {
+				r.samples = append(r.samples, c.sample(f))
+			}
+		}
+	}
+}
+
+// addOutboundResp counts one of ours answering an outside host.
+func (e *Engine) addOutboundResp(p *pane, c *chunk, f *flow) {
+	if f.bits&bitDstThreat != 0 && f.bits&bitDstAllow == 0 && e.set.ThreatList.Enabled {
+		e.pend(p, c, f, typThreat, f.dst, f.src, 0, finding.Inbound)
+	}
+}
+
+// addLateralResp counts one of ours answering another of ours.
+func (e *Engine) addLateralResp(p *pane, c *chunk, f *flow) {
+	if f.action == flowlog.ActionReject && e.set.ReturnTraffic.Enabled {
+		hid := e.hostID(f.dst)
+		hp := p.host(e, hid)
+		hp.retRejects++
+		hp.retRemotes.add(f.src.hash())
+		hp.retPorts.add(f.sport)
+		addSample(&hp.samples, c, f)
+		span(&hp.first, &hp.last, f)
 	}
 }
 

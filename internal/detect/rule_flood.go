@@ -98,16 +98,14 @@ func (d *inboundFlood) compose(j *judgement, r *hostRef) floodComposition {
 	var c floodComposition
 	var steadyPkts uint64
 	var top []heavySrc
-	for i := range j.sources {
-		s := j.sources[i].s
+	j.eachSource(func(key addrKey, s *extState) {
 		if s.host != r.id+1 || s.packets == 0 {
-			continue
+			return
 		}
-		key := j.sources[i].key
 		if r.h.steady(key, s.packets) {
 			c.steady++
 			steadyPkts += uint64(s.packets)
-			continue
+			return
 		}
 		if s.packets >= heavy {
 			c.heavy++
@@ -125,7 +123,7 @@ func (d *inboundFlood) compose(j *judgement, r *hostRef) floodComposition {
 		g.packets += uint64(s.packets)
 		g.n++
 		top = append(top, heavySrc{key, s.packets})
-	}
+	})
 	c.packets = r.hp.inPackets - min(steadyPkts, r.hp.inPackets)
 	var best addrKey
 	var bg *group

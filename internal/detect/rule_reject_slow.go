@@ -18,7 +18,7 @@ import (
 // State stays bounded under millions of one-off internet probes: a source's
 // first window of rejects on a (host, port) only sets two bits in a
 // first-seen filter (two generations of a bitmap, each covering half the
-// horizon); per-source state is allocated only when the same source comes
+// horizon, or less under a flood of probes); per-source state is allocated only when the same source comes
 // back to the same (host, port), and at most max_sources of them are kept.
 type slowReject struct {
 	set     SlowRejectSettings
@@ -153,30 +153,42 @@ func singlePair(s *extState, big *extBig) (uint64, bool) {
 }
 
 // seenFilter remembers which keys were seen within the last two
-// generations: two bitmaps in which each key sets two bits of one 64-bit
-// word (a blocked Bloom filter: one cache line per look-up). A false
-// "seen" (a few per cent at 8 bits per key) only allocates state that
+// generations: two blocked Bloom filters (each key sets two bits of one
+// 64-bit word, so a look-up reads one cache line per generation). A false
+// "seen" (about 6 % at one key per 8 bits) only allocates state that
 // raises nothing; a key set in the current or the previous generation is
 // never reported unseen.
+//
+// Each generation is sized from the load of the one before (8 bits per
+// key, at least 2^16 bits, at most maxBits), so that a quiet network keeps
+// a filter of a few KiB that stays in cache. A generation that fills up
+// before its time ends early, and the next one is twice as large: under a
+// sudden flood of one-off probes the filter remembers a shorter stretch
+// rather than grow without bound.
 type seenFilter struct {
 	cur, old []uint64
-	mask     uint64 // words - 1
+	n        uint64 // keys added to the current generation
+	maxBits  uint64
 	genStart int64
+	now      int64 // the latest time given to rotate
 }
 
-// newSeenFilter sizes each generation at 8 bits per tracked source (at
-// least 2^16 and at most 2^27 bits).
+const minSeenBits = 1 << 16
+
+// newSeenFilter returns a filter of at most 8 bits per tracked source a
+// generation (at most 2^27 bits).
 func newSeenFilter(sources int) *seenFilter {
-	n := uint64(1 << 16)
-	for n < uint64(sources)*8 && n < 1<<27 {
-		n <<= 1
+	maxBits := uint64(minSeenBits)
+	for maxBits < uint64(sources)*8 && maxBits < 1<<27 {
+		maxBits <<= 1
 	}
-	return &seenFilter{cur: make([]uint64, n/64), old: make([]uint64, n/64), mask: n/64 - 1, genStart: -1}
+	return &seenFilter{cur: make([]uint64, minSeenBits/64), old: make([]uint64, 1), maxBits: maxBits, genStart: -1}
 }
 
 // rotate starts a new generation when gen seconds have passed since the
 // current one started, and reports whether it did.
 func (f *seenFilter) rotate(now, gen int64) bool {
+	f.now = now
 	if f.genStart < 0 {
 		f.genStart = now
 		return false
@@ -184,17 +196,38 @@ func (f *seenFilter) rotate(now, gen int64) bool {
 	if now-f.genStart < max(gen, 1) {
 		return false
 	}
-	f.cur, f.old = f.old, f.cur
-	clear(f.cur)
-	f.genStart = now
+	f.next(f.n * 8)
 	return true
+}
+
+// next makes the current generation the old one and starts a new one of at
+// least bits bits.
+func (f *seenFilter) next(bits uint64) {
+	size := uint64(minSeenBits)
+	for size < bits && size < f.maxBits {
+		size <<= 1
+	}
+	f.old = f.cur
+	f.cur = make([]uint64, size/64)
+	f.n = 0
+	f.genStart = f.now
 }
 
 // testAndSet reports whether h was seen, and records it.
 func (f *seenFilter) testAndSet(h uint64) bool {
-	w := h & f.mask
 	bits := uint64(1)<<(h>>52&63) | uint64(1)<<(h>>58)
-	seen := f.cur[w]&bits == bits || f.old[w]&bits == bits
-	f.cur[w] |= bits
+	cur := &f.cur[h&uint64(len(f.cur)-1)]
+	if *cur&bits == bits {
+		return true
+	}
+	seen := f.old[h&uint64(len(f.old)-1)]&bits == bits
+	*cur |= bits
+	f.n++
+	if size := uint64(len(f.cur)) * 64; f.n*8 > size && size < f.maxBits {
+		f.next(2 * size) // full before its time: start a larger one
+	}
 	return seen
 }
+
+// bytes returns the memory the filter holds.
+func (f *seenFilter) bytes() int { return 8 * (len(f.cur) + len(f.old)) }

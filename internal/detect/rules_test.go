@@ -458,7 +458,7 @@ func TestSlowProber(t *testing.T) {
 		t.Errorf("%d findings, want only the prober's", n)
 	}
 	for _, d := range e.detectors {
-		if sr, ok := d.(*slowReject); ok && len(sr.srcs) > 10 {
+		if sr, ok := d.(*slowReject); ok && len(sr.srcs) > 5000/50 {
 			t.Errorf("%d returning sources tracked; one-off probes should cost a filter bit, not state", len(sr.srcs))
 		}
 	}
@@ -510,27 +510,17 @@ func TestPeekFiresEarly(t *testing.T) {
 }
 
 // TestSeenFilter: a key set is remembered through one rotation and
-// forgotten after two; at its design load (one key per 8 bits) few unseen
-// keys are reported seen.
+// forgotten after two; an idle filter is small; filled, it never holds more
+// than two generations at its maximum, and at about one key per 8 bits few
+// unseen keys are reported seen.
 func TestSeenFilter(t *testing.T) {
-	f := newSeenFilter(10000) // 2^17 bits a generation
+	f := newSeenFilter(1 << 17) // at most 2^20 bits a generation
 	f.rotate(0, 100)
-	n := (len(f.cur) * 64) / 8
-	for i := 0; i < n; i++ {
-		f.testAndSet(mix64(uint64(i)))
+	if f.testAndSet(mix64(7)) || !f.testAndSet(mix64(7)) {
+		t.Error("a new key is reported seen, or a key just set unseen")
 	}
-	fp, m := 0, n/20
-	for i := n; i < n+m; i++ {
-		if f.testAndSet(mix64(uint64(i))) {
-			fp++
-		}
-	}
-	t.Logf("false positive rate %.3f", float64(fp)/float64(m))
-	if rate := float64(fp) / float64(m); rate > 0.08 {
-		t.Errorf("false positive rate %.3f at 8 bits per key", rate)
-	}
-	if !f.testAndSet(mix64(7)) {
-		t.Error("a key just set is reported unseen")
+	if f.bytes() > 16<<10 {
+		t.Errorf("an idle filter holds %d bytes", f.bytes())
 	}
 	if f.rotate(50, 100) {
 		t.Error("rotated before a generation passed")
@@ -542,5 +532,41 @@ func TestSeenFilter(t *testing.T) {
 	f.rotate(300, 100)
 	if f.testAndSet(mix64(7)) {
 		t.Error("a key two generations old is still remembered")
+	}
+	// A flood of one-off keys: generations fill, end early and double, up
+	// to the maximum.
+	n := (1 << 20) / 8
+	for i := 0; i < n; i++ {
+		f.testAndSet(mix64(uint64(1000 + i)))
+	}
+	if got, limit := f.bytes(), 2*(1<<20)/8; got > limit {
+		t.Errorf("filter holds %d bytes, more than two generations at the maximum (%d)", got, limit)
+	}
+	fp, m := 0, n/20
+	for i := 0; i < m; i++ {
+		if f.testAndSet(mix64(uint64(1<<40 + i))) {
+			fp++
+		}
+	}
+	t.Logf("false positive rate %.3f, %d bytes", float64(fp)/float64(m), f.bytes())
+	if rate := float64(fp) / float64(m); rate > 0.08 {
+		t.Errorf("false positive rate %.3f at 8 bits per key", rate)
+	}
+}
+
+// TestFloodMostlyFromOneAddress: when one address carries most of a
+// flood's packets, it is the actor (no prefix).
+func TestFloodMostlyFromOneAddress(t *testing.T) {
+	var rs []rec
+	rs = append(rs, rec{src: "198.18.9.9", dst: "10.0.1.10", sp: 30000, dp: 80, pk: 60000, by: 60000 * 60, st: 10, en: 60, act: "ACCEPT", flags: 2})
+	for s := 1; s <= 12; s++ {
+		rs = append(rs, rec{src: fmt.Sprintf("%d.1.2.3", 20+s), dst: "10.0.1.10", sp: 30000 + s, dp: 80, pk: 1500, by: 1500 * 60, st: 10, en: 60, act: "ACCEPT", flags: 2})
+	}
+	fl := only(t, detectRecs(t, Options{}, rs), TypeInboundFlood)
+	if len(fl) != 1 || fl[0].Actor.IP.String() != "198.18.9.9" || fl[0].Evidence["sources_prefix"] != nil {
+		t.Fatalf("flood: %+v", fl)
+	}
+	if top := fl[0].Evidence["top_sources"].([]TopSource); top[0].IP.String() != "198.18.9.9" || top[0].Share < 0.7 {
+		t.Errorf("top sources %+v", top)
 	}
 }

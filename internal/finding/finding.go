@@ -22,9 +22,10 @@ const (
 	Lateral  Direction = "lateral"  // one of ours reached another of ours
 )
 
-// Actor is who did it.
+// Actor is who did it. IP is absent when no single address did it (a
+// distributed flood).
 type Actor struct {
-	IP        netip.Addr `json:"ip"`
+	IP        netip.Addr `json:"ip,omitzero"`
 	Direction Direction  `json:"direction"`
 	// InterfaceID and InstanceID are set when the actor is one of ours.
 	InterfaceID string `json:"interface_id,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -191,5 +192,22 @@ func TestEvidenceTable(t *testing.T) {
 	}
 	if _, ok := LookupEvidence("no_such_key"); ok {
 		t.Error("an undeclared key was found")
+	}
+}
+
+// TestNoActorJSON: a finding without a single actor (a distributed flood)
+// leaves actor.ip out rather than writing it empty, and reads back.
+func TestNoActorJSON(t *testing.T) {
+	f := Finding{ID: "x", Type: "Impact:EC2/InboundFlood", Actor: Actor{Direction: Inbound}, Target: Target{IP: netip.MustParseAddr("10.0.1.10")}}
+	b, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"actor":{"direction":"inbound"}`) {
+		t.Errorf("JSON %s: want actor without ip", b)
+	}
+	var g Finding
+	if err := json.Unmarshal(b, &g); err != nil || g.Actor.IP.IsValid() || g.Actor.Direction != Inbound {
+		t.Errorf("read back %+v, %v", g.Actor, err)
 	}
 }

@@ -26,6 +26,15 @@ var (
 	binErr  error
 )
 
+// TestMain removes the binary the process tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // flowguardBinary builds the real binary once for the tests that run it
 // as a process (signals, kill -9).
 func flowguardBinary(t *testing.T) string {

@@ -699,7 +699,7 @@ func (st *upsertStmts) refold(ctx context.Context, rules *finding.Policy, id str
 		return old, foldUnchanged, err
 	}
 	if found {
-		f.Archived, f.Feedback = old.Archived, old.Feedback
+		f.Archived, f.Feedback = old.Archived || in != nil && in.Archived, old.Feedback
 		if f.Count == old.Count && f.FirstSeen.Equal(old.FirstSeen) && f.LastSeen.Equal(old.LastSeen) && f.Severity == old.Severity {
 			return old, foldUnchanged, nil
 		}

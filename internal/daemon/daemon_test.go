@@ -3,12 +3,17 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/flowguard/flowguard/internal/finding"
 	"github.com/flowguard/flowguard/internal/synth"
@@ -26,6 +31,11 @@ type testDaemon struct {
 
 func startDaemon(t *testing.T, config string) *testDaemon {
 	t.Helper()
+	return startDaemonLog(t, config, nil)
+}
+
+func startDaemonLog(t *testing.T, config string, log *slog.Logger) *testDaemon {
+	t.Helper()
 	dir := t.TempDir()
 	logs := filepath.Join(dir, "logs")
 	if err := os.MkdirAll(logs, 0o755); err != nil {
@@ -36,7 +46,7 @@ func startDaemon(t *testing.T, config string) *testDaemon {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := New(ctx, Options{ConfigPath: cfg, DBPath: filepath.Join(dir, "f.db")})
+	d, err := New(ctx, Options{ConfigPath: cfg, DBPath: filepath.Join(dir, "f.db"), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,4 +169,50 @@ func TestReload(t *testing.T) {
 	if grew == 0 || suppressed == 0 {
 		t.Errorf("after the reload: %d findings grew, %d suppressed; want both", grew, suppressed)
 	}
+}
+
+// syncBuf is a log destination safe for concurrent writes.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestBadLinesNamedInTheFile: a malformed line in data appended later is
+// skipped, counted in flowguard_parse_errors_total, and logged with its
+// line and column in the file (not in the chunk), and the run goes on.
+func TestBadLinesNamedInTheFile(t *testing.T) {
+	var logs syncBuf
+	td := startDaemonLog(t, daemonConfig, slog.New(slog.NewTextHandler(&logs, nil)))
+	good := "2 123456789012 eni-1 198.51.100.7 10.0.0.5 4444 22 6 1 40 1700000000 1700000060 REJECT OK\n"
+	td.appendAndWait([]byte(strings.Repeat(good, 3)))
+	td.appendAndWait([]byte(good + "2 123456789012 eni-1 198.51.100.7 10.0.0.5 4444 22 6 1 forty 1700000000 1700000060 REJECT OK\n" + good))
+	if n := counterValue(td.d.Metrics.ParseErrors.WithLabelValues("local")); n != 1 {
+		t.Errorf("parse errors: %v, want 1", n)
+	}
+	if n := counterValue(td.d.Metrics.Records.WithLabelValues("local")); n != 5 {
+		t.Errorf("records: %v, want 5", n)
+	}
+	if !strings.Contains(logs.String(), "flows.log:5:") {
+		t.Errorf("the log does not name flows.log line 5:\n%s", logs.String())
+	}
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
 }

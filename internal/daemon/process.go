@@ -198,11 +198,11 @@ func (p *processor) process(ctx context.Context, it item) error {
 	}
 	var records int64
 	err := sc.Scan(ctx, []flowlog.Input{in}, func(_ int, b *flowlog.Batch) error {
-		records += int64(b.N - b.NumBad())
 		p.eng.Observe(b)
 		if p.clock != nil {
 			p.observeAlarms(b, replay)
 		}
+		records += int64(b.N - b.NumBad()) // rows found bad while converting are not records
 		return nil
 	})
 	if err != nil {

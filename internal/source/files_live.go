@@ -37,6 +37,7 @@ const (
 	defaultChunkBytes = 4 << 20
 	identityBytes     = 64 // the first bytes hashed into a file's identity
 	doneToken         = "done"
+	maxGone           = 4096 // forgotten files remembered
 )
 
 // NewFilesLive builds a files source: it follows the files its paths name
@@ -74,7 +75,7 @@ func NewFilesLive(cfg LiveConfig, deps LiveDeps) (Live, error) {
 		deps.Now = time.Now
 	}
 	return &FilesLive{name: cfg.Name, cfg: fc, log: deps.Logger, now: deps.Now,
-		files: map[devIno]*followed{}}, nil
+		files: map[devIno]*followed{}, gone: map[devIno]*followed{}}, nil
 }
 
 // FilesLive is the files source (see NewFilesLive).
@@ -86,6 +87,7 @@ type FilesLive struct {
 
 	mu        sync.Mutex
 	files     map[devIno]*followed
+	gone      map[devIno]*followed // forgotten files, in case they are named again
 	connected bool
 	bytesRead int64
 	lastErr   string
@@ -295,6 +297,10 @@ func (f *FilesLive) poll(ctx context.Context, resume map[string]string, emit Emi
 			if !seen[di] && ctx.Err() == nil {
 				f.log.Debug("file no longer followed", "path", fl.path, "id", fl.id)
 				delete(f.files, di)
+				if len(f.gone) >= maxGone {
+					clear(f.gone)
+				}
+				f.gone[di] = fl
 			}
 		}
 		f.mu.Unlock()
@@ -315,6 +321,15 @@ func (f *FilesLive) poll(ctx context.Context, resume map[string]string, emit Emi
 		f.mu.Lock()
 		fl := f.files[di]
 		f.mu.Unlock()
+		if g := f.gone[di]; fl == nil && g != nil {
+			delete(f.gone, di)
+			if sameFile(p, di, g.id) { // named again: go on where it was
+				fl = g
+				f.mu.Lock()
+				f.files[di] = fl
+				f.mu.Unlock()
+			}
+		}
 		if fl == nil {
 			if info.Size() == 0 {
 				continue // nothing to identify it by yet

@@ -41,6 +41,9 @@ type Options struct {
 	// Serve, when set, runs the HTTP API until its context is done; it is
 	// started last and stopped first.
 	Serve func(ctx context.Context, d *Daemon) error
+	// ExpireEvery is how often blocks whose time is up are removed (and
+	// unblocks asked for carried out); 0 means every minute.
+	ExpireEvery time.Duration
 }
 
 // Daemon is a running flowguard serve.
@@ -150,7 +153,10 @@ func (d *Daemon) newProcessor(ctx context.Context) (*processor, [][]source.Posit
 	p := &processor{log: d.log.With("component", "processor"), st: d.st, m: d.Metrics,
 		in: make(chan item, 16), sources: map[string]source.Live{}, committed: map[string]map[string]string{},
 		changed: map[string]*detect.Result{}, pos: map[[2]string]store.Position{}, errSeen: map[string]int{},
-		reloads: make(chan reload, 1)}
+		reloads: make(chan reload, 1), expireEvery: d.opts.ExpireEvery}
+	if p.expireEvery <= 0 {
+		p.expireEvery = time.Minute
+	}
 	opts, err := cfg.DetectOptions()
 	if err != nil {
 		return nil, nil, err

@@ -71,9 +71,10 @@ type processor struct {
 	errMu   sync.Mutex
 	errSeen map[string]int // bad lines logged per object
 
-	replaying atomic.Bool
-	started   atomic.Bool
-	reloads   chan reload
+	replaying   atomic.Bool
+	started     atomic.Bool
+	reloads     chan reload
+	expireEvery time.Duration
 }
 
 // reload is a new configuration's parts that can change without losing
@@ -100,7 +101,7 @@ func (p *processor) replayed(it item) bool {
 // run processes chunks until in is closed, then commits what is left.
 func (p *processor) run(ctx context.Context) error {
 	p.started.Store(true)
-	expire := time.NewTicker(time.Minute)
+	expire := time.NewTicker(p.expireEvery)
 	defer expire.Stop()
 	for {
 		select {
@@ -349,6 +350,9 @@ func (p *processor) respond(ctx context.Context, alarmEv []alarm.StateChange) {
 	}
 	rep, err := p.pipeline.Handle(ctx, events)
 	p.countReport(rep)
+	for _, o := range rep.Outcomes {
+		p.log.Info("response", "kind", o.Kind, "finding", o.FindingID, "prefix", o.Prefix, "target", o.Target, "guard", o.Guard, "reason", o.Reason)
+	}
 	if err != nil {
 		p.log.Warn("the response pipeline failed; it will be tried again", "err", err)
 		return

@@ -216,7 +216,9 @@ type KeyError struct {
 	Msg          string
 }
 
-func (e *KeyError) Error() string { return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Column, e.Msg) }
+func (e *KeyError) Error() string {
+	return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Column, e.Msg)
+}
 
 // LiveDeps is what a source gets from the daemon.
 type LiveDeps struct {

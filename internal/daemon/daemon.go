@@ -396,6 +396,9 @@ func (d *Daemon) Reload(ctx context.Context) error {
 		case p.reloads <- reload{policy: policy, pipeline: pl}:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-time.After(10 * time.Second):
+			// The processor is stopping or restarting: the next one
+			// starts from the configuration in force, which is cfg.
 		}
 	}
 	return nil

@@ -71,7 +71,6 @@ type processor struct {
 	errMu   sync.Mutex
 	errSeen map[string]int // bad lines logged per object
 
-	replaying   atomic.Bool
 	started     atomic.Bool
 	reloads     chan reload
 	expireEvery time.Duration
@@ -184,7 +183,6 @@ func (s *errSink) Skip(e *flowlog.LineError) {
 func (p *processor) process(ctx context.Context, it item) error {
 	c := it.c
 	replay := p.replayed(it)
-	p.replaying.Store(replay)
 	sc := &flowlog.Scanner{Workers: 1, Errors: &errSink{p: p, src: it.src, obj: c.Position.Object, line: max(c.Line-1, 0)}}
 	in := flowlog.Input{Name: c.Name, Size: c.Size, Open: c.Open}
 	if c.Open == nil {

@@ -412,7 +412,7 @@ func changed(a, b *config.Config) bool {
 		x.Response, x.Notify, x.Server = nil, nil, nil
 		x.Config = b.Config
 		out, _ := x.Marshal()
-		return string(out)
+		return string(out) + fmt.Sprint(c.Threats) // the lists' contents, not only their paths
 	}
 	return part(a) != part(b)
 }

@@ -283,7 +283,7 @@ func (d *Daemon) generation(ctx context.Context, cfg *config.Config, sources []n
 		if err != nil {
 			d.log.Warn("cannot resume earlier response work", "err", err)
 		}
-		p.respond(ctx, nil) // what a crash left queued
+		p.respond(ctx) // what a crash left queued
 	}
 	d.mu.Lock()
 	d.proc = p

@@ -270,7 +270,7 @@ func (p *processor) commit(ctx context.Context) error {
 	if p.policy != nil {
 		fs = p.policy.Apply(fs)
 	}
-	c := store.StreamCommit{Stream: Stream, Findings: fs, Respond: p.pipeline != nil}
+	c := store.StreamCommit{Stream: Stream, Findings: fs, Respond: p.pipeline != nil, AlarmChanges: p.alarmEv}
 	for _, k := range slices.SortedFunc(maps.Keys(p.pos), func(a, b [2]string) int {
 		return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1])
 	}) {
@@ -314,17 +314,16 @@ func (p *processor) commit(ctx context.Context) error {
 			p.log.Warn("source could not acknowledge", "source", name, "err", err)
 		}
 	}
-	alarmEv := p.alarmEv
 	clear(p.changed)
 	clear(p.pos)
 	p.alarmEv, p.oldest, p.fresh = nil, time.Time{}, false
-	p.respond(ctx, alarmEv)
+	p.respond(ctx)
 	return nil
 }
 
-// respond answers the findings queued by the commits, and the alarm
+// respond answers what the commits queued: changed findings and alarm
 // state changes.
-func (p *processor) respond(ctx context.Context, alarmEv []alarm.StateChange) {
+func (p *processor) respond(ctx context.Context) {
 	if p.pipeline == nil {
 		return
 	}
@@ -333,18 +332,17 @@ func (p *processor) respond(ctx context.Context, alarmEv []alarm.StateChange) {
 		p.log.Warn("cannot read the pending responses", "err", err)
 		return
 	}
-	if len(pend) == 0 && len(alarmEv) == 0 {
+	if len(pend) == 0 {
 		return
 	}
-	events := make([]respond.Event, 0, len(pend)+len(alarmEv))
-	for i := range pend {
-		if pend[i].Finding.Archived {
-			continue
+	events := make([]respond.Event, 0, len(pend))
+	for _, q := range pend {
+		switch {
+		case q.Alarm != nil:
+			events = append(events, respond.Event{Alarm: q.Alarm})
+		case !q.Finding.Archived:
+			events = append(events, respond.Event{Finding: q.Finding, Updated: q.Updated})
 		}
-		events = append(events, respond.Event{Finding: &pend[i].Finding, Updated: pend[i].Updated})
-	}
-	for i := range alarmEv {
-		events = append(events, respond.Event{Alarm: &alarmEv[i]})
 	}
 	rep, err := p.pipeline.Handle(ctx, events)
 	p.countReport(rep)

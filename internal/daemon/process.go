@@ -163,6 +163,7 @@ type errSink struct {
 	line int // line number of the chunk's first line, less one
 }
 
+// Skip implements flowlog.ErrorSink.
 func (s *errSink) Skip(e *flowlog.LineError) {
 	if e.Line > 0 {
 		e.Line += s.line

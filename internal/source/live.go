@@ -216,6 +216,7 @@ type KeyError struct {
 	Msg          string
 }
 
+// Error names the place and the problem.
 func (e *KeyError) Error() string {
 	return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Column, e.Msg)
 }

@@ -265,3 +265,36 @@ func TestReloadDetectorsReplays(t *testing.T) {
 		t.Error("no port scan found: the test data does not exercise the changed threshold")
 	}
 }
+
+// TestGzipFileReadWhole: a gzip file (S3 delivery: a header line, then
+// records) that appears in the directory is read whole once complete,
+// and its position saved as done.
+func TestGzipFileReadWhole(t *testing.T) {
+	var plain bytes.Buffer
+	g := synth.New(synth.Config{Records: 5000, Seed: 3, AccountID: "123456789012", Region: "us-east-1"})
+	if err := g.WriteGzipText(&plain); err != nil {
+		t.Fatal(err)
+	}
+	td := startDaemon(t, daemonConfig)
+	path := filepath.Join(filepath.Dir(td.file), "delivery.log.gz")
+	if err := os.WriteFile(path, plain.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for counterValue(td.d.Metrics.Records.WithLabelValues("local")) != 5000 {
+		if time.Now().After(deadline) {
+			t.Fatalf("records: %v, want 5000", counterValue(td.d.Metrics.Records.WithLabelValues("local")))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for {
+		ps, _ := td.d.Store().LoadPositions(context.Background(), "local")
+		if len(ps) == 1 && ps[0].Token == "done" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("positions %+v: want the file done", ps)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

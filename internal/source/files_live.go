@@ -108,7 +108,8 @@ type followed struct {
 	header []byte
 	whole  bool // gzip or Parquet: handed over whole once complete
 	done   bool
-	stable int // looks in a row without a size change (whole files)
+	stable int       // looks in a row without a size change (whole files)
+	mtime  time.Time // modification time at the last look
 }
 
 // Identity returns a file's identity as the files source and flowguard
@@ -218,8 +219,9 @@ func (f *FilesLive) Status() Status {
 			tok = doneToken
 		}
 		st.Positions = append(st.Positions, Position{Object: fl.id, Token: tok, Name: fl.path})
-		if !fl.done {
-			st.LagBytes += max(fl.size-fl.offset, 0)
+		if unread := fl.size - fl.offset; !fl.done && unread > 0 {
+			st.LagBytes += unread
+			st.Lag = max(st.Lag, f.now().Sub(fl.mtime)) // how long unread bytes have waited, at least
 		}
 	}
 	slices.SortFunc(st.Positions, func(a, b Position) int { return strings.Compare(a.Name, b.Name) })
@@ -339,6 +341,9 @@ func (f *FilesLive) poll(ctx context.Context, resume map[string]string, emit Emi
 				continue
 			}
 		}
+		f.mu.Lock()
+		fl.mtime = info.ModTime()
+		f.mu.Unlock()
 		if err := f.read(ctx, fl, p, info.Size(), emit); err != nil {
 			return err
 		}

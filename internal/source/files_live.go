@@ -55,8 +55,8 @@ func NewFilesLive(cfg LiveConfig, deps LiveDeps) (Live, error) {
 		return nil, fmt.Errorf("line %d: sources.%s: a files source needs paths", cfg.Line, cfg.Name)
 	}
 	for i, p := range fc.Paths {
-		if p == "" {
-			return nil, fmt.Errorf("line %d: sources.%s: paths[%d] is empty", cfg.Line, cfg.Name, i)
+		if p == "" || p == "-" || isS3(p) {
+			return nil, fmt.Errorf("line %d: sources.%s: paths[%d] %q: give files, directories or globs (an s3 source follows buckets)", cfg.Line, cfg.Name, i, p)
 		}
 		if !filepath.IsAbs(p) && deps.Dir != "" {
 			fc.Paths[i] = filepath.Join(deps.Dir, p)
@@ -235,49 +235,20 @@ func (f *FilesLive) fail(msg string, err error, args ...any) {
 	f.mu.Unlock()
 }
 
-// paths lists the files the configured paths name now, sorted.
-func (f *FilesLive) paths() []string {
+// paths lists the files the configured paths name now, sorted, as the
+// batch commands expand them (Expand: directories walked, hidden entries
+// skipped, globs). A path that names nothing yet is not an error: it may
+// appear later.
+func (f *FilesLive) paths(ctx context.Context) []string {
 	seen := map[string]bool{}
 	for _, p := range f.cfg.Paths {
-		var matches []string
-		if hasMeta(p) {
-			m, err := filepath.Glob(p)
-			if err != nil {
-				f.fail("bad pattern", err, "path", p)
-				continue
-			}
-			matches = m
-		} else {
-			matches = []string{p}
+		inputs, err := Expand(ctx, []string{p}, Options{Logger: f.log})
+		if err != nil {
+			f.log.Debug("nothing to follow yet", "path", p, "err", err)
+			continue
 		}
-		for _, m := range matches {
-			info, err := os.Stat(m)
-			if err != nil {
-				if !errors.Is(err, fs.ErrNotExist) {
-					f.fail("cannot read path", err, "path", m)
-				}
-				continue
-			}
-			if !info.IsDir() {
-				seen[m] = true
-				continue
-			}
-			_ = filepath.WalkDir(m, func(q string, d fs.DirEntry, err error) error {
-				if err != nil {
-					f.fail("cannot read directory", err, "path", q)
-					return nil
-				}
-				if q != m && strings.HasPrefix(d.Name(), ".") {
-					if d.IsDir() {
-						return filepath.SkipDir
-					}
-					return nil
-				}
-				if !d.IsDir() {
-					seen[q] = true
-				}
-				return nil
-			})
+		for _, in := range inputs {
+			seen[in.Name] = true
 		}
 	}
 	out := make([]string, 0, len(seen))
@@ -307,7 +278,7 @@ func (f *FilesLive) poll(ctx context.Context, resume map[string]string, emit Emi
 		}
 		f.mu.Unlock()
 	}()
-	for _, p := range f.paths() {
+	for _, p := range f.paths(ctx) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -11,7 +11,9 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -33,9 +35,35 @@ func run(args []string) int {
 	}()
 	root, g := newRoot()
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// A command blocked in a read that no context reaches (a pipe
+		// on standard input) is abandoned after a grace period; the
+		// daemon, which drains and saves its checkpoints, is waited for.
+		select {
+		case err = <-done:
+		case <-waitGrace(g):
+			err = context.Canceled
+		}
+	}
 	g.finish() // cobra skips the post-run hooks when a command fails
 	return exitCode(ctx, err, os.Stderr)
+}
+
+// interruptGrace is how long a command may take to stop after a signal.
+const interruptGrace = 2 * time.Second
+
+// waitGrace returns a channel closed after the grace period, unless the
+// command drains on its own (serve), in which case it never closes.
+func waitGrace(g *globals) <-chan time.Time {
+	if g.draining.Load() {
+		return nil
+	}
+	return time.After(interruptGrace)
 }
 
 // exitCode reports err on w and returns the exit code for it: 130 after
@@ -71,6 +99,9 @@ func (e exitError) Error() string { return e.msg }
 type globals struct {
 	logLevel, logFormat string
 	stopProfile         func()
+	// draining is set by commands that stop on their own after a signal
+	// (serve drains its sources and saves its checkpoints).
+	draining atomic.Bool
 }
 
 // finish stops the CPU profile, if one is being written.

@@ -39,6 +39,7 @@ twice anything: see docs/daemon.md.
 			if cfgPath == "" {
 				return fmt.Errorf("--config FILE is required: its sources: section says what to follow")
 			}
+			g.draining.Store(true)
 			log, err := g.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err

@@ -26,6 +26,15 @@ var (
 	binErr  error
 )
 
+// TestMain removes the binary the process tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // flowguardBinary builds the real binary once for the tests that run it
 // as a process (signals, kill -9).
 func flowguardBinary(t *testing.T) string {
@@ -85,19 +94,24 @@ type daemonRun struct {
 	bin  string
 	dir  string
 	db   string
+	env  []string
 	cmd  *exec.Cmd
 	errb *bytes.Buffer
 }
 
-func newDaemonRun(t *testing.T) *daemonRun {
+func newDaemonRun(t *testing.T) *daemonRun { return newDaemonRunWith(t, serveConfig, nil) }
+
+// newDaemonRunWith prepares a run with a configuration and extra
+// environment variables.
+func newDaemonRunWith(t *testing.T, config string, env []string) *daemonRun {
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "flowguard.yaml"), []byte(serveConfig), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "flowguard.yaml"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return &daemonRun{t: t, bin: flowguardBinary(t), dir: dir, db: filepath.Join(dir, "db", "flowguard.db")}
+	return &daemonRun{t: t, bin: flowguardBinary(t), dir: dir, db: filepath.Join(dir, "db", "flowguard.db"), env: env}
 }
 
 func (r *daemonRun) start() {
@@ -105,6 +119,9 @@ func (r *daemonRun) start() {
 	r.errb = &bytes.Buffer{}
 	r.cmd = exec.Command(r.bin, "serve", "--config", filepath.Join(r.dir, "flowguard.yaml"), "--db", r.db, "--listen", "127.0.0.1:0", "--log-level", "warn")
 	r.cmd.Stderr = r.errb
+	if r.env != nil {
+		r.cmd.Env = append(os.Environ(), r.env...)
+	}
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
@@ -254,24 +271,31 @@ func TestServeExactlyOnceAcrossKill9(t *testing.T) {
 	}
 
 	killed := newDaemonRun(t)
-	rng := rand.New(rand.NewPCG(42, 42))
-	next := 0
-	kills := 0
-	for next < len(pieces) || kills < 12 {
-		killed.start()
-		for k := rng.IntN(3); k > 0 && next < len(pieces); k-- {
-			killed.appendData(pieces[next])
-			next++
-		}
-		time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond)
-		killed.stop(syscall.SIGKILL)
-		kills++
-	}
-	killed.start()
-	killed.waitCommitted(total)
-	killed.stop(syscall.SIGTERM)
+	kills := killAndRestart(killed, pieces, total)
 	gotF, gotA := killed.storeState()
 	t.Logf("%d kills; %d findings, %d alarms", kills, len(gotF), len(gotA))
 	diffLines(t, "findings", gotF, wantF)
 	diffLines(t, "alarm states", gotA, wantA)
+}
+
+// killAndRestart appends the pieces across runs of r killed with SIGKILL
+// at random moments (at least 12 kills), then lets a last run commit
+// everything and stops it with SIGTERM. It returns the number of kills.
+func killAndRestart(r *daemonRun, pieces [][]byte, total int) int {
+	rng := rand.New(rand.NewPCG(42, 42))
+	next, kills := 0, 0
+	for next < len(pieces) || kills < 12 {
+		r.start()
+		for k := rng.IntN(3); k > 0 && next < len(pieces); k-- {
+			r.appendData(pieces[next])
+			next++
+		}
+		time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond)
+		r.stop(syscall.SIGKILL)
+		kills++
+	}
+	r.start()
+	r.waitCommitted(total)
+	r.stop(syscall.SIGTERM)
+	return kills
 }

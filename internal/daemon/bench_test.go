@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -133,4 +134,77 @@ func benchIngest(b *testing.B, perSecond int) {
 	}
 	b.ReportMetric(rate, "records/s")
 	b.ReportMetric(p99, "p99-latency-s")
+}
+
+// BenchmarkDaemonMemoryHour feeds an hour of generated traffic (event
+// time; FLOWGUARD_BENCH_RECORDS records, default 2,000,000) in pieces and
+// samples the heap in use after each: it reports the peak, and the peak of
+// the last quarter of the hour over the peak of the first (1 is flat).
+// The generated data the benchmark holds is not counted.
+func BenchmarkDaemonMemoryHour(b *testing.B) {
+	records := 2000000
+	if s := os.Getenv("FLOWGUARD_BENCH_RECORDS"); s != "" {
+		records, _ = strconv.Atoi(s)
+	}
+	var data bytes.Buffer
+	if err := synth.New(synth.Config{Records: records, Seed: 2, Duration: time.Hour, AccountID: "123456789012", Region: "us-east-1"}).WriteText(&data, false); err != nil {
+		b.Fatal(err)
+	}
+	all := data.Bytes()
+	var peak, firstQ, lastQ uint64
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base) // the generated data, held by the benchmark
+	for b.Loop() {
+		dir := b.TempDir()
+		logs := filepath.Join(dir, "logs")
+		os.MkdirAll(logs, 0o755)
+		cfg := filepath.Join(dir, "flowguard.yaml")
+		os.WriteFile(cfg, fmt.Appendf(nil, benchConfig, logs), 0o644)
+		ctx, cancel := context.WithCancel(context.Background())
+		d, err := New(ctx, Options{ConfigPath: cfg, DBPath: filepath.Join(dir, "f.db")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- d.Run(ctx) }()
+		f, _ := os.Create(filepath.Join(logs, "flows.log"))
+		const pieces = 40
+		off := 0
+		for i := 1; i <= pieces; i++ {
+			end := len(all) * i / pieces
+			if j := bytes.LastIndexByte(all[off:end], '\n'); j >= 0 && i < pieces {
+				end = off + j + 1
+			}
+			f.Write(all[off:end])
+			off = end
+			want := strconv.Itoa(off)
+			for {
+				ps, _ := d.Store().LoadPositions(ctx, "local")
+				if len(ps) == 1 && ps[0].Token == want {
+					break
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			heap := ms.HeapInuse - min(ms.HeapInuse, base.HeapInuse)
+			peak = max(peak, heap)
+			if i <= pieces/4 {
+				firstQ = max(firstQ, heap)
+			}
+			if i > pieces*3/4 {
+				lastQ = max(lastQ, heap)
+			}
+		}
+		f.Close()
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		d.Close()
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+	b.ReportMetric(float64(lastQ)/float64(firstQ), "last/first-quarter")
 }

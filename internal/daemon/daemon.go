@@ -41,6 +41,9 @@ type Options struct {
 	// Serve, when set, runs the HTTP API until its context is done; it is
 	// started last and stopped first.
 	Serve func(ctx context.Context, d *Daemon) error
+	// ExpireEvery is how often blocks whose time is up are removed (and
+	// unblocks asked for carried out); 0 means every minute.
+	ExpireEvery time.Duration
 }
 
 // Daemon is a running flowguard serve.
@@ -54,6 +57,9 @@ type Daemon struct {
 	st      *store.Store
 	sources []named
 	proc    *processor
+	// restart asks the running generation of processor and sources to
+	// stop so that the next one starts with the configuration in force.
+	restart chan struct{}
 }
 
 type named struct {
@@ -70,16 +76,9 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(cfg.Sources) == 0 {
-		return nil, fmt.Errorf("%s has no sources: section: name what to follow (see docs/daemon.md)", o.ConfigPath)
-	}
-	d := &Daemon{opts: o, log: o.Logger, cfg: cfg, Metrics: NewMetrics()}
-	for _, sc := range cfg.Sources {
-		src, err := source.NewLive(sc, source.LiveDeps{Logger: d.log.With("component", "source", "source", sc.Name), Dir: cfg.Dir})
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", o.ConfigPath, err)
-		}
-		d.sources = append(d.sources, named{sc.Name, src})
+	d := &Daemon{opts: o, log: o.Logger, cfg: cfg, Metrics: NewMetrics(), restart: make(chan struct{}, 1)}
+	if d.sources, err = d.buildSources(cfg); err != nil {
+		return nil, err
 	}
 	st, err := store.Open(ctx, o.DBPath)
 	if err != nil {
@@ -95,6 +94,22 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 		return float64(len(rows))
 	}))
 	return d, nil
+}
+
+// buildSources builds the sources a configuration names.
+func (d *Daemon) buildSources(cfg *config.Config) ([]named, error) {
+	if len(cfg.Sources) == 0 {
+		return nil, fmt.Errorf("%s has no sources: section: name what to follow (see docs/daemon.md)", cfg.Path)
+	}
+	var out []named
+	for _, sc := range cfg.Sources {
+		src, err := source.NewLive(sc, source.LiveDeps{Logger: d.log.With("component", "source", "source", sc.Name), Dir: cfg.Dir})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Path, err)
+		}
+		out = append(out, named{sc.Name, src})
+	}
+	return out, nil
 }
 
 // Registry returns the registry of the daemon's metrics.
@@ -115,8 +130,11 @@ func (d *Daemon) Logger() *slog.Logger { return d.log }
 
 // Sources returns each source's status, in configuration order.
 func (d *Daemon) Sources() []source.Status {
-	out := make([]source.Status, len(d.sources))
-	for i, s := range d.sources {
+	d.mu.Lock()
+	srcs := d.sources
+	d.mu.Unlock()
+	out := make([]source.Status, len(srcs))
+	for i, s := range srcs {
 		out[i] = s.src.Status()
 		out[i].Name = s.name
 	}
@@ -127,12 +145,12 @@ func (d *Daemon) Sources() []source.Status {
 // reached its data.
 func (d *Daemon) Ready() bool {
 	d.mu.Lock()
-	p := d.proc
+	p, srcs := d.proc, d.sources
 	d.mu.Unlock()
 	if p == nil || !p.started.Load() {
 		return false
 	}
-	for _, s := range d.sources {
+	for _, s := range srcs {
 		if !s.src.Status().Connected {
 			return false
 		}
@@ -145,12 +163,14 @@ func (d *Daemon) Close() error { return d.st.Close() }
 
 // newProcessor builds the engines from the configuration and loads the
 // committed positions.
-func (d *Daemon) newProcessor(ctx context.Context) (*processor, [][]source.Position, error) {
-	cfg := d.cfg
+func (d *Daemon) newProcessor(ctx context.Context, cfg *config.Config, sources []named) (*processor, [][]source.Position, error) {
 	p := &processor{log: d.log.With("component", "processor"), st: d.st, m: d.Metrics,
 		in: make(chan item, 16), sources: map[string]source.Live{}, committed: map[string]map[string]string{},
 		changed: map[string]*detect.Result{}, pos: map[[2]string]store.Position{}, errSeen: map[string]int{},
-		reloads: make(chan reload, 1)}
+		reloads: make(chan reload, 1), expireEvery: d.opts.ExpireEvery}
+	if p.expireEvery <= 0 {
+		p.expireEvery = time.Minute
+	}
 	opts, err := cfg.DetectOptions()
 	if err != nil {
 		return nil, nil, err
@@ -175,8 +195,8 @@ func (d *Daemon) newProcessor(ctx context.Context) (*processor, [][]source.Posit
 			return nil, nil, err
 		}
 	}
-	from := make([][]source.Position, len(d.sources))
-	for i, s := range d.sources {
+	from := make([][]source.Position, len(sources))
+	for i, s := range sources {
 		p.sources[s.name] = s.src
 		saved, err := d.st.LoadPositions(ctx, s.name)
 		if err != nil {
@@ -203,10 +223,59 @@ func (d *Daemon) newProcessor(ctx context.Context) (*processor, [][]source.Posit
 // processor, sources, HTTP API) and, when ctx is done or one of them
 // fails, stops them in reverse: the API, then the sources, then the
 // processor, which drains what the sources handed over and commits it.
+// A reload that changes the detection (see Reload) stops the processor
+// and the sources the same way and starts them again under the new
+// configuration, the API staying up.
 func (d *Daemon) Run(ctx context.Context) error {
-	p, from, err := d.newProcessor(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	// The HTTP API: started first here so that it answers (not ready)
+	// while the state is rebuilt, and stopped after the others' context
+	// is done.
+	apiDone := make(chan error, 1)
+	if d.opts.Serve != nil {
+		go func() {
+			err := d.opts.Serve(ctx, d)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				cancel(fmt.Errorf("http: %w", err))
+			}
+			apiDone <- err
+		}()
+	} else {
+		apiDone <- nil
+	}
+
+	var err error
+	for {
+		d.mu.Lock()
+		cfg, sources := d.cfg, d.sources
+		d.mu.Unlock()
+		var again bool
+		again, err = d.generation(ctx, cfg, sources)
+		if err != nil || !again || ctx.Err() != nil {
+			break
+		}
+		d.log.Info("restarting detection under the new configuration: replaying the sources")
+	}
+	cancel(nil)
+	apiErr := <-apiDone
+	if errors.Is(apiErr, context.Canceled) {
+		apiErr = nil
+	}
+	if err == nil && context.Cause(ctx) != nil && !errors.Is(context.Cause(ctx), context.Canceled) {
+		err = context.Cause(ctx)
+	}
+	d.log.Info("stopped")
+	return errors.Join(err, apiErr)
+}
+
+// generation runs one processor and the sources until ctx is done, the
+// processor fails, or a restart is asked for (again is then true).
+func (d *Daemon) generation(ctx context.Context, cfg *config.Config, sources []named) (again bool, err error) {
+	p, from, err := d.newProcessor(ctx, cfg, sources)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if p.pipeline != nil {
 		rep, err := p.pipeline.Start(ctx)
@@ -214,39 +283,27 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if err != nil {
 			d.log.Warn("cannot resume earlier response work", "err", err)
 		}
-		p.respond(ctx, nil) // what a crash left queued
+		p.respond(ctx) // what a crash left queued
 	}
 	d.mu.Lock()
 	d.proc = p
 	d.mu.Unlock()
 
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var errs []error
-	var errMu sync.Mutex
-	fail := func(name string, err error) {
-		if err == nil || errors.Is(err, context.Canceled) {
-			return
-		}
-		errMu.Lock()
-		errs = append(errs, fmt.Errorf("%s: %w", name, err))
-		errMu.Unlock()
-		cancel(err)
-	}
-
 	// The processor: stopped last, by closing its input.
 	procDone := make(chan struct{})
+	var procErr error
 	go func() {
 		defer close(procDone)
 		// Not cancelled with the others: it stops when its input is
 		// closed, after the sources, so that nothing handed over is lost.
-		fail("processor", p.run(context.WithoutCancel(ctx)))
+		procErr = p.run(context.WithoutCancel(ctx))
 	}()
 
 	// The sources: each emits into the processor's input.
 	srcCtx, stopSources := context.WithCancel(ctx)
+	defer stopSources()
 	var srcWG sync.WaitGroup
-	for i, s := range d.sources {
+	for i, s := range sources {
 		srcWG.Add(1)
 		go func() {
 			defer srcWG.Done()
@@ -265,41 +322,33 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}()
 	}
-
-	// The HTTP API.
-	apiDone := make(chan struct{})
-	apiCtx, stopAPI := context.WithCancel(ctx)
-	if d.opts.Serve != nil {
-		go func() {
-			defer close(apiDone)
-			fail("http", d.opts.Serve(apiCtx, d))
-		}()
-	} else {
-		close(apiDone)
-	}
-	d.log.Info("started", "sources", len(d.sources), "db", d.st.Path())
+	d.log.Info("started", "sources", len(sources), "db", d.st.Path())
 
 	select {
 	case <-ctx.Done():
 	case <-procDone:
+	case <-d.restart:
+		again = true
 	}
 	d.log.Info("stopping: draining the sources' data and saving the checkpoints")
-	stopAPI()
-	<-apiDone
 	stopSources()
 	srcWG.Wait()
 	close(p.in)
 	<-procDone
-	d.log.Info("stopped")
-	return errors.Join(errs...)
+	if procErr != nil {
+		return false, fmt.Errorf("processor: %w", procErr)
+	}
+	return again, nil
 }
 
 // Reload reads the configuration again. A configuration that does not
 // load is refused and the one in force is kept. Suppression rules,
-// trusted IPs, response routes and notifiers change at once, without
-// losing detection state; changes to detectors, alarms and sources take
-// effect at the next start (the engines cannot change their rules while
-// keeping their open windows), and are logged as such.
+// trusted IPs, response routes and notifiers change at once, in the
+// running processor. A change to the detectors, networks, threat lists,
+// alarms or sources restarts the processor and the sources under the new
+// configuration: the detection state is rebuilt by replaying the sources
+// (the engines cannot change their rules while keeping their windows),
+// and what was committed is not written twice.
 func (d *Daemon) Reload(ctx context.Context) error {
 	cfg, err := config.Load(d.opts.ConfigPath)
 	if err != nil {
@@ -320,16 +369,36 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	}
 	d.mu.Lock()
 	old, p := d.cfg, d.proc
-	d.cfg = cfg
 	d.mu.Unlock()
 	if changed(old, cfg) {
-		d.log.Warn("detectors:, home_networks:, allowlist:, threat lists, alarms: or sources: changed: they take effect at the next start")
+		// The engines cannot change their rules while keeping their
+		// windows: the state is rebuilt under the new rules by replay.
+		sources, err := d.buildSources(cfg)
+		if err != nil {
+			d.log.Error("configuration refused; keeping the one in force", "err", err)
+			return err
+		}
+		d.mu.Lock()
+		d.cfg, d.sources = cfg, sources
+		d.mu.Unlock()
+		d.log.Info("detection settings, networks, threat lists, alarms or sources changed: restarting detection")
+		select {
+		case d.restart <- struct{}{}:
+		default:
+		}
+		return nil
 	}
+	d.mu.Lock()
+	d.cfg = cfg
+	d.mu.Unlock()
 	if p != nil {
 		select {
 		case p.reloads <- reload{policy: policy, pipeline: pl}:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-time.After(10 * time.Second):
+			// The processor is stopping or restarting: the next one
+			// starts from the configuration in force, which is cfg.
 		}
 	}
 	return nil
@@ -343,7 +412,7 @@ func changed(a, b *config.Config) bool {
 		x.Response, x.Notify, x.Server = nil, nil, nil
 		x.Config = b.Config
 		out, _ := x.Marshal()
-		return string(out)
+		return string(out) + fmt.Sprint(c.Threats) // the lists' contents, not only their paths
 	}
 	return part(a) != part(b)
 }

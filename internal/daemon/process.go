@@ -71,9 +71,9 @@ type processor struct {
 	errMu   sync.Mutex
 	errSeen map[string]int // bad lines logged per object
 
-	replaying atomic.Bool
-	started   atomic.Bool
-	reloads   chan reload
+	started     atomic.Bool
+	reloads     chan reload
+	expireEvery time.Duration
 }
 
 // reload is a new configuration's parts that can change without losing
@@ -100,7 +100,7 @@ func (p *processor) replayed(it item) bool {
 // run processes chunks until in is closed, then commits what is left.
 func (p *processor) run(ctx context.Context) error {
 	p.started.Store(true)
-	expire := time.NewTicker(time.Minute)
+	expire := time.NewTicker(p.expireEvery)
 	defer expire.Stop()
 	for {
 		select {
@@ -163,6 +163,7 @@ type errSink struct {
 	line int // line number of the chunk's first line, less one
 }
 
+// Skip implements flowlog.ErrorSink.
 func (s *errSink) Skip(e *flowlog.LineError) {
 	if e.Line > 0 {
 		e.Line += s.line
@@ -183,7 +184,6 @@ func (s *errSink) Skip(e *flowlog.LineError) {
 func (p *processor) process(ctx context.Context, it item) error {
 	c := it.c
 	replay := p.replayed(it)
-	p.replaying.Store(replay)
 	sc := &flowlog.Scanner{Workers: 1, Errors: &errSink{p: p, src: it.src, obj: c.Position.Object, line: max(c.Line-1, 0)}}
 	in := flowlog.Input{Name: c.Name, Size: c.Size, Open: c.Open}
 	if c.Open == nil {
@@ -198,11 +198,11 @@ func (p *processor) process(ctx context.Context, it item) error {
 	}
 	var records int64
 	err := sc.Scan(ctx, []flowlog.Input{in}, func(_ int, b *flowlog.Batch) error {
-		records += int64(b.N - b.NumBad())
 		p.eng.Observe(b)
 		if p.clock != nil {
 			p.observeAlarms(b, replay)
 		}
+		records += int64(b.N - b.NumBad()) // rows found bad while converting are not records
 		return nil
 	})
 	if err != nil {
@@ -271,7 +271,7 @@ func (p *processor) commit(ctx context.Context) error {
 	if p.policy != nil {
 		fs = p.policy.Apply(fs)
 	}
-	c := store.StreamCommit{Stream: Stream, Findings: fs, Respond: p.pipeline != nil}
+	c := store.StreamCommit{Stream: Stream, Findings: fs, Respond: p.pipeline != nil, AlarmChanges: p.alarmEv}
 	for _, k := range slices.SortedFunc(maps.Keys(p.pos), func(a, b [2]string) int {
 		return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1])
 	}) {
@@ -315,17 +315,16 @@ func (p *processor) commit(ctx context.Context) error {
 			p.log.Warn("source could not acknowledge", "source", name, "err", err)
 		}
 	}
-	alarmEv := p.alarmEv
 	clear(p.changed)
 	clear(p.pos)
 	p.alarmEv, p.oldest, p.fresh = nil, time.Time{}, false
-	p.respond(ctx, alarmEv)
+	p.respond(ctx)
 	return nil
 }
 
-// respond answers the findings queued by the commits, and the alarm
+// respond answers what the commits queued: changed findings and alarm
 // state changes.
-func (p *processor) respond(ctx context.Context, alarmEv []alarm.StateChange) {
+func (p *processor) respond(ctx context.Context) {
 	if p.pipeline == nil {
 		return
 	}
@@ -334,21 +333,23 @@ func (p *processor) respond(ctx context.Context, alarmEv []alarm.StateChange) {
 		p.log.Warn("cannot read the pending responses", "err", err)
 		return
 	}
-	if len(pend) == 0 && len(alarmEv) == 0 {
+	if len(pend) == 0 {
 		return
 	}
-	events := make([]respond.Event, 0, len(pend)+len(alarmEv))
-	for i := range pend {
-		if pend[i].Finding.Archived {
-			continue
+	events := make([]respond.Event, 0, len(pend))
+	for _, q := range pend {
+		switch {
+		case q.Alarm != nil:
+			events = append(events, respond.Event{Alarm: q.Alarm})
+		case !q.Finding.Archived:
+			events = append(events, respond.Event{Finding: q.Finding, Updated: q.Updated})
 		}
-		events = append(events, respond.Event{Finding: &pend[i].Finding, Updated: pend[i].Updated})
-	}
-	for i := range alarmEv {
-		events = append(events, respond.Event{Alarm: &alarmEv[i]})
 	}
 	rep, err := p.pipeline.Handle(ctx, events)
 	p.countReport(rep)
+	for _, o := range rep.Outcomes {
+		p.log.Info("response", "kind", o.Kind, "finding", o.FindingID, "prefix", o.Prefix, "target", o.Target, "guard", o.Guard, "reason", o.Reason)
+	}
 	if err != nil {
 		p.log.Warn("the response pipeline failed; it will be tried again", "err", err)
 		return

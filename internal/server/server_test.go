@@ -26,13 +26,18 @@ import (
 type backend struct {
 	st    *store.Store
 	token string
+	files []string // followed by the files source
 }
 
 func (b *backend) Store() *store.Store    { return b.st }
 func (b *backend) Config() *config.Config { c := config.DefaultConfig(); return &c }
 func (b *backend) Logger() *slog.Logger   { return slog.New(slog.DiscardHandler) }
 func (b *backend) Sources() []source.Status {
-	return []source.Status{{Name: "local", Type: "files", Connected: true}}
+	st := source.Status{Name: "local", Type: "files", Connected: true}
+	for _, f := range b.files {
+		st.Positions = append(st.Positions, source.Position{Object: f, Token: "0", Name: f})
+	}
+	return []source.Status{st}
 }
 func (b *backend) Ready() bool                    { return true }
 func (b *backend) TokenPath() string              { return b.token }
@@ -149,5 +154,27 @@ func TestCanonicalPrefix(t *testing.T) {
 		if err != nil || p.String() != want {
 			t.Errorf("CanonicalPrefix(%q) = %v, %v; want %s", in, p, err, want)
 		}
+	}
+}
+
+// TestQueryOverFollowedFiles: POST /api/v1/query runs a Logs Insights
+// query over the files the files sources follow.
+func TestQueryOverFollowedFiles(t *testing.T) {
+	ts, b, tok := newTestServer(t)
+	p := filepath.Join(t.TempDir(), "flows.log")
+	lines := "2 123456789012 eni-1 198.51.100.7 10.0.0.5 4444 22 6 1 40 1700000000 1700000060 REJECT OK\n" +
+		"2 123456789012 eni-1 198.51.100.7 10.0.0.5 4445 23 6 1 40 1700000000 1700000060 REJECT OK\n" +
+		"2 123456789012 eni-1 10.0.0.5 198.51.100.9 443 50000 6 1 40 1700000000 1700000060 ACCEPT OK\n"
+	if err := os.WriteFile(p, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.files = []string{p}
+	code, body := do(t, "POST", ts.URL+"/api/v1/query", tok, `{"query": "filter action = 'REJECT' | stats count() as n by srcaddr", "since": "1h"}`)
+	var rows []map[string]any
+	if code != 200 || json.Unmarshal([]byte(body), &rows) != nil || len(rows) != 1 || rows[0]["srcaddr"] != "198.51.100.7" || rows[0]["n"] != 2.0 {
+		t.Errorf("query: %d %s; want one row, 198.51.100.7 with 2", code, body)
+	}
+	if code, body := do(t, "POST", ts.URL+"/api/v1/query", tok, `{"query": "stats count(", "since": "1h"}`); code != 400 {
+		t.Errorf("a bad query: %d %s, want 400", code, body)
 	}
 }

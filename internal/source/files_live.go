@@ -37,6 +37,7 @@ const (
 	defaultChunkBytes = 4 << 20
 	identityBytes     = 64 // the first bytes hashed into a file's identity
 	doneToken         = "done"
+	maxGone           = 4096 // forgotten files remembered
 )
 
 // NewFilesLive builds a files source: it follows the files its paths name
@@ -54,8 +55,8 @@ func NewFilesLive(cfg LiveConfig, deps LiveDeps) (Live, error) {
 		return nil, fmt.Errorf("line %d: sources.%s: a files source needs paths", cfg.Line, cfg.Name)
 	}
 	for i, p := range fc.Paths {
-		if p == "" {
-			return nil, fmt.Errorf("line %d: sources.%s: paths[%d] is empty", cfg.Line, cfg.Name, i)
+		if p == "" || p == "-" || isS3(p) {
+			return nil, fmt.Errorf("line %d: sources.%s: paths[%d] %q: give files, directories or globs (an s3 source follows buckets)", cfg.Line, cfg.Name, i, p)
 		}
 		if !filepath.IsAbs(p) && deps.Dir != "" {
 			fc.Paths[i] = filepath.Join(deps.Dir, p)
@@ -74,7 +75,7 @@ func NewFilesLive(cfg LiveConfig, deps LiveDeps) (Live, error) {
 		deps.Now = time.Now
 	}
 	return &FilesLive{name: cfg.Name, cfg: fc, log: deps.Logger, now: deps.Now,
-		files: map[devIno]*followed{}}, nil
+		files: map[devIno]*followed{}, gone: map[devIno]*followed{}}, nil
 }
 
 // FilesLive is the files source (see NewFilesLive).
@@ -86,6 +87,7 @@ type FilesLive struct {
 
 	mu        sync.Mutex
 	files     map[devIno]*followed
+	gone      map[devIno]*followed // forgotten files, in case they are named again
 	connected bool
 	bytesRead int64
 	lastErr   string
@@ -106,7 +108,8 @@ type followed struct {
 	header []byte
 	whole  bool // gzip or Parquet: handed over whole once complete
 	done   bool
-	stable int // looks in a row without a size change (whole files)
+	stable int       // looks in a row without a size change (whole files)
+	mtime  time.Time // modification time at the last look
 }
 
 // Identity returns a file's identity as the files source and flowguard
@@ -216,8 +219,9 @@ func (f *FilesLive) Status() Status {
 			tok = doneToken
 		}
 		st.Positions = append(st.Positions, Position{Object: fl.id, Token: tok, Name: fl.path})
-		if !fl.done {
-			st.LagBytes += max(fl.size-fl.offset, 0)
+		if unread := fl.size - fl.offset; !fl.done && unread > 0 {
+			st.LagBytes += unread
+			st.Lag = max(st.Lag, f.now().Sub(fl.mtime)) // how long unread bytes have waited, at least
 		}
 	}
 	slices.SortFunc(st.Positions, func(a, b Position) int { return strings.Compare(a.Name, b.Name) })
@@ -231,49 +235,20 @@ func (f *FilesLive) fail(msg string, err error, args ...any) {
 	f.mu.Unlock()
 }
 
-// paths lists the files the configured paths name now, sorted.
-func (f *FilesLive) paths() []string {
+// paths lists the files the configured paths name now, sorted, as the
+// batch commands expand them (Expand: directories walked, hidden entries
+// skipped, globs). A path that names nothing yet is not an error: it may
+// appear later.
+func (f *FilesLive) paths(ctx context.Context) []string {
 	seen := map[string]bool{}
 	for _, p := range f.cfg.Paths {
-		var matches []string
-		if hasMeta(p) {
-			m, err := filepath.Glob(p)
-			if err != nil {
-				f.fail("bad pattern", err, "path", p)
-				continue
-			}
-			matches = m
-		} else {
-			matches = []string{p}
+		inputs, err := Expand(ctx, []string{p}, Options{Logger: f.log})
+		if err != nil {
+			f.log.Debug("nothing to follow yet", "path", p, "err", err)
+			continue
 		}
-		for _, m := range matches {
-			info, err := os.Stat(m)
-			if err != nil {
-				if !errors.Is(err, fs.ErrNotExist) {
-					f.fail("cannot read path", err, "path", m)
-				}
-				continue
-			}
-			if !info.IsDir() {
-				seen[m] = true
-				continue
-			}
-			_ = filepath.WalkDir(m, func(q string, d fs.DirEntry, err error) error {
-				if err != nil {
-					f.fail("cannot read directory", err, "path", q)
-					return nil
-				}
-				if q != m && strings.HasPrefix(d.Name(), ".") {
-					if d.IsDir() {
-						return filepath.SkipDir
-					}
-					return nil
-				}
-				if !d.IsDir() {
-					seen[q] = true
-				}
-				return nil
-			})
+		for _, in := range inputs {
+			seen[in.Name] = true
 		}
 	}
 	out := make([]string, 0, len(seen))
@@ -295,11 +270,15 @@ func (f *FilesLive) poll(ctx context.Context, resume map[string]string, emit Emi
 			if !seen[di] && ctx.Err() == nil {
 				f.log.Debug("file no longer followed", "path", fl.path, "id", fl.id)
 				delete(f.files, di)
+				if len(f.gone) >= maxGone {
+					clear(f.gone)
+				}
+				f.gone[di] = fl
 			}
 		}
 		f.mu.Unlock()
 	}()
-	for _, p := range f.paths() {
+	for _, p := range f.paths(ctx) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -315,6 +294,15 @@ func (f *FilesLive) poll(ctx context.Context, resume map[string]string, emit Emi
 		f.mu.Lock()
 		fl := f.files[di]
 		f.mu.Unlock()
+		if g := f.gone[di]; fl == nil && g != nil {
+			delete(f.gone, di)
+			if sameFile(p, di, g.id) { // named again: go on where it was
+				fl = g
+				f.mu.Lock()
+				f.files[di] = fl
+				f.mu.Unlock()
+			}
+		}
 		if fl == nil {
 			if info.Size() == 0 {
 				continue // nothing to identify it by yet
@@ -324,6 +312,9 @@ func (f *FilesLive) poll(ctx context.Context, resume map[string]string, emit Emi
 				continue
 			}
 		}
+		f.mu.Lock()
+		fl.mtime = info.ModTime()
+		f.mu.Unlock()
 		if err := f.read(ctx, fl, p, info.Size(), emit); err != nil {
 			return err
 		}

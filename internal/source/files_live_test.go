@@ -141,6 +141,19 @@ func TestFilesFollow(t *testing.T) {
 		return strings.HasSuffix(col.textOf("a.log"), "2 10.0.0.2\nversion srcaddr\n2 10.0.0.3\n")
 	})
 
+	// Renamed out of the paths and back: not read again.
+	if err := os.Rename(a, a+".2"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := os.Rename(a+".2", a); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := col.textOf("a.log"); got != "version srcaddr\n2 10.0.0.1\n2 10.0.0.2\nversion srcaddr\n2 10.0.0.3\n" {
+		t.Errorf("after a file went and came back: %q", got)
+	}
+
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write([]byte("version srcaddr\n2 10.0.0.4\n"))

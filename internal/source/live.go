@@ -122,9 +122,9 @@ type Status struct {
 	Connected bool `json:"connected"`
 	// Positions are the positions read so far, one per object followed.
 	Positions []Position `json:"positions"`
-	// Lag is how far behind the source's newest data the source is (for a
-	// file: bytes not yet read, as LagBytes; for a stream: the age of the
-	// newest record read).
+	// Lag is how far behind the source's newest data the source is (for
+	// files: since the last write of bytes not yet read, and LagBytes
+	// those bytes; for a stream: the age of the newest record read).
 	Lag      time.Duration `json:"-"`
 	LagBytes int64         `json:"lag_bytes"`
 	// BytesRead and Objects count what the source has read.
@@ -216,6 +216,7 @@ type KeyError struct {
 	Msg          string
 }
 
+// Error names the place and the problem.
 func (e *KeyError) Error() string {
 	return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Column, e.Msg)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowguard/flowguard/internal/alarm"
 	"github.com/flowguard/flowguard/internal/finding"
 )
 
@@ -76,5 +77,45 @@ func TestCommitStreamLegacy(t *testing.T) {
 	got, err := s.GetFinding(ctx, f.ID)
 	if err != nil || got.Count != 37 {
 		t.Fatalf("count %d (%v), want 30 + 7", got.Count, err)
+	}
+}
+
+// TestPendingResponses: changed findings and alarm changes are queued in
+// the commit's transaction, read back until answered, and an entry
+// queued again while being answered stays.
+func TestPendingResponses(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	f := scan("198.51.100.23", "10.0.1.10", 30, nil, t0, t0.Add(time.Minute), nil)
+	ch := alarm.StateChange{Alarm: "reject-spike", From: alarm.StateOK, To: alarm.StateAlarm, Time: t0}
+	if _, err := s.CommitStream(ctx, StreamCommit{Stream: "serve", Findings: []finding.Finding{f}, Respond: true, AlarmChanges: []alarm.StateChange{ch}}); err != nil {
+		t.Fatal(err)
+	}
+	pend, err := s.PendingResponses(ctx)
+	if err != nil || len(pend) != 2 {
+		t.Fatalf("pending: %d, %v; want a finding and an alarm change", len(pend), err)
+	}
+	var sawFinding, sawAlarm bool
+	for _, p := range pend {
+		sawFinding = sawFinding || p.Finding != nil && p.Finding.ID == f.ID && !p.Updated
+		sawAlarm = sawAlarm || p.Alarm != nil && p.Alarm.Alarm == "reject-spike" && p.Alarm.To == alarm.StateAlarm
+	}
+	if !sawFinding || !sawAlarm {
+		t.Fatalf("pending: %+v", pend)
+	}
+	// The finding changes again before the answer is recorded: it stays.
+	time.Sleep(time.Millisecond)
+	g := f
+	g.Count = 31
+	if _, err := s.CommitStream(ctx, StreamCommit{Stream: "serve", Findings: []finding.Finding{g}, Respond: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DonePending(ctx, pend); err != nil {
+		t.Fatal(err)
+	}
+	left, err := s.PendingResponses(ctx)
+	// Still new to the pipeline, which has not answered it yet.
+	if err != nil || len(left) != 1 || left[0].Finding == nil || left[0].Updated || left[0].Finding.Count != 31 {
+		t.Fatalf("left: %+v, %v; want the finding changed since, still new", left, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowguard/flowguard/internal/alarm"
 	"github.com/flowguard/flowguard/internal/finding"
 )
 
@@ -506,10 +507,11 @@ type StreamCommit struct {
 	// Positions and Alarms are saved in the same transaction.
 	Positions []Position
 	Alarms    []AlarmState
-	// Respond queues the changed findings for the response pipeline in
-	// the same transaction (PendingResponses), so that a crash between
-	// the commit and the response loses no response.
-	Respond bool
+	// Respond queues the changed findings and AlarmChanges for the
+	// response pipeline in the same transaction (PendingResponses), so
+	// that a crash between the commit and the response loses none.
+	Respond      bool
+	AlarmChanges []alarm.StateChange
 }
 
 // CommitResult says what a StreamCommit changed.
@@ -610,9 +612,20 @@ func (s *Store) CommitStream(ctx context.Context, c StreamCommit) (CommitResult,
 		}
 		if c.Respond {
 			for _, f := range res.Changed {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO respond_pending(finding_id, updated, at) VALUES (?,?,?)
-					ON CONFLICT(finding_id) DO UPDATE SET at=excluded.at`, f.ID, !created[f.ID], nanos(now)); err != nil {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO respond_pending(key, finding_id, updated, at) VALUES (?,?,?,?)
+					ON CONFLICT(key) DO UPDATE SET at=excluded.at`, "finding:"+f.ID, f.ID, !created[f.ID], nanos(now)); err != nil {
 					return fmt.Errorf("cannot queue finding %s for the response: %w", f.ID, err)
+				}
+			}
+			for _, ch := range c.AlarmChanges {
+				js, err := json.Marshal(ch)
+				if err != nil {
+					return fmt.Errorf("cannot queue the change of alarm %s: %w", ch.Alarm, err)
+				}
+				key := fmt.Sprintf("alarm:%s:%d:%s", ch.Alarm, ch.Time.UnixNano(), ch.To)
+				if _, err := tx.ExecContext(ctx, `INSERT INTO respond_pending(key, alarm, at) VALUES (?,?,?)
+					ON CONFLICT(key) DO NOTHING`, key, string(js), nanos(now)); err != nil {
+					return fmt.Errorf("cannot queue the change of alarm %s: %w", ch.Alarm, err)
 				}
 			}
 		}
@@ -699,7 +712,7 @@ func (st *upsertStmts) refold(ctx context.Context, rules *finding.Policy, id str
 		return old, foldUnchanged, err
 	}
 	if found {
-		f.Archived, f.Feedback = old.Archived, old.Feedback
+		f.Archived, f.Feedback = old.Archived || in != nil && in.Archived, old.Feedback
 		if f.Count == old.Count && f.FirstSeen.Equal(old.FirstSeen) && f.LastSeen.Equal(old.LastSeen) && f.Severity == old.Severity {
 			return old, foldUnchanged, nil
 		}
@@ -789,35 +802,52 @@ func supersede(ctx context.Context, tx *sql.Tx, stream string, inputs []StreamIn
 	return len(covered), nil
 }
 
-// PendingResponse is a finding queued for the response pipeline.
+// PendingResponse is a finding, or an alarm state change, queued for the
+// response pipeline.
 type PendingResponse struct {
-	Finding finding.Finding
+	Finding *finding.Finding
 	Updated bool // the finding existed before the change
+	Alarm   *alarm.StateChange
+	key     string
 	at      int64
 }
 
-// PendingResponses returns the findings queued by CommitStream (Respond)
-// and not yet answered, oldest first.
+// PendingResponses returns what CommitStream queued (Respond) and was not
+// yet answered, oldest first.
 func (s *Store) PendingResponses(ctx context.Context) ([]PendingResponse, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT p.finding_id, p.updated, p.at, f.body, f.archived, f.feedback
-		FROM respond_pending p JOIN findings f ON f.id = p.finding_id ORDER BY p.at, p.finding_id`)
+	rows, err := s.r.QueryContext(ctx, `SELECT p.key, p.finding_id, p.alarm, p.updated, p.at,
+		COALESCE(f.body, ''), COALESCE(f.archived, 0), COALESCE(f.feedback, '')
+		FROM respond_pending p LEFT JOIN findings f ON f.id = p.finding_id AND p.finding_id != ''
+		ORDER BY p.at, p.key`)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the pending responses: %w", err)
 	}
 	defer rows.Close()
 	var out []PendingResponse
 	for rows.Next() {
-		var id, body, feedback string
-		var updated, archived bool
-		var at int64
-		if err := rows.Scan(&id, &updated, &at, &body, &archived, &feedback); err != nil {
+		var p PendingResponse
+		var id, alarmJS, body, feedback string
+		var archived bool
+		if err := rows.Scan(&p.key, &id, &alarmJS, &p.Updated, &p.at, &body, &archived, &feedback); err != nil {
 			return nil, fmt.Errorf("cannot read the pending responses: %w", err)
 		}
-		f, err := decodeFinding(id, body, archived, feedback)
-		if err != nil {
-			return nil, err
+		switch {
+		case alarmJS != "":
+			var ch alarm.StateChange
+			if err := json.Unmarshal([]byte(alarmJS), &ch); err != nil {
+				return nil, fmt.Errorf("a queued alarm change is damaged in the store: %w", err)
+			}
+			p.Alarm = &ch
+		case body != "":
+			f, err := decodeFinding(id, body, archived, feedback)
+			if err != nil {
+				return nil, err
+			}
+			p.Finding = &f
+		default:
+			continue // the finding is gone
 		}
-		out = append(out, PendingResponse{Finding: f, Updated: updated, at: at})
+		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("cannot read the pending responses: %w", err)
@@ -825,13 +855,13 @@ func (s *Store) PendingResponses(ctx context.Context) ([]PendingResponse, error)
 	return out, nil
 }
 
-// DonePending removes answered findings from the queue, unless they were
+// DonePending removes answered entries from the queue, unless they were
 // queued again since they were read.
 func (s *Store) DonePending(ctx context.Context, ps []PendingResponse) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		for _, p := range ps {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM respond_pending WHERE finding_id = ? AND at = ?`, p.Finding.ID, p.at); err != nil {
-				return fmt.Errorf("cannot clear the pending response of %s: %w", p.Finding.ID, err)
+			if _, err := tx.ExecContext(ctx, `DELETE FROM respond_pending WHERE key = ? AND at = ?`, p.key, p.at); err != nil {
+				return fmt.Errorf("cannot clear the pending response %s: %w", p.key, err)
 			}
 		}
 		return nil

@@ -123,7 +123,9 @@ var migrations = []string{
 		PRIMARY KEY (source, object)
 	);
 	CREATE TABLE respond_pending (
-		finding_id TEXT PRIMARY KEY,
+		key        TEXT PRIMARY KEY,
+		finding_id TEXT NOT NULL DEFAULT '',
+		alarm      TEXT NOT NULL DEFAULT '',
 		updated    INTEGER NOT NULL DEFAULT 0,
 		at         INTEGER NOT NULL
 	);`,

@@ -127,3 +127,24 @@ func TestKinesisFollowsAndRestarts(t *testing.T) {
 		t.Errorf("positions %v: want the parent and the children", d2.positions())
 	}
 }
+
+func TestKinesisStartLatest(t *testing.T) {
+	c, cfg := kinesisEnv(t)
+	putRecord(t, c, "k", []byte(flowLine("192.0.2.1", 22, 1))) // before the first start: not read
+	l, err := NewLive(liveConfig(t, cfg+"start: latest\n"), LiveDeps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, l, nil)
+	for deadline := time.Now().Add(10 * time.Second); !l.Status().Connected; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not connected: %+v", l.Status())
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the iterator is taken
+	b := flowLine("198.51.100.8", 23, 2)
+	putRecord(t, c, "k", []byte(b))
+	if got := d.waitRecords(1, 10*time.Second); len(got) != 1 || got[0] != b {
+		t.Errorf("records %q, want only %q", got, b)
+	}
+}

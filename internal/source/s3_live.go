@@ -270,7 +270,7 @@ func (s *s3Live) listOnce(ctx context.Context, saved map[string]listToken, emit 
 				if err := emit(ctx, s.chunk(key, aws.ToInt64(o.Size), pos)); err != nil {
 					return emitError{err}
 				}
-				s.state.read(pos, aws.ToInt64(o.Size), t)
+				s.state.read(pos, aws.ToInt64(o.Size), aws.ToTime(o.LastModified))
 			}
 		}
 		saved[r.prefix] = tok

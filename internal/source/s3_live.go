@@ -313,9 +313,6 @@ func (s *s3Live) roots(ctx context.Context, prefix string, depth int) ([]listRoo
 	if depth > 6 {
 		return []listRoot{{prefix: prefix}}, nil
 	}
-	if prefix != "" && !strings.HasSuffix(prefix, "/") {
-		return []listRoot{{prefix: prefix}}, nil
-	}
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(prefix), Delimiter: aws.String("/")}
 	var dirs []string
 	objects := false

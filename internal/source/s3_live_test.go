@@ -305,4 +305,12 @@ func TestS3ListingRoots(t *testing.T) {
 	if fmt.Sprint(roots) != fmt.Sprint(want) {
 		t.Errorf("roots\n%v\nwant\n%v", roots, want)
 	}
+	// A prefix without its slash is the folder.
+	roots, err = l.roots(t.Context(), "AWSLogs/111111111111/vpcflowlogs", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(roots) != fmt.Sprint(want[1:3]) {
+		t.Errorf("roots under a prefix without a slash\n%v\nwant\n%v", roots, want[1:3])
+	}
 }

@@ -24,6 +24,8 @@ func TestStreamSourceConfigErrors(t *testing.T) {
 		{"name: f\ntype: firehose\nlisten: :1\naccess_key_file: k\nformat: ${a} ${a}\n", "sources.f: format"},
 		{"name: q\ntype: kafka\ntopics: [t]\n", "needs brokers and topics"},
 		{"name: q\ntype: kafka\nbrokers: [b:9092]\ntopics: [t]\nstart: middle\n", `start is oldest or latest, not "middle"`},
+		{"name: q\ntype: kafka\nbrokers: [b:9092]\ntopics: [t]\nsasl_mechanism: GSSAPI\n", `sasl_mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, not "GSSAPI"`},
+		{"name: q\ntype: kafka\nbrokers: [b:9092]\ntopics: [t]\nsasl_mechanism: PLAIN\nsasl_username: u\n", "needs sasl_username and sasl_password_file"},
 		{"name: c\ntype: cloudwatch\nlog_groups: g\n", "sources.c"},
 	} {
 		_, err := NewLive(liveConfig(t, tc.cfg), LiveDeps{})

@@ -136,3 +136,18 @@ func TestCloudWatchConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestCloudWatchGroupARNAndStreamPrefix reads a log group named by its
+// ARN, keeping one interface's stream.
+func TestCloudWatchGroupARNAndStreamPrefix(t *testing.T) {
+	s, cfg := cloudWatchEnv(t)
+	all := putFlowLogs(t, s, "198.51.100.6", 6, time.Now().Add(-5*time.Minute))
+	cfg = strings.Replace(cfg, "log_groups: [/vpc/flowlogs]", "log_groups: [\"arn:aws:logs:us-east-1:123456789012:log-group:/vpc/flowlogs:*\"]\nlog_stream_prefix: eni-0e0f", 1)
+	d := startDaemon(t, newCloudWatch(t, cfg), nil)
+	d.waitRecords(3, 10*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	// putFlowLogs puts records 1, 3, 5 in the second stream.
+	if got, want := d.got(), []string{all[1], all[3], all[5]}; !sameSet(got, want) {
+		t.Errorf("records %q, want %q", got, want)
+	}
+}

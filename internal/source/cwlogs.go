@@ -41,20 +41,12 @@ const maxSubscriptionBytes = 64 << 20
 
 // ParseSubscription decodes one gzip-compressed subscription payload.
 func ParseSubscription(data []byte) (*Subscription, error) {
-	zr, _ := gzipReaders.Get().(*gzip.Reader)
-	var err error
-	if zr == nil {
-		zr, err = gzip.NewReader(bytes.NewReader(data))
-	} else {
-		err = zr.Reset(bytes.NewReader(data))
+	var buf bytes.Buffer
+	if err := gunzip(&buf, data); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("not a CloudWatch Logs subscription payload: %w", err)
-	}
-	defer gzipReaders.Put(zr)
 	var s Subscription
-	dec := json.NewDecoder(io.LimitReader(zr, maxSubscriptionBytes))
-	if err := dec.Decode(&s); err != nil {
+	if err := json.NewDecoder(&buf).Decode(&s); err != nil {
 		return nil, fmt.Errorf("not a CloudWatch Logs subscription payload: %w", err)
 	}
 	if s.MessageType != "DATA_MESSAGE" && s.MessageType != "CONTROL_MESSAGE" {
@@ -65,9 +57,10 @@ func ParseSubscription(data []byte) (*Subscription, error) {
 
 // appendRecordLines appends to dst, as text lines, the records in one blob
 // a stream delivered (a Kinesis or Kafka record, a Firehose record): the
-// messages of a subscription payload's log events, none for a
-// CONTROL_MESSAGE, or else the blob itself, taken as flow log lines. It
-// returns the newest event time it saw (milliseconds, 0 if none).
+// messages of a subscription payload's log events (empty ones left out),
+// none for a CONTROL_MESSAGE, or else the blob itself, taken as flow log
+// lines. It returns the newest event time it saw (milliseconds, 0 if
+// none).
 func appendRecordLines(dst, data []byte) ([]byte, int64, error) {
 	if !isGzip(data) {
 		if len(data) == 0 {
@@ -79,19 +72,46 @@ func appendRecordLines(dst, data []byte) ([]byte, int64, error) {
 		}
 		return dst, 0, nil
 	}
-	s, err := ParseSubscription(data)
-	if err != nil {
+	buf := plainBufs.Get().(*bytes.Buffer)
+	defer plainBufs.Put(buf)
+	buf.Reset()
+	if err := gunzip(buf, data); err != nil {
 		return dst, 0, err
 	}
-	if s.MessageType != "DATA_MESSAGE" {
-		return dst, 0, nil
+	mark := len(dst)
+	dst, typ, newest, err := scanSubscription(dst, buf.Bytes())
+	if err == nil && typ != "DATA_MESSAGE" && typ != "CONTROL_MESSAGE" {
+		err = fmt.Errorf("not a CloudWatch Logs subscription payload: messageType %q", typ)
 	}
-	var newest int64
-	for _, e := range s.LogEvents {
-		dst = appendLine(dst, e.Message)
-		newest = max(newest, e.Timestamp)
+	if err != nil {
+		return dst[:mark], 0, err
 	}
 	return dst, newest, nil
+}
+
+var plainBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// gunzip decompresses data into buf, up to maxSubscriptionBytes.
+func gunzip(buf *bytes.Buffer, data []byte) error {
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	var err error
+	if zr == nil {
+		zr, err = gzip.NewReader(bytes.NewReader(data))
+	} else {
+		err = zr.Reset(bytes.NewReader(data))
+	}
+	if err != nil {
+		return fmt.Errorf("not a CloudWatch Logs subscription payload: %w", err)
+	}
+	defer gzipReaders.Put(zr)
+	n, err := buf.ReadFrom(io.LimitReader(zr, maxSubscriptionBytes+1))
+	if err != nil {
+		return fmt.Errorf("not a CloudWatch Logs subscription payload: %w", err)
+	}
+	if n > maxSubscriptionBytes {
+		return fmt.Errorf("not a CloudWatch Logs subscription payload: more than %d bytes decompressed", maxSubscriptionBytes)
+	}
+	return nil
 }
 
 // appendLine appends one log event's message as one line: a message never

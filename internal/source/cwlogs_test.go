@@ -106,3 +106,57 @@ func TestRecentIDs(t *testing.T) {
 		t.Error("a bad token was accepted")
 	}
 }
+
+// BenchmarkAppendRecordLines decodes a CloudWatch Logs subscription
+// payload of 1,000 flow log events, the shape Kinesis and Firehose carry.
+func BenchmarkAppendRecordLines(b *testing.B) {
+	msgs := lines("198.51.100.7", 1000)
+	payload := subscription(b, "DATA_MESSAGE", 1700000000000, msgs...)
+	raw := 0
+	for _, m := range msgs {
+		raw += len(m) + 1
+	}
+	b.SetBytes(int64(raw))
+	b.ReportAllocs()
+	var dst []byte
+	for b.Loop() {
+		var err error
+		dst, _, err = appendRecordLines(dst[:0], payload)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// FuzzScanSubscription holds the hand-written payload reader to
+// encoding/json's answers: whenever encoding/json reads a payload as a
+// DATA_MESSAGE, the reader yields the same lines and newest time.
+func FuzzScanSubscription(f *testing.F) {
+	f.Add(`{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s","subscriptionFilters":["a"],"logEvents":[{"id":"1","timestamp":5,"message":"a b"},{"id":"2","timestamp":7,"message":"c\nd"}]}`)
+	f.Add(`{"messageType":"CONTROL_MESSAGE","logEvents":[{"id":"","timestamp":0,"message":"CWL CONTROL MESSAGE"}]}`)
+	f.Add(`{"logEvents":[{"message":"x\u00e9\ud83d\ude00\ud800y","timestamp":-3},null,{}],"messageType":"DATA_MESSAGE","extra":{"a":[1,2.5e3,true,false,null]}}`)
+	f.Add(`{"MessageType":"DATA_MESSAGE","LOGEVENTS":[{"Message":"k","message":"last"}]} trailing`)
+	f.Add(`{"messageType":"DATA_MESSAGE","logEvents":[{"message":"bad \x01"}]}`)
+	f.Fuzz(func(t *testing.T, payload string) {
+		var s Subscription
+		jerr := json.NewDecoder(strings.NewReader(payload)).Decode(&s)
+		got, typ, newest, err := scanSubscription(nil, []byte(payload))
+		if jerr != nil || s.MessageType != "DATA_MESSAGE" {
+			return // the reader may be more lenient with fields it skips
+		}
+		if err != nil {
+			t.Fatalf("encoding/json reads %q, the scanner fails: %v", payload, err)
+		}
+		var want []byte
+		var wantNewest int64
+		for _, e := range s.LogEvents {
+			if e.Message != "" {
+				want = appendLine(want, e.Message)
+			}
+			wantNewest = max(wantNewest, e.Timestamp)
+		}
+		if typ != "DATA_MESSAGE" || !bytes.Equal(got, want) || newest != wantNewest {
+			t.Fatalf("%q:\nscanner %q %q %d\njson    %q %d", payload, typ, got, newest, want, wantNewest)
+		}
+	})
+}

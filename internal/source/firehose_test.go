@@ -2,8 +2,17 @@ package source
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -62,6 +71,11 @@ type firehoseAnswer struct {
 // body) and returns the response.
 func deliver(t *testing.T, url, key, id string, gzipped bool, records ...[]byte) firehoseAnswer {
 	t.Helper()
+	return deliverWith(t, http.DefaultClient, url, key, id, gzipped, records...)
+}
+
+func deliverWith(t *testing.T, client *http.Client, url, key, id string, gzipped bool, records ...[]byte) firehoseAnswer {
+	t.Helper()
 	type rec struct {
 		Data string `json:"data"`
 	}
@@ -88,7 +102,7 @@ func deliver(t *testing.T, url, key, id string, gzipped bool, records ...[]byte)
 	if gzipped {
 		req.Header.Set("Content-Encoding", "gzip")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return firehoseAnswer{status: -1, ErrorMessage: err.Error()}
 	}
@@ -230,5 +244,42 @@ func TestFirehoseAnswersAfterCommitAndRestart(t *testing.T) {
 	}
 	if n := len(d2.got()); n != 2 {
 		t.Errorf("%d records, want 2: the retry in flight was counted again", n)
+	}
+}
+
+// TestFirehoseTLS serves HTTPS with a certificate made at test time, as
+// Firehose requires.
+func TestFirehoseTLS(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	f := newTestFirehose(t, "tls_cert_file: "+filepath.Join(dir, "cert.pem")+"\ntls_key_file: "+filepath.Join(dir, "key.pem")+"\n")
+	d := startDaemon(t, f, nil)
+	url := "https" + strings.TrimPrefix(f.url(t), "http")
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	a := flowLine("198.51.100.9", 443, 1)
+	if got := deliverWith(t, client, url, "s3cret", "tls-1", true, []byte(a)); got.status != 200 {
+		t.Fatalf("delivery over TLS: %+v", got)
+	}
+	if recs := d.got(); len(recs) != 1 || recs[0] != a {
+		t.Errorf("records %q", recs)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // KafkaConfig is the configuration of a kafka source: topics read in a
@@ -30,6 +34,12 @@ type KafkaConfig struct {
 	Start string `yaml:"start"`
 	// TLS connects to the brokers over TLS.
 	TLS bool `yaml:"tls"`
+	// SASLMechanism authenticates: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+	// ("" for none), as SASLUsername with the password in
+	// SASLPasswordFile.
+	SASLMechanism    string `yaml:"sasl_mechanism"`
+	SASLUsername     string `yaml:"sasl_username"`
+	SASLPasswordFile string `yaml:"sasl_password_file"`
 	// Format is the flow log format of the records, in AWS's ${field}
 	// syntax; "" is the default format.
 	Format string `yaml:"format"`
@@ -54,6 +64,18 @@ func NewKafka(cfg LiveConfig, deps LiveDeps) (Live, error) {
 	case "oldest", "latest":
 	default:
 		return nil, fmt.Errorf("%s: start is oldest or latest, not %q", where, kc.Start)
+	}
+	switch kc.SASLMechanism {
+	case "":
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if kc.SASLUsername == "" || kc.SASLPasswordFile == "" {
+			return nil, fmt.Errorf("%s: sasl_mechanism needs sasl_username and sasl_password_file", where)
+		}
+		if !filepath.IsAbs(kc.SASLPasswordFile) {
+			kc.SASLPasswordFile = filepath.Join(deps.Dir, kc.SASLPasswordFile)
+		}
+	default:
+		return nil, fmt.Errorf("%s: sasl_mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, not %q", where, kc.SASLMechanism)
 	}
 	header, err := formatHeader(cfg.Name, kc.Format)
 	if err != nil {
@@ -115,12 +137,28 @@ func (k *kafkaSource) Run(ctx context.Context, from []Position, emit Emit) error
 			k.log.Info("kafka partitions assigned", "partitions", m)
 			k.state.connected()
 		}),
+		kgo.WithLogger(kgoLogger{k}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			k.log.Info("kafka partitions revoked", "partitions", m)
 		}),
 	}
 	if k.cfg.TLS {
 		opts = append(opts, kgo.DialTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}))
+	}
+	if k.cfg.SASLMechanism != "" {
+		pw, err := os.ReadFile(k.cfg.SASLPasswordFile)
+		if err != nil {
+			return fmt.Errorf("cannot read the SASL password: %w", err)
+		}
+		pass := strings.TrimRight(string(pw), "\r\n")
+		switch k.cfg.SASLMechanism {
+		case "PLAIN":
+			opts = append(opts, kgo.SASL(plain.Auth{User: k.cfg.SASLUsername, Pass: pass}.AsMechanism()))
+		case "SCRAM-SHA-256":
+			opts = append(opts, kgo.SASL(scram.Auth{User: k.cfg.SASLUsername, Pass: pass}.AsSha256Mechanism()))
+		case "SCRAM-SHA-512":
+			opts = append(opts, kgo.SASL(scram.Auth{User: k.cfg.SASLUsername, Pass: pass}.AsSha512Mechanism()))
+		}
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -263,4 +301,31 @@ func (k *kafkaSource) Commit(ctx context.Context, ps []Position) error {
 		k.log.Warn("kafka", "error", cerr)
 	}
 	return nil
+}
+
+// kgoLogger passes franz-go's warnings and errors to the daemon's logger,
+// and shows those that carry an error as the source's last error. A
+// failed connection (refused login, unreachable broker) is logged by
+// franz-go at debug level and retried without end: it is taken up too.
+type kgoLogger struct{ k *kafkaSource }
+
+func (kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelDebug }
+
+func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	lv := slog.LevelWarn
+	switch {
+	case level == kgo.LogLevelError:
+		lv = slog.LevelError
+	case level == kgo.LogLevelWarn:
+	case msg == "connection initialization failed":
+	default:
+		return
+	}
+	l.k.log.Log(context.Background(), lv, "kafka: "+msg, keyvals...)
+	for i := 0; i+1 < len(keyvals); i += 2 {
+		if err, ok := keyvals[i+1].(error); ok && !errors.Is(err, context.Canceled) {
+			l.k.state.fail(fmt.Errorf("kafka: %s: %w", msg, err))
+			return
+		}
+	}
 }

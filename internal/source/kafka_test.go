@@ -2,6 +2,8 @@ package source
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // kafkaEnv starts an in-process Kafka cluster (kfake: the real protocol)
@@ -133,4 +136,44 @@ func TestKafkaGroupSharesPartitions(t *testing.T) {
 // of times, in any order.
 func sameSet(a, b []string) bool {
 	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
+}
+
+func TestKafkaSASL(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "flowlogs"), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", "flowguard", "pa55"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	addrs := c.ListenAddrs()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.SASL(scram.Auth{User: "flowguard", Pass: "pa55"}.AsSha256Mechanism()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	a := flowLine("198.51.100.11", 22, 1)
+	if err := prod.ProduceSync(t.Context(), &kgo.Record{Topic: "flowlogs", Value: []byte(a)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "good"), []byte("pa55\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "bad"), []byte("nope\n"), 0o600)
+	cfg := "name: k\ntype: kafka\ntopics: [flowlogs]\nbrokers: [" + strings.Join(addrs, ", ") + "]\nsasl_mechanism: SCRAM-SHA-256\nsasl_username: flowguard\nsasl_password_file: "
+	bad, err := NewLive(liveConfig(t, cfg+"bad\n"), LiveDeps{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := startDaemon(t, bad, nil)
+	time.Sleep(time.Second)
+	if st := bad.Status(); len(db.got()) != 0 || st.LastError == "" {
+		t.Errorf("wrong password: %d records, status %+v; want none and the error shown", len(db.got()), st)
+	}
+	db.stop()
+	good, err := NewLive(liveConfig(t, cfg+"good\n"), LiveDeps{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, good, nil)
+	if got := d.waitRecords(1, 20*time.Second); got[0] != a {
+		t.Errorf("records %q", got)
+	}
 }

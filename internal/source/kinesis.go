@@ -181,6 +181,9 @@ func (k *kinesisSource) Run(ctx context.Context, from []Position, emit Emit) err
 		case r := <-finished:
 			delete(running, r.shard)
 			if r.err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
 				return r.err
 			}
 			done[r.shard] = true // closed and read to its end: its children may start

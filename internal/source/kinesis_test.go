@@ -126,4 +126,57 @@ func TestKinesisFollowsAndRestarts(t *testing.T) {
 	if len(objs) < 2 {
 		t.Errorf("positions %v: want the parent and the children", d2.positions())
 	}
+
+	// Merging the two children: the merged shard has two parents, both
+	// read to their end first; nothing is read twice after the restart.
+	saved = d2.positions()
+	d2.stop()
+	shards, err := c.ListShards(t.Context(), &kinesis.ListShardsInput{StreamName: aws.String("flowlogs")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var open []string
+	for _, s := range shards.Shards {
+		if s.SequenceNumberRange.EndingSequenceNumber == nil {
+			open = append(open, aws.ToString(s.ShardId))
+		}
+	}
+	if len(open) != 2 {
+		t.Fatalf("open shards %v, want the two children", open)
+	}
+	late := flowLine("203.0.113.77", 2000, 99)
+	putRecord(t, c, "key-z", []byte(late)) // into a child, unread
+	if _, err := c.MergeShards(t.Context(), &kinesis.MergeShardsInput{StreamName: aws.String("flowlogs"), ShardToMerge: aws.String(open[0]), AdjacentShardToMerge: aws.String(open[1])}); err != nil {
+		t.Fatal(err)
+	}
+	waitStreamActive(t, c)
+	merged := flowLine("203.0.113.78", 2001, 100)
+	putRecord(t, c, "k", []byte(merged))
+	d3 := startDaemon(t, src(), saved)
+	got = d3.waitRecords(2, 10*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	if got = d3.got(); len(got) != 2 || got[0] != late || got[1] != merged {
+		t.Errorf("records after the merge %q, want %q then %q", got, late, merged)
+	}
+}
+
+func TestKinesisStartLatest(t *testing.T) {
+	c, cfg := kinesisEnv(t)
+	putRecord(t, c, "k", []byte(flowLine("192.0.2.1", 22, 1))) // before the first start: not read
+	l, err := NewLive(liveConfig(t, cfg+"start: latest\n"), LiveDeps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, l, nil)
+	for deadline := time.Now().Add(10 * time.Second); !l.Status().Connected; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not connected: %+v", l.Status())
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the iterator is taken
+	b := flowLine("198.51.100.8", 23, 2)
+	putRecord(t, c, "k", []byte(b))
+	if got := d.waitRecords(1, 10*time.Second); len(got) != 1 || got[0] != b {
+		t.Errorf("records %q, want only %q", got, b)
+	}
 }

@@ -229,7 +229,7 @@ func (s *s3Live) listOnce(ctx context.Context, saved map[string]listToken, emit 
 	now := s.now()
 	for _, r := range roots {
 		tok, ok := saved[r.prefix]
-		if !ok && s.start > 0 {
+		if !ok && s.start > 0 && r.dated {
 			tok.After = r.startAfter(now.Add(-s.start))
 		}
 		folding := true // every key so far is done and its partition settled
@@ -249,21 +249,20 @@ func (s *s3Live) listOnce(ctx context.Context, saved map[string]listToken, emit 
 					continue
 				}
 				t := keyTime(key, aws.ToTime(o.LastModified), r.hive)
-				i, done := slices.BinarySearch(tok.Done, key)
+				i, inDone := slices.BinarySearch(tok.Done, key)
+				read := inDone || !r.dated && s.start > 0 && t.Before(now.Add(-s.start)) // older than start: taken as read
 				folding = folding && t.Before(now.Add(-s.cfg.Lookback))
-				if done && !folding {
-					continue
-				}
 				if folding { // move the mark past key, and past Done's keys up to it
 					tok.After = key
-					if done {
+					if inDone {
 						i++
 					}
 					tok.Done = slices.Clone(tok.Done[i:])
-					if done {
-						continue
-					}
-				} else {
+				}
+				if read {
+					continue
+				}
+				if !folding {
 					tok.Done = slices.Insert(slices.Clone(tok.Done), i, key)
 				}
 				pos := Position{Object: r.prefix, Token: tok.json(), Name: "s3://" + s.bucket + "/" + r.prefix}
@@ -271,7 +270,7 @@ func (s *s3Live) listOnce(ctx context.Context, saved map[string]listToken, emit 
 				if err := emit(ctx, s.chunk(key, aws.ToInt64(o.Size), pos)); err != nil {
 					return emitError{err}
 				}
-				s.state.read(pos, aws.ToInt64(o.Size), t)
+				s.state.read(pos, aws.ToInt64(o.Size), aws.ToTime(o.LastModified))
 			}
 		}
 		saved[r.prefix] = tok
@@ -284,7 +283,8 @@ func (s *s3Live) listOnce(ctx context.Context, saved map[string]listToken, emit 
 // yyyy/mm/dd/[HH/] (or year=/month=/day=/[hour=/] when hive is set).
 type listRoot struct {
 	prefix string
-	hive   bool
+	dated  bool // keys go on with a date path
+	hive   bool // year=/month=/day=
 }
 
 // startAfter returns the mark that starts a listing at t's day: the
@@ -307,10 +307,10 @@ var (
 // "folders" until their children are years; a prefix holding objects
 // directly, or nothing that looks like a date, is a root itself.
 func (s *s3Live) roots(ctx context.Context, prefix string, depth int) ([]listRoot, error) {
-	if datePath.MatchString(prefix) || hiveDatePth.MatchString(prefix) || depth > 6 {
-		return []listRoot{{prefix: prefix, hive: strings.Contains(prefix, "year=")}}, nil
+	if datePath.MatchString(prefix) || hiveDatePth.MatchString(prefix) {
+		return []listRoot{{prefix: prefix, dated: true, hive: strings.Contains(prefix, "year=")}}, nil
 	}
-	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+	if depth > 6 {
 		return []listRoot{{prefix: prefix}}, nil
 	}
 	in := &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(prefix), Delimiter: aws.String("/")}
@@ -341,7 +341,7 @@ func (s *s3Live) roots(ctx context.Context, prefix string, depth int) ([]listRoo
 		}
 	}
 	if years > 0 {
-		return []listRoot{{prefix: prefix, hive: strings.HasPrefix(strings.TrimPrefix(dirs[0], prefix), "year=")}}, nil
+		return []listRoot{{prefix: prefix, dated: true, hive: strings.HasPrefix(strings.TrimPrefix(dirs[0], prefix), "year=")}}, nil
 	}
 	var roots []listRoot
 	for _, d := range dirs {

@@ -272,3 +272,45 @@ func TestS3NotificationsDeleteAfterCommitAndRestart(t *testing.T) {
 		t.Errorf("status %+v", st)
 	}
 }
+
+func TestS3ListingRoots(t *testing.T) {
+	url, c, _ := fakeS3(t)
+	const bucket = "flow-logs"
+	if _, err := c.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{
+		"AWSLogs/111111111111/vpcflowlogs/us-east-1/2026/12/01/a.log.gz",
+		"AWSLogs/111111111111/vpcflowlogs/eu-west-1/2026/12/01/b.log.gz",
+		"AWSLogs/111111111111/CloudTrail/us-east-1/2026/12/01/c.json.gz",
+		"hive/AWSLogs/aws-account-id=111111111111/aws-service=vpcflowlogs/aws-region=us-east-1/year=2026/month=12/day=01/hour=22/d.parquet",
+		"flat/e.log.gz",
+		"flat/sub/f.log.gz",
+	} {
+		put(t, c, bucket, k, []byte("x"))
+	}
+	l := newS3Live(t, "name: b\ntype: s3\nurl: s3://flow-logs/\nendpoint_url: "+url+"\nregion: us-east-1\n").(*s3Live)
+	l.s3 = c
+	roots, err := l.roots(t.Context(), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []listRoot{
+		{prefix: "AWSLogs/111111111111/CloudTrail/us-east-1/", dated: true},
+		{prefix: "AWSLogs/111111111111/vpcflowlogs/eu-west-1/", dated: true},
+		{prefix: "AWSLogs/111111111111/vpcflowlogs/us-east-1/", dated: true},
+		{prefix: "flat/"},
+		{prefix: "hive/AWSLogs/aws-account-id=111111111111/aws-service=vpcflowlogs/aws-region=us-east-1/", dated: true, hive: true},
+	}
+	if fmt.Sprint(roots) != fmt.Sprint(want) {
+		t.Errorf("roots\n%v\nwant\n%v", roots, want)
+	}
+	// A prefix without its slash is the folder.
+	roots, err = l.roots(t.Context(), "AWSLogs/111111111111/vpcflowlogs", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(roots) != fmt.Sprint(want[1:3]) {
+		t.Errorf("roots under a prefix without a slash\n%v\nwant\n%v", roots, want[1:3])
+	}
+}

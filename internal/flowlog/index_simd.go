@@ -17,16 +17,19 @@ func indexSIMD(data []byte, sp, nl []uint64) (ok, nul bool) {
 	if !useIndex {
 		return false, false
 	}
-	space, newline, zero := archsimd.BroadcastUint8x32(' '), archsimd.BroadcastUint8x32('\n'), archsimd.BroadcastUint8x32(0)
-	var z uint32
+	space, newline := archsimd.BroadcastUint8x32(' '), archsimd.BroadcastUint8x32('\n')
+	// The smallest byte of each lane so far: a NUL anywhere leaves a
+	// zero lane, found by one compare at the end.
+	least := archsimd.BroadcastUint8x32(0xff)
 	i := 0
 	for ; i+64 <= len(data); i += 64 {
 		a := archsimd.LoadUint8x32Slice(data[i:])
 		b := archsimd.LoadUint8x32Slice(data[i+32:])
 		sp[i>>6] = uint64(a.Equal(space).ToBits()) | uint64(b.Equal(space).ToBits())<<32
 		nl[i>>6] = uint64(a.Equal(newline).ToBits()) | uint64(b.Equal(newline).ToBits())<<32
-		z |= a.Equal(zero).ToBits() | b.Equal(zero).ToBits()
+		least = least.Min(a).Min(b)
 	}
+	z := least.Equal(archsimd.BroadcastUint8x32(0)).ToBits()
 	if i < len(data) {
 		var s, l uint64
 		for k, c := range data[i:] {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -212,4 +213,38 @@ func firstDiff(got, want []int) string {
 		}
 	}
 	return "lengths differ"
+}
+
+// TestTruncatedGzipInsideLongLine cuts a gzip file inside a long line: the
+// records before it are kept, the long line is one skip at its number, and
+// the loss of the rest is one skip naming the line where it starts.
+func TestTruncatedGzipInsideLongLine(t *testing.T) {
+	var text strings.Builder
+	for i := 0; i < 100; i++ {
+		text.WriteString(goodLine(i))
+	}
+	// Random letters, so that the long line takes room in the gzip file.
+	r := rand.New(rand.NewPCG(3, 4))
+	long := make([]byte, 3<<20)
+	for i := range long {
+		long[i] = 'a' + byte(r.IntN(26))
+	}
+	text.Write(long)
+	text.WriteString("\n")
+	for i := 0; i < 100; i++ {
+		text.WriteString(goodLine(i))
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(text.String()))
+	zw.Close()
+	cut := gz.Bytes()[:gz.Len()*2/3] // inside the long line
+	got := scanLines(t, &Scanner{}, bytesInput("cut.gz", cut))
+	if len(got.lines) != 100 || got.lines[99] != 100 {
+		t.Errorf("%d records, want lines 1–100", len(got.lines))
+	}
+	want := []string{"cut.gz:101: line longer than 65536 bytes", "cut.gz:102: truncated gzip stream"}
+	if len(got.skips) != 2 || !strings.HasPrefix(got.skips[0].Error(), want[0]) || !strings.HasPrefix(got.skips[1].Error(), want[1]) {
+		t.Errorf("skipped %v, want %q…", got.skips, want)
+	}
 }

@@ -28,18 +28,19 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 	line := j.line
 	nf := b.Format.Len()
 	offs := b.offs
-	// nul is the first NUL byte at or after pos: a line holding one is
-	// malformed (text with a NUL in it is not a record, whatever its
-	// fields look like). The index tells whether the block has any.
+	// nul is the first NUL byte at or after pos, or len(data): a line
+	// holding one is malformed (text with a NUL in it is not a record,
+	// whatever its fields look like). The index tells whether the block
+	// has any.
 	var sp, nl []uint64
-	nul := -1
+	nul := len(data)
 	if useIndex {
 		var anyNUL bool
 		if sp, nl, anyNUL = w.index(data); anyNUL {
-			nul = bytes.IndexByte(data, 0)
+			nul = nextNUL(data, 0)
 		}
 	} else {
-		nul = bytes.IndexByte(data, 0)
+		nul = nextNUL(data, 0)
 	}
 	maxLine := w.s.maxLineLen()
 	for pos := 0; pos < len(data); line++ {
@@ -49,16 +50,14 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 		} else {
 			end = pos + bytes.IndexByte(data[pos:], '\n')
 		}
-		if end-pos > maxLine || uint(nul-pos) < uint(end-pos) {
+		if end > min(nul, pos+maxLine) { // too long, or holds a NUL
 			if end-pos > maxLine {
 				w.s.skip(w.s.longLine(j.name, line))
 			} else {
 				w.s.skip(&LineError{Source: j.name, Line: line, Column: nul - pos + 1, Msg: "NUL byte in line: not a flow log record"})
 			}
-			if nul >= 0 && nul < end {
-				if nul = bytes.IndexByte(data[end:], 0); nul >= 0 {
-					nul += end
-				}
+			if nul < end {
+				nul = nextNUL(data, end)
 			}
 			pos = end + 1
 			continue
@@ -134,6 +133,15 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 }
 
 var doubleSpace = []byte("  ")
+
+// nextNUL returns the offset of the first NUL byte in data at or after
+// from, or len(data).
+func nextNUL(data []byte, from int) int {
+	if i := bytes.IndexByte(data[from:], 0); i >= 0 {
+		return from + i
+	}
+	return len(data)
+}
 
 // index builds the block's structural index: a bit per byte for spaces and
 // one for newlines (the idea of simdjson's first stage), and whether the

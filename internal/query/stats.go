@@ -42,6 +42,7 @@ type groupTable struct {
 	// (pair4) or in an open-addressing table (pairIdx); other pairs in
 	// multi.
 	pair4     *partAgg[uint64]
+	pair6     *partAgg[pair6Key] // pairs of addresses, one of them or both IPv6
 	pairIdx   *pairMap
 	pairOther map[[2]netip.Addr]int32 // pairs not both IPv4, absent ones included
 	intIdx    map[int64]int32         // one integer or time key
@@ -81,9 +82,10 @@ func newGroupTable(s *statsSpec, like *groupTable) *groupTable {
 		t.pairOther = make(map[[2]netip.Addr]int32)
 		if kinds := partAggKinds(s); kinds != nil {
 			if like != nil {
-				t.pair4 = like.pair4.worker()
+				t.pair4, t.pair6 = like.pair4.worker(), like.pair6.worker()
 			} else {
 				t.pair4 = newPartAgg(kinds, hashPair)
+				t.pair6 = newPartAgg(kinds, hashPair6)
 			}
 		} else {
 			t.pairIdx = newPairMap()
@@ -170,12 +172,15 @@ func (t *groupTable) consume(w *wctx, f *frame) {
 		rest := f.sel[:0:0]
 		for _, i := range f.sel {
 			a, b := x.A[x.idx(int(i))], y.A[y.idx(int(i))]
-			if a.Is4() && b.Is4() {
+			switch {
+			case a.Is4() && b.Is4():
 				t.pair4.add(pairKey(a, b), int(i), args)
-				continue
+			case a.IsValid() && b.IsValid():
+				t.pair6.add(pair6KeyOf(a, b), int(i), args)
+			default:
+				gid[i] = t.otherPairGroup(a, b)
+				rest = append(rest, i)
 			}
-			gid[i] = t.otherPairGroup(a, b)
-			rest = append(rest, i)
 		}
 		for a, agg := range t.aggs {
 			agg.update(gid, rest, args[a], tss[a])
@@ -419,6 +424,7 @@ func (t *groupTable) finish() {
 	}
 	if t.pair4 != nil {
 		t.pair4.finish()
+		t.pair6.finish()
 	}
 }
 
@@ -483,7 +489,7 @@ func (t *groupTable) table() *Table {
 		if t.v4 != nil {
 			total += t.v4.len() + t.v6.len()
 		} else {
-			total += t.pair4.len()
+			total += t.pair4.len() + t.pair6.len()
 		}
 		aggs, spills := t.partColumns(out, total)
 		keys := make([][]netip.Addr, nk)
@@ -497,6 +503,11 @@ func (t *groupTable) table() *Table {
 			t.pair4.appendColumns(aggs, spills, func(k uint64) {
 				keys[0] = append(keys[0], addrOfV4(uint32(k>>32)))
 				keys[1] = append(keys[1], addrOfV4(uint32(k)))
+			})
+			t.pair6.appendColumns(aggs, spills, func(k pair6Key) {
+				a, b := k.addrs()
+				keys[0] = append(keys[0], a)
+				keys[1] = append(keys[1], b)
 			})
 		}
 		out.n = total

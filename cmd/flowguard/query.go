@@ -63,7 +63,11 @@ func escaped(args ...any) []any {
 		case []byte:
 			out[i] = query.EscapeText(string(v))
 		case fmt.Stringer:
-			out[i] = query.EscapeText(v.String())
+			if isNumber(v) { // a numeric enum printed with %d keeps its verb
+				out[i] = a
+			} else {
+				out[i] = query.EscapeText(v.String())
+			}
 		default:
 			out[i] = escapeKind(a)
 		}
@@ -78,6 +82,16 @@ func escapeKind(a any) any {
 		return query.EscapeText(rv.String())
 	}
 	return a
+}
+
+func isNumber(a any) bool {
+	switch reflect.ValueOf(a).Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64:
+		return true
+	}
+	return false
 }
 
 // esc is query.EscapeText, for text assembled before printing.

@@ -3,11 +3,13 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const queryFixture = `2 123456789010 eni-1 198.51.100.7 10.0.0.5 50000 22 6 1 40 1700000000 1700000060 REJECT OK
@@ -146,5 +148,8 @@ func TestTablesEscapeText(t *testing.T) {
 	type state string
 	if got := escaped(state("x\ny"))[0]; got != `x\ny` {
 		t.Errorf("escaped named string = %#v", got)
+	}
+	if got := fmt.Sprintf("%d %s", escaped(time.Duration(3), time.Duration(3))...); got != "3 3ns" {
+		t.Errorf("a numeric Stringer printed as %q", got)
 	}
 }

@@ -30,7 +30,8 @@ type fastMatcher struct {
 // min to max times (max -1: unbounded), greedily unless lazy.
 type fmItem struct {
 	lit      []byte
-	class    *[128]bool // ASCII members; nil for a literal
+	class    *[128]bool  // ASCII members; nil for a literal
+	bytes    *[256]uint8 // per byte: classOut, classIn, or classUnsure (not ASCII)
 	min, max int
 	lazy     bool
 	open     []int // capture groups that start before this item
@@ -162,9 +163,25 @@ func (m *fastMatcher) addClass(t *syntax.Regexp, lo, hi int, lazy bool, pendingO
 			}
 		}
 	}
-	m.add(fmItem{class: &set, min: lo, max: hi, lazy: lazy}, pendingOpen)
+	var byByte [256]uint8
+	for c := range byByte {
+		switch {
+		case c >= 0x80:
+			byByte[c] = classUnsure
+		case set[c]:
+			byByte[c] = classIn
+		}
+	}
+	m.add(fmItem{class: &set, bytes: &byByte, min: lo, max: hi, lazy: lazy}, pendingOpen)
 	return true
 }
+
+// What a byte is to a class.
+const (
+	classOut uint8 = iota
+	classIn
+	classUnsure // not ASCII: regexp decides
+)
 
 // deterministic reports whether matching needs no backtracking: every item
 // that may repeat a varying number of times is followed by an item it
@@ -314,22 +331,26 @@ func (m *fastMatcher) step(s string, k, p int, loc []int, budget *int) matchResu
 				}
 			}
 		default:
-			n := 0
-			for p+n < len(s) && (it.max < 0 || n < it.max) {
-				c := s[p+n]
-				if c >= 0x80 {
-					return unsure
-				}
-				if !it.class[c] {
+			end := len(s)
+			if it.max >= 0 && it.max < end-p {
+				end = p + it.max
+			}
+			cls, q := it.bytes, p
+			for q < end {
+				k := cls[s[q]]
+				if k != classIn {
+					if k == classUnsure {
+						return unsure
+					}
 					break
 				}
-				n++
+				q++
 			}
-			*budget -= n
-			if n < it.min {
+			*budget -= q - p
+			if q-p < it.min {
 				return noMatch
 			}
-			p += n
+			p = q
 		}
 		for _, g := range it.close {
 			loc[2*g+1] = p

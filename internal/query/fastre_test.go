@@ -147,3 +147,15 @@ func FuzzFastMatcher(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkFastMatcher is the matcher alone on flow log lines.
+func BenchmarkFastMatcher(b *testing.B) {
+	lines := strings.Split(genText(b, 10000, 31), "\n")
+	re := regexp.MustCompile(`^\S+ \S+ (?P<eni>\S+) \S+ \S+ \S+ (?P<port>\d+) `)
+	fm := compileFast(re)
+	loc := make([]int, 6)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		fm.match(lines[i%len(lines)], loc)
+	}
+}

@@ -2,11 +2,12 @@ package query
 
 import (
 	"bufio"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -236,26 +237,72 @@ func unsafeRune(r rune) bool {
 	return false
 }
 
-// WriteCSV prints t as CSV with a header row, for spreadsheets.
+// WriteCSV prints t as CSV with a header row, for spreadsheets: fields
+// quoted as encoding/csv quotes them (when they hold a comma, a quote or a
+// line break, or start with a space), control characters escaped.
 func WriteCSV(w io.Writer, t *Table) error {
-	cw := csv.NewWriter(w)
-	rec := make([]string, len(t.Names))
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var line, buf []byte
 	for i, n := range t.Names {
-		rec[i] = EscapeText(n)
-	}
-	if err := cw.Write(rec); err != nil {
-		return err
-	}
-	for _, row := range t.Rows {
-		for i, v := range row {
-			rec[i] = EscapeText(v.String())
+		if i > 0 {
+			line = append(line, ',')
 		}
-		if err := cw.Write(rec); err != nil {
+		line = appendCSVField(line, EscapeText(n))
+	}
+	line = append(line, '\n')
+	for _, row := range t.Rows {
+		if _, err := bw.Write(line); err != nil {
 			return err
 		}
+		line = line[:0]
+		for i, v := range row {
+			if i > 0 {
+				line = append(line, ',')
+			}
+			buf = v.Append(buf[:0])
+			line = appendCSVField(line, EscapeText(bytesToString(buf)))
+		}
+		line = append(line, '\n')
 	}
-	cw.Flush()
-	return cw.Error()
+	if _, err := bw.Write(line); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// appendCSVField appends one CSV field, quoted when encoding/csv would
+// quote it.
+func appendCSVField(dst []byte, s string) []byte {
+	if !csvNeedsQuotes(s) {
+		return append(dst, s...)
+	}
+	dst = append(dst, '"')
+	for {
+		i := strings.IndexByte(s, '"')
+		if i < 0 {
+			break
+		}
+		dst = append(dst, s[:i+1]...)
+		dst = append(dst, '"')
+		s = s[i+1:]
+	}
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// csvNeedsQuotes is encoding/csv's rule for the comma delimiter.
+func csvNeedsQuotes(s string) bool {
+	if s == "" {
+		return false
+	}
+	if s == `\.` {
+		return true
+	}
+	if strings.ContainsAny(s, ",\"\r\n") {
+		return true
+	}
+	r, _ := utf8.DecodeRuneInString(s)
+	return unicode.IsSpace(r)
 }
 
 // Write prints t in the named format: table, json or csv.

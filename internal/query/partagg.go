@@ -126,6 +126,41 @@ func hashV4(k uint32) uint64 {
 
 func hashV6(k [2]uint64) uint64 { return hashKey(k[0], k[1]) }
 
+// pair6Key is a pair of addresses not both IPv4: each as 16 bytes, and
+// which of them are IPv4 (bit 0 the first, bit 1 the second), so that an
+// IPv4 address and its IPv4-mapped IPv6 form stay apart.
+type pair6Key struct {
+	a, b [2]uint64
+	v4   uint8
+}
+
+func pair6KeyOf(a, b netip.Addr) pair6Key {
+	k := pair6Key{a: v6Key(a), b: v6Key(b)}
+	if a.Is4() {
+		k.v4 |= 1
+	}
+	if b.Is4() {
+		k.v4 |= 2
+	}
+	return k
+}
+
+// addrs returns the two addresses of the key.
+func (k pair6Key) addrs() (netip.Addr, netip.Addr) {
+	a, b := addrOfV6(k.a), addrOfV6(k.b)
+	if k.v4&1 != 0 {
+		a = a.Unmap()
+	}
+	if k.v4&2 != 0 {
+		b = b.Unmap()
+	}
+	return a, b
+}
+
+func hashPair6(k pair6Key) uint64 {
+	return hashKey(hashKey(k.a[0], k.a[1])^uint64(k.v4), hashKey(k.b[0], k.b[1]))
+}
+
 // hashPair hashes a pair of IPv4 addresses, a<<32 | b.
 func hashPair(k uint64) uint64 {
 	h, l := bits.Mul64(k^0x9e3779b97f4a7c15, 0xc2b2ae3d27d4eb4f)

@@ -509,13 +509,20 @@ func project(t *Table, cols []string, max int) *Table {
 		t.Rows = t.Rows[:max]
 	}
 	idx := make([]int, len(cols))
-	out := &Table{Names: cols, Types: make([]Type, len(cols)), Rows: make([][]Value, len(t.Rows))}
+	same := len(cols) == len(t.Names)
+	out := &Table{Names: cols, Types: make([]Type, len(cols))}
 	for i, name := range cols {
 		idx[i] = t.Column(name)
 		if idx[i] >= 0 {
 			out.Types[i] = t.Types[idx[i]]
 		}
+		same = same && idx[i] == i
 	}
+	if same { // every column, in order: the rows as they are
+		out.Rows = t.Rows
+		return out
+	}
+	out.Rows = make([][]Value, len(t.Rows))
 	for r, row := range t.Rows {
 		nr := make([]Value, len(cols))
 		for i, j := range idx {

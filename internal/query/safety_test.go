@@ -3,6 +3,7 @@ package query
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"math"
@@ -213,3 +214,26 @@ func TestQueryWithoutLimitStopsAtMaxRows(t *testing.T) {
 
 // BenchmarkSortLimit1 is sort @message | limit 1 over 500,000 records.
 func BenchmarkSortLimit1(b *testing.B) { benchQuery(b, `sort @message | limit 1`) }
+
+// TestWriteCSVAsEncodingCSV: the CSV writer quotes (escaped) fields as
+// encoding/csv does.
+func TestWriteCSVAsEncodingCSV(t *testing.T) {
+	vals := []string{"", "plain", "a,b", `say "hi"`, " lead", "\tx", `\.`, "x\u00a0", "\u00a0x", "10.0.0.1", "2026-11-22 10:00:00.000", `"`, ",", "ü,"}
+	tab := &Table{Names: []string{"a", "b c", "d,e"}, Types: []Type{TString, TString, TString}}
+	for i := range vals {
+		tab.Rows = append(tab.Rows, []Value{StringValue(vals[i]), StringValue(vals[(i+3)%len(vals)]), IntValue(int64(i))})
+	}
+	var got, want bytes.Buffer
+	if err := WriteCSV(&got, tab); err != nil {
+		t.Fatal(err)
+	}
+	cw := csv.NewWriter(&want)
+	_ = cw.Write(tab.Names)
+	for _, r := range tab.Rows {
+		_ = cw.Write([]string{EscapeText(r[0].String()), EscapeText(r[1].String()), r[2].String()})
+	}
+	cw.Flush()
+	if got.String() != want.String() {
+		t.Errorf("got\n%s\nwant\n%s", got.String(), want.String())
+	}
+}

@@ -41,15 +41,17 @@ type groupTable struct {
 	// addresses as one 8-byte key, partitioned for counts and sums
 	// (pair4) or in an open-addressing table (pairIdx); other pairs in
 	// multi.
-	pair4   *partAgg[uint64]
-	pairIdx *pairMap
-	intIdx  map[int64]int32  // one integer or time key
-	intKeys []int64          // by group
-	strIdx  map[string]int32 // one string key
-	strKeys []string         // by group
-	multi   map[string]int32 // anything else
-	keys    []Value          // multi: len(spec.by) values per group
-	nullG   int32            // group of the absent key (single key), -1 if none
+	pair4     *partAgg[uint64]
+	pair6     *partAgg[pair6Key] // pairs of addresses, one of them or both IPv6
+	pairIdx   *pairMap
+	pairOther map[[2]netip.Addr]int32 // pairs not both IPv4, absent ones included
+	intIdx    map[int64]int32         // one integer or time key
+	intKeys   []int64                 // by group
+	strIdx    map[string]int32        // one string key
+	strKeys   []string                // by group
+	multi     map[string]int32        // anything else
+	keys      []Value                 // multi: len(spec.by) values per group
+	nullG     int32                   // group of the absent key (single key), -1 if none
 
 	ngrp int
 	aggs []aggregator
@@ -77,12 +79,13 @@ func newGroupTable(s *statsSpec, like *groupTable) *groupTable {
 			}
 		}
 	case len(s.by) == 2 && t.types[0] == TAddr && t.types[1] == TAddr:
-		t.multi = make(map[string]int32)
+		t.pairOther = make(map[[2]netip.Addr]int32)
 		if kinds := partAggKinds(s); kinds != nil {
 			if like != nil {
-				t.pair4 = like.pair4.worker()
+				t.pair4, t.pair6 = like.pair4.worker(), like.pair6.worker()
 			} else {
 				t.pair4 = newPartAgg(kinds, hashPair)
+				t.pair6 = newPartAgg(kinds, hashPair6)
 			}
 		} else {
 			t.pairIdx = newPairMap()
@@ -167,16 +170,17 @@ func (t *groupTable) consume(w *wctx, f *frame) {
 		// the general table.
 		x, y := by[0], by[1]
 		rest := f.sel[:0:0]
-		var key [2]Value
 		for _, i := range f.sel {
 			a, b := x.A[x.idx(int(i))], y.A[y.idx(int(i))]
-			if a.Is4() && b.Is4() {
+			switch {
+			case a.Is4() && b.Is4():
 				t.pair4.add(pairKey(a, b), int(i), args)
-				continue
+			case a.IsValid() && b.IsValid():
+				t.pair6.add(pair6KeyOf(a, b), int(i), args)
+			default:
+				gid[i] = t.otherPairGroup(a, b)
+				rest = append(rest, i)
 			}
-			key[0], key[1] = AddrValue(a), AddrValue(b)
-			gid[i] = t.lookup(key[:])
-			rest = append(rest, i)
 		}
 		for a, agg := range t.aggs {
 			agg.update(gid, rest, args[a], tss[a])
@@ -184,15 +188,13 @@ func (t *groupTable) consume(w *wctx, f *frame) {
 		return
 	case t.pairIdx != nil:
 		x, y := by[0], by[1]
-		var key [2]Value
 		for _, i := range f.sel {
 			a, b := x.A[x.idx(int(i))], y.A[y.idx(int(i))]
 			if a.Is4() && b.Is4() {
 				gid[i] = t.pairGroup(a, b)
 				continue
 			}
-			key[0], key[1] = AddrValue(a), AddrValue(b)
-			gid[i] = t.lookup(key[:])
+			gid[i] = t.otherPairGroup(a, b)
 		}
 	case t.addrIdx != nil:
 		v := by[0]
@@ -295,10 +297,27 @@ func (t *groupTable) pairGroup(a, b netip.Addr) int32 {
 	return g
 }
 
+// otherPairGroup finds or creates the group of a pair of addresses that
+// are not both IPv4 (IPv6, or absent: the zero Addr).
+func (t *groupTable) otherPairGroup(a, b netip.Addr) int32 {
+	k := [2]netip.Addr{a, b}
+	g, ok := t.pairOther[k]
+	if !ok {
+		g = t.newGroup()
+		t.pairOther[k] = g
+		t.keys = append(t.keys, AddrValue(a), AddrValue(b))
+	}
+	return g
+}
+
 // lookup finds or creates the group of a key.
 func (t *groupTable) lookup(key []Value) int32 {
-	if t.pairIdx != nil && key[0].T == TAddr && key[1].T == TAddr && key[0].A.Is4() && key[1].A.Is4() {
-		return t.pairGroup(key[0].A, key[1].A)
+	if t.pairOther != nil {
+		a, b := key[0].A, key[1].A // absent: the zero Addr
+		if a.Is4() && b.Is4() && t.pairIdx != nil {
+			return t.pairGroup(a, b)
+		}
+		return t.otherPairGroup(a, b)
 	}
 	if len(key) == 1 && t.multi == nil {
 		v := key[0]
@@ -405,6 +424,7 @@ func (t *groupTable) finish() {
 	}
 	if t.pair4 != nil {
 		t.pair4.finish()
+		t.pair6.finish()
 	}
 }
 
@@ -469,7 +489,7 @@ func (t *groupTable) table() *Table {
 		if t.v4 != nil {
 			total += t.v4.len() + t.v6.len()
 		} else {
-			total += t.pair4.len()
+			total += t.pair4.len() + t.pair6.len()
 		}
 		aggs, spills := t.partColumns(out, total)
 		keys := make([][]netip.Addr, nk)
@@ -483,6 +503,11 @@ func (t *groupTable) table() *Table {
 			t.pair4.appendColumns(aggs, spills, func(k uint64) {
 				keys[0] = append(keys[0], addrOfV4(uint32(k>>32)))
 				keys[1] = append(keys[1], addrOfV4(uint32(k)))
+			})
+			t.pair6.appendColumns(aggs, spills, func(k pair6Key) {
+				a, b := k.addrs()
+				keys[0] = append(keys[0], a)
+				keys[1] = append(keys[1], b)
 			})
 		}
 		out.n = total
@@ -501,15 +526,8 @@ func (t *groupTable) table() *Table {
 			perm[i] = int32(i)
 		}
 		keys := out.cols[:nk]
-		if allAddrs(keys) {
-			slices.SortFunc(perm, func(x, y int32) int {
-				for _, k := range keys {
-					if c := compareAddrsNullsLast(k.A[x], k.A[y]); c != 0 {
-						return c
-					}
-				}
-				return 0
-			})
+		if allAddrs(keys) && nk <= 2 {
+			perm = sortAddrKeys(keys, ngrp)
 		} else {
 			slices.SortFunc(perm, func(x, y int32) int {
 				for _, k := range keys {
@@ -558,6 +576,72 @@ func (t *groupTable) partColumns(out *Table, total int) ([]*Vec, []map[int]float
 	return aggs, spills
 }
 
+// addrOrder is an address as words that order as sort orders addresses:
+// IPv4 before IPv6, each by value, the absent one last.
+type addrOrder struct {
+	rank   uint8 // 0 IPv4, 1 IPv6, 2 absent
+	hi, lo uint64
+}
+
+func orderOf(a netip.Addr) addrOrder {
+	switch {
+	case a.Is4():
+		b := a.As4()
+		return addrOrder{lo: uint64(binary.BigEndian.Uint32(b[:]))}
+	case a.IsValid():
+		b := a.As16()
+		return addrOrder{rank: 1, hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:])}
+	}
+	return addrOrder{rank: 2}
+}
+
+func (x addrOrder) cmp(y addrOrder) int {
+	switch {
+	case x.rank != y.rank:
+		return int(x.rank) - int(y.rank)
+	case x.hi != y.hi:
+		if x.hi < y.hi {
+			return -1
+		}
+		return 1
+	case x.lo != y.lo:
+		if x.lo < y.lo {
+			return -1
+		}
+		return 1
+	}
+	return 0
+}
+
+// sortAddrKeys returns the permutation that orders n groups by one or two
+// address keys (absent last): the addresses turned into plain words once,
+// then sorted, rather than compared as netip.Addr at every step.
+func sortAddrKeys(keys []*Vec, n int) []int32 {
+	type entry struct {
+		k0, k1 addrOrder
+		i      int32
+	}
+	es := make([]entry, n)
+	for i := range es {
+		es[i].i = int32(i)
+		es[i].k0 = orderOf(keys[0].A[i])
+		if len(keys) > 1 {
+			es[i].k1 = orderOf(keys[1].A[i])
+		}
+	}
+	slices.SortFunc(es, func(x, y entry) int {
+		if c := x.k0.cmp(y.k0); c != 0 {
+			return c
+		}
+		return x.k1.cmp(y.k1)
+	})
+	perm := make([]int32, n)
+	for i, e := range es {
+		perm[i] = e.i
+	}
+	return perm
+}
+
 func allAddrs(vs []*Vec) bool {
 	for _, v := range vs {
 		if v.T != TAddr || v.Const {
@@ -565,19 +649,6 @@ func allAddrs(vs []*Vec) bool {
 		}
 	}
 	return true
-}
-
-// compareAddrsNullsLast orders addresses, the absent (zero) one last.
-func compareAddrsNullsLast(a, b netip.Addr) int {
-	switch {
-	case !a.IsValid() && !b.IsValid():
-		return 0
-	case !a.IsValid():
-		return 1
-	case !b.IsValid():
-		return -1
-	}
-	return a.Compare(b)
 }
 
 // aggVec returns an aggregate's results for n groups as a column: of type

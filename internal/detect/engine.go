@@ -103,6 +103,7 @@ type Engine struct {
 	detectors []detector
 	names     []string // the detectors', in judging order
 	judge     judgement
+	keys      []addrKey // judgementOf's buffer: a window's sources by slab index
 
 	results  map[string]*Result
 	learning bool

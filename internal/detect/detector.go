@@ -192,7 +192,18 @@ func (e *Engine) judgementOf(p, prev *pane, open bool) *judgement {
 	for _, hp := range p.hosts {
 		hp.heavyN, hp.heavyPkts, hp.ntop = 0, 0, 0
 	}
+	// Visit the sources in slab order, so that the detectors' passes over
+	// j.sources read the slab front to back.
+	keys := slices.Grow(e.keys[:0], len(p.exts))[:len(p.exts)]
+	clear(keys)
 	for key, i := range p.ext {
+		keys[i] = key
+	}
+	e.keys = keys
+	for i, key := range keys {
+		if !key.valid() {
+			continue // a free slot
+		}
 		s := &p.exts[i]
 		if s.rejects > 0 || s.npairs > 0 || s.nbf > 0 || s.big != 0 {
 			r := sourceRef{key: key, s: s, big: p.big(s)}

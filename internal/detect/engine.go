@@ -103,6 +103,7 @@ type Engine struct {
 	detectors []detector
 	names     []string // the detectors', in judging order
 	judge     judgement
+	keys      []addrKey // judgementOf's buffer: a window's sources by slab index
 
 	results  map[string]*Result
 	learning bool
@@ -244,10 +245,12 @@ func (e *Engine) Flush() {
 
 // host is one address of ours, with its learned baseline.
 type host struct {
-	addr      addrKey
-	iface     string
-	firstPane int64
-	seen      bool
+	addr  addrKey
+	iface string // from flows with outside hosts: its own interface
+	// ifaceLateral: the lowest interface id of lateral flows, a fallback
+	ifaceLateral string
+	firstPane    int64
+	seen         bool
 	// running means over the judged windows in which the host was active
 	n                          float64
 	inPackets, heavy, maxBytes float64
@@ -745,14 +748,36 @@ func (hp *hostPane) forwarded(port uint16, bytes uint64) {
 	x.bytes += bytes
 }
 
+// noteIface records host hid's interface from a flow. A flow between one of
+// ours and an outside host is logged on our host's own interface; a lateral
+// one may be logged on either side (with v2, the NAT gateway's interface
+// logs its clients' flows), so it only gives a candidate, the lowest id
+// seen, used when no other flow named the interface — either way the
+// choice does not depend on the order of the records.
 func (e *Engine) noteIface(hid uint32, c *chunk, f *flow) {
 	if f.iface == 0 || f.bits&bitRelayed != 0 {
 		return
 	}
 	h := e.hosts[hid]
-	if h.iface == "" {
-		h.iface = c.strs[f.iface-1]
+	if h.iface != "" {
+		return
 	}
+	id := c.strs[f.iface-1]
+	if f.kind != kindLateral {
+		h.iface = id
+		return
+	}
+	if h.ifaceLateral == "" || id < h.ifaceLateral {
+		h.ifaceLateral = id
+	}
+}
+
+// ifaceID returns the host's interface id, as well as flows say it.
+func (h *host) ifaceID() string {
+	if h.iface != "" {
+		return h.iface
+	}
+	return h.ifaceLateral
 }
 
 // addExt counts an inbound flow for its outside source.

@@ -144,10 +144,23 @@ func comparable(rs []*Result) []finding.Finding {
 
 // TestOrderIndependence reads the same records in one pass, in many small
 // batches on several workers, and shuffled within the allowed lateness,
-// and expects the same findings.
+// and expects the same findings; with and without the hard scenarios (the
+// long-horizon rule and the flood's steady sources keep state across
+// windows).
 func TestOrderIndependence(t *testing.T) {
-	cfg := synth.DefaultConfig()
-	cfg.Records, cfg.Seed = 80000, 21
+	for _, hard := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hard=%v", hard), func(t *testing.T) {
+			cfg := synth.DefaultConfig()
+			cfg.Records, cfg.Seed, cfg.Hard = 80000, 21, hard
+			if hard {
+				cfg.Duration = 2 * time.Hour
+			}
+			orderIndependence(t, cfg)
+		})
+	}
+}
+
+func orderIndependence(t *testing.T, cfg synth.Config) {
 	g := generate(t, cfg)
 	o := Options{Settings: DefaultSettings(), Home: g.home, Threats: g.threats}
 

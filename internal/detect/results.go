@@ -206,11 +206,11 @@ func mergePrefix(a, b netip.Prefix) netip.Prefix {
 // finish fills the interface ids, evidence, title and description.
 func (e *Engine) finish(r *Result) {
 	if id, ok := e.hostIdx[keyOf(r.Target.IP)]; ok && r.Target.IP.IsValid() {
-		r.Target.InterfaceID = e.hosts[id].iface
+		r.Target.InterfaceID = e.hosts[id].ifaceID()
 	}
 	if r.Actor.IP.IsValid() && r.Actor.Direction != finding.Inbound {
 		if id, ok := e.hostIdx[keyOf(r.Actor.IP)]; ok {
-			r.Actor.InterfaceID = e.hosts[id].iface
+			r.Actor.InterfaceID = e.hosts[id].ifaceID()
 		}
 	}
 	r.Evidence = make(map[string]any, len(r.ev)+2)

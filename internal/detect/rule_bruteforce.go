@@ -33,7 +33,8 @@ func bruteForceType(ssh, rdp *[1024]uint64, port uint16) string {
 func (d *bruteForce) judge(j *judgement) {
 	for i := range j.sources {
 		r := &j.sources[i]
-		if r.s.nbf == 0 && (r.big == nil || r.big.bf == nil) {
+		if r.s.nbf == 0 && (r.big == nil || r.big.bf == nil) ||
+			bfAttempts(r.s, r.big)+bfAttempts(r.ps, r.pbig) < d.set.MinAttempts {
 			continue
 		}
 		cur, old := bfSets(r.s, r.big), bfSets(r.ps, r.pbig)
@@ -58,6 +59,22 @@ func (d *bruteForce) judge(j *judgement) {
 				thr:  map[string]any{"min_attempts": d.set.MinAttempts, "window": j.set.Window.String()}})
 		}
 	}
+}
+
+// bfAttempts returns a source's SSH and RDP attempts in a window, over all
+// its targets: a bound on what one target saw.
+func bfAttempts(s *extState, big *extBig) int {
+	switch {
+	case s == nil:
+		return 0
+	case big != nil && big.bf != nil:
+		n := 0
+		for _, ps := range big.bf {
+			n += ps.len()
+		}
+		return n
+	}
+	return int(s.nbf)
 }
 
 func bfSets(s *extState, big *extBig) map[uint64]*portSet {

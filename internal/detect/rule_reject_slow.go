@@ -22,17 +22,15 @@ import (
 // back to the same (host, port), and at most max_sources of them are kept.
 type slowReject struct {
 	set     SlowRejectSettings
-	horizon int64       // seconds
-	sources int         // max_tracked_sources, which sizes the filter
-	seen    *seenFilter // allocated at the first window judged
-	srcs    map[slowKey]*slowSrc
+	horizon int64               // seconds
+	sources int                 // max_tracked_sources, which sizes the filter
+	seen    *seenFilter         // allocated at the first window judged
+	srcs    map[uint64]*slowSrc // by slowKey
 	evicted *int64
 }
 
-type slowKey struct {
-	src  addrKey
-	pair uint64 // host<<16 | port
-}
+// slowKey is the 64-bit hash of a (source, host<<16|port).
+func slowKey(src addrKey, pair uint64) uint64 { return src.hash() ^ mix64(pair+0x9e3779b97f4a7c15) }
 
 // slowSrc is one returning source on one (host, port).
 type slowSrc struct {
@@ -51,7 +49,7 @@ func init() {
 			return nil
 		}
 		return &slowReject{set: set, horizon: int64(time.Duration(set.Horizon) / time.Second),
-			sources: e.set.MaxTrackedSources, srcs: map[slowKey]*slowSrc{}, evicted: &e.metrics.Evicted}
+			sources: e.set.MaxTrackedSources, srcs: map[uint64]*slowSrc{}, evicted: &e.metrics.Evicted}
 	})
 }
 
@@ -76,7 +74,7 @@ func (d *slowReject) judge(j *judgement) {
 		if !ok {
 			continue // several targets in one window: scans are other rules'
 		}
-		k := slowKey{r.key, pair}
+		k := slowKey(r.key, pair)
 		if j.reported(r, repScan|repBrute|repReject) {
 			delete(d.srcs, k) // explained, and counted, by a faster rule
 			continue
@@ -87,7 +85,7 @@ func (d *slowReject) judge(j *judgement) {
 			st = nil
 		}
 		if st == nil {
-			if !d.seen.testAndSet(k.src.hash() ^ mix64(pair)) {
+			if !d.seen.testAndSet(k) {
 				continue // a first sighting: two bits, no state
 			}
 			if len(d.srcs) >= d.set.MaxSources {

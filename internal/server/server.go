@@ -156,6 +156,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/audit", s.audit)
 	mux.HandleFunc("GET /api/v1/sources", s.sources)
 	mux.HandleFunc("POST /api/v1/query", s.auth(s.query))
+	s.dashboardRoutes(mux)
 	return mux
 }
 

@@ -138,7 +138,7 @@ func newRoot() (*cobra.Command, *globals) {
 		newParseCmd(),
 		newQueryCmd(),
 		newGenCmd(),
-		newDemoCmd(),
+		newDemoCmd(g),
 		newFindingsCmd(),
 		newAlarmsCmd(),
 		newDetectCmd(),

@@ -147,6 +147,7 @@ func newRoot() (*cobra.Command, *globals) {
 		newIAMPolicyCmd(),
 		newAuditCmd(),
 		newServeCmd(g),
+		newReportCmd(),
 	)
 	return root, g
 }

@@ -94,8 +94,10 @@ type Options struct {
 	Progress Progress
 }
 
-// Compute runs the selected specs over the inputs, one query each. Bad
-// lines go to the scanner's error sink (sc.Errors).
+// Compute runs the selected specs over the inputs, one query each, so the
+// inputs are read once per table (standard input cannot be). Bad lines go
+// to the scanner's error sink (sc.Errors) once: the passes after the
+// first drop them.
 func Compute(ctx context.Context, sc *flowlog.Scanner, inputs []flowlog.Input, o Options) ([]Result, error) {
 	if o.Bin <= 0 {
 		o.Bin = 5 * time.Minute
@@ -121,7 +123,13 @@ func Compute(ctx context.Context, sc *flowlog.Scanner, inputs []flowlog.Input, o
 		if err != nil {
 			return nil, fmt.Errorf("table %s: %w", s.Name, err)
 		}
-		t, err := prog.Run(ctx, sc, inputs)
+		pass := sc
+		if i > 0 {
+			again := *sc
+			again.Errors = nil
+			pass = &again
+		}
+		t, err := prog.Run(ctx, pass, inputs)
 		if err != nil {
 			return nil, fmt.Errorf("table %s: %w", s.Name, err)
 		}

@@ -277,9 +277,9 @@ func Render(w io.Writer, r *Report) error {
 	data := struct {
 		*Report
 		From, To, Bin string
-		Sections []section
-		Findings []findingRow
-		Blocks   []store.BlockRecord
+		Sections      []section
+		Findings      []findingRow
+		Blocks        []store.BlockRecord
 	}{Report: r, Blocks: r.Blocks, Bin: binString(r.Bin)}
 	if from, to, ok := r.Period(); ok {
 		data.From, data.To = from.Format("2006-01-02 15:04"), to.Format("2006-01-02 15:04")

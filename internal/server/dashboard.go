@@ -136,9 +136,10 @@ func tableJSON(t *query.Table) (json.RawMessage, error) {
 }
 
 // findingFlows serves the flows of a finding's actor in the followed
-// files: a timeline (flows per minute by action) and the latest sample
-// records. ?since=1h (default: from the finding's first_seen, at most a
-// day back).
+// files: a timeline (flows per time bin by action, about 60 bins) and the
+// latest sample records. The period is the finding's first to last seen
+// with two minutes either side, or ?since=1h up to now; at most a day
+// back.
 func (s *Server) findingFlows(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.resolve(w, r)
 	if !ok {
@@ -157,16 +158,19 @@ func (s *Server) findingFlows(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	since := f.FirstSeen.Add(-time.Minute)
+	// Some context either side of the activity, in about 60 bins.
+	since, until := f.FirstSeen.Add(-2*time.Minute), f.LastSeen.Add(2*time.Minute)
 	if v := r.URL.Query().Get("since"); v != "" {
 		if since, err = parseSince(v, now); err != nil {
 			fail(w, http.StatusBadRequest, "%v", err)
 			return
 		}
+		until = now
 	}
 	if since.Before(now.Add(-maxDashSince)) {
 		since = now.Add(-maxDashSince)
 	}
+	bin := max(until.Sub(since)/60, minBin).Round(minBin)
 	inputs, err := s.recentInputs(since)
 	if err != nil {
 		fail(w, http.StatusRequestEntityTooLarge, "%v", err)
@@ -175,12 +179,12 @@ func (s *Server) findingFlows(w http.ResponseWriter, r *http.Request) {
 	// The address comes from the store, where it was parsed: it is safe
 	// to write into the query.
 	ip := f.Actor.IP.Unmap().String()
-	match := fmt.Sprintf(`filter start >= %d and (srcAddr = "%s" or dstAddr = "%s")`, since.Unix(), ip, ip)
+	match := fmt.Sprintf(`filter start >= %d and start <= %d and (srcAddr = "%s" or dstAddr = "%s")`, since.Unix(), until.Unix(), ip, ip)
 	ctx, cancel := contextWithTimeout(r, queryTimeout)
 	defer cancel()
 	out := map[string]json.RawMessage{}
 	for name, tail := range map[string]string{
-		"timeline": `stats count(*) as flows by bin(1m) as time, action | sort time asc`,
+		"timeline": fmt.Sprintf("stats count(*) as flows by bin(%ds) as time, action | sort time asc", int(bin.Seconds())),
 		"samples":  `sort start desc | limit 20`,
 	} {
 		prog, err := query.Compile(match+" | "+tail, query.Options{MaxRows: queryMaxRows})

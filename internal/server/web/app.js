@@ -110,10 +110,10 @@ function sizeBars(root) {
 
 // lineChart draws series [{name, cls, points: [[Date, value]]}] as an SVG
 // with axes; every point is a circle carrying its value.
-function lineChart(title, series, unit) {
-  const W = 640, H = 200, L = 56, R = 10, T = 10, B = 24;
+function lineChart(title, series, unit, wide) {
+  const W = wide ? 1200 : 640, H = 200, L = 56, R = 10, T = 10, B = 24;
   const all = series.flatMap((s) => s.points);
-  const root = svg("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title, preserveAspectRatio: "none" });
+  const root = svg("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title });
   root.append(svg("title", {}, title));
   if (!all.length) {
     root.append(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "no data in this period"));
@@ -183,7 +183,8 @@ async function overview() {
       if (r.action === "REJECT") e.rejected += r.records;
       byTime.set(k, e);
     }
-    const pts = [...byTime.values()].filter((e) => e.t).sort((a, b) => a.t - b.t);
+    // The current bin is still filling: leave it out.
+    const pts = [...byTime.values()].filter((e) => e.t && e.t.getTime() + binS * 1000 <= Date.now()).sort((a, b) => a.t - b.t);
     const total = pts.reduce((s, e) => s + e.total, 0), rej = pts.reduce((s, e) => s + e.rejected, 0);
     const sev = { High: 0, Medium: 0, Low: 0 };
     for (const f of findings) sev[level(f.severity)]++;
@@ -199,8 +200,8 @@ async function overview() {
         lineChart("Records per second over time", [{ name: "records/s", cls: "records", points: pts.map((e) => [e.t, e.total / binS]) }])),
       el("section", { class: "card" }, el("h3", {}, "Rejected share"),
         lineChart("Share of rejected records over time", [{ name: "rejected", cls: "rejected", points: pts.map((e) => [e.t, e.total ? 100 * e.rejected / e.total : 0]) }], " %")),
-      card("Active findings", findingsTable(findings.slice(0, 12))),
-      card("Blocks", blocksTable(blocks, wouldBlock)),
+      el("section", { class: "card wide" }, el("h3", {}, "Active findings"), findingsTable(sortFindings(findings).slice(0, 12))),
+      el("section", { class: "card wide" }, el("h3", {}, "Blocks"), blocksTable(blocks, wouldBlock)),
       card("Top rejected sources", table(null, tabs.tables.rejected_sources.slice(0, 10), [
         { key: "srcAddr", label: "source" }, { key: "rejects", label: "rejects", num: true, bar: "reject" }, { key: "ports", label: "ports", num: true }])),
       card("Top talkers", table(null, tabs.tables.top_talkers.slice(0, 10), [
@@ -221,6 +222,10 @@ async function overview() {
 function parseDuration(s) {
   const m = /^(\d+)(s|m|h)$/.exec(s);
   return m ? Number(m[1]) * { s: 1, m: 60, h: 3600 }[m[2]] : 60;
+}
+
+function sortFindings(fs) {
+  return fs.slice().sort((a, b) => b.severity - a.severity || new Date(b.last_seen) - new Date(a.last_seen));
 }
 
 function findingsTable(fs) {
@@ -295,7 +300,7 @@ async function findingPage(id) {
     el("dt", {}, "actor"), el("dd", {}, (f.actor.ip || f.actor.user || "–") + (f.actor.direction ? " (" + f.actor.direction + ")" : "")),
     el("dt", {}, "target"), el("dd", {}, (f.target.ip || "many hosts") + (f.target.interface_id ? " on " + f.target.interface_id : "") + (ports ? " ports " + ports : "")),
     el("dt", {}, "seen"), el("dd", {}, `${f.first_seen} to ${f.last_seen}, ${num(f.count)} records or events`),
-    el("dt", {}, "rule"), el("dd", {}, f.description || "–"),
+    el("dt", {}, "rule"), el("dd", {}, f.description || "the " + f.type + " rule: see docs/detection.md for its thresholds"),
     el("dt", {}, "id"), el("dd", {}, el("code", {}, f.id)));
   const evidence = table(null, Object.entries(f.evidence || {}).sort().map(([k, v]) => ({ k, v: typeof v === "object" ? JSON.stringify(v) : v })),
     [{ key: "k", label: "evidence" }, { key: "v", label: "value", num: true }]);
@@ -303,15 +308,15 @@ async function findingPage(id) {
   const samplesBox = el("div");
   main.replaceChildren(el("h2", {}, f.title), buttons, el("div", { class: "grid" },
     card("What and why", facts), card("Evidence (the numbers the detector decided on)", evidence),
-    el("section", { class: "card wide" }, el("h3", {}, "The actor's flows per minute"), timelineBox),
+    el("section", { class: "card wide" }, el("h3", {}, "The actor's flows over time"), timelineBox),
     el("section", { class: "card wide" }, el("h3", {}, "Sample records (latest first)"), samplesBox),
     el("section", { class: "card wide" }, el("h3", {}, "History"), table(null, (f.history || []).map((h) => ({ ...h })), null, { empty: "No history." }))));
   try {
     const fl = await api("/api/v1/findings/" + encodeURIComponent(f.id) + "/flows");
     const series = {};
     for (const r of fl.timeline) (series[r.action || "other"] = series[r.action || "other"] || []).push([parseTime(r.time), r.flows]);
-    timelineBox.replaceChildren(lineChart("The actor's flows per minute", Object.entries(series).map(([a, pts]) => ({
-      name: a, cls: a === "REJECT" ? "rejected" : "records", points: pts.filter((p) => p[0]) }))),
+    timelineBox.replaceChildren(lineChart("The actor's flows over time", Object.entries(series).map(([a, pts]) => ({
+      name: a, cls: a === "REJECT" ? "rejected" : "records", points: pts.filter((p) => p[0]) })), "", true),
     el("p", { class: "legend" }, el("span", { class: "k1" }, "── accepted"), el("span", { class: "k2" }, "- - rejected")));
     samplesBox.replaceChildren(table(null, fl.samples, null, { empty: "The records are no longer in the followed files." }));
   } catch (e) { timelineBox.replaceChildren(el("p", { class: "muted" }, "Cannot load the flows: " + e.message)); }
@@ -353,9 +358,9 @@ function queryChart(rows) {
   if (!tcol) return null;
   const ncols = keys.filter((k) => k !== tcol && typeof rows[0][k] === "number");
   if (!ncols.length) return null;
-  const series = ncols.map((k, i) => ({ name: k, cls: i ? "rejected" : "records",
+  const series = ncols.map((k, i) => ({ name: k, cls: /reject/i.test(k) || (i && !ncols.some((c) => /reject/i.test(c))) ? "rejected" : "records",
     points: rows.map((r) => [parseTime(r[tcol]), r[k]]).filter((p) => p[0]).sort((a, b) => a[0] - b[0]) }));
-  return el("section", { class: "card" }, el("h3", {}, ncols.join(", ") + " by " + tcol), lineChart("Query result over time", series));
+  return el("section", { class: "card" }, el("h3", {}, ncols.join(", ") + " by " + tcol), lineChart("Query result over time", series, "", true));
 }
 
 // ---- blocks and audit

@@ -185,7 +185,7 @@ func (s *Server) findingFlows(w http.ResponseWriter, r *http.Request) {
 	out := map[string]json.RawMessage{}
 	for name, tail := range map[string]string{
 		"timeline": fmt.Sprintf("stats count(*) as flows by bin(%ds) as time, action | sort time asc", int(bin.Seconds())),
-		"samples":  `sort start desc | limit 20`,
+		"samples":  `fields @timestamp as time, interfaceId, srcAddr, srcPort, dstAddr, dstPort, protocol, packets, bytes, action | sort time desc | limit 20`,
 	} {
 		prog, err := query.Compile(match+" | "+tail, query.Options{MaxRows: queryMaxRows})
 		if err != nil {

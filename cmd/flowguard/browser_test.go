@@ -169,7 +169,7 @@ func waitFor(t *testing.T, ctx context.Context, what, js string, timeout time.Du
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("Boolean(" + js + ")"))
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("Boolean("+js+")"))
 		if err != nil {
 			t.Fatalf("waiting for %s: %v", what, err)
 		}

@@ -267,7 +267,7 @@ func TestDashboardLiveDemo(t *testing.T) {
 	waitFor(t, ctx, "the finding page", `document.querySelector("#archive")`, 10*time.Second)
 	waitFor(t, ctx, "the actor's flows", `document.querySelectorAll("main svg.chart circle.pt").length > 0`, 30*time.Second)
 	page := text(t, ctx, "main")
-	for _, want := range []string{"Recon:EC2/Portscan", "distinct_ports", "198.51.100.23", "10.0.1.10", "REJECT"} {
+	for _, want := range []string{"Recon:EC2/Portscan", "distinct_ports", "portscan.min_ports", "198.51.100.23", "10.0.1.10", "REJECT"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the finding page lacks %q", want)
 		}

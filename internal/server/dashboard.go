@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/flowguard/flowguard/internal/finding"
 	"github.com/flowguard/flowguard/internal/flowlog"
 	"github.com/flowguard/flowguard/internal/query"
@@ -43,6 +45,24 @@ func (s *Server) dashboardRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/tables", s.tables)
 	mux.HandleFunc("GET /api/v1/findings/{id}/flows", s.findingFlows)
 	mux.HandleFunc("POST /api/v1/findings/{id}/suppress", s.auth(s.suppress))
+	mux.HandleFunc("GET /api/v1/detectors", s.detectors)
+}
+
+// detectors serves the detection rules' settings in force, keyed as in
+// the configuration file's detectors: section, so that the finding page
+// can show the thresholds a finding crossed.
+func (s *Server) detectors(w http.ResponseWriter, _ *http.Request) {
+	raw, err := yaml.Marshal(s.b.Config().Detectors)
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "cannot encode the detectors' settings: %v", err)
+		return
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(raw, &m); err != nil {
+		fail(w, http.StatusInternalServerError, "cannot encode the detectors' settings: %v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
 }
 
 // setPageHeaders forbids the dashboard any request to another origin:

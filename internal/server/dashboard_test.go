@@ -213,3 +213,16 @@ func TestFindingFlowsAndSuppress(t *testing.T) {
 		t.Errorf("suppress twice: %d, want 409", code)
 	}
 }
+
+func TestDetectorsServesTheThresholdsInForce(t *testing.T) {
+	ts, _, _ := newDashboardServer(t, time.Now(), nil)
+	code, body := do(t, "GET", ts.URL+"/api/v1/detectors", "", "")
+	var m map[string]any
+	if code != 200 || json.Unmarshal([]byte(body), &m) != nil {
+		t.Fatalf("%d %s", code, body)
+	}
+	ps, _ := m["portscan"].(map[string]any)
+	if ps["min_ports"] != float64(15) || m["window"] != "5m0s" && m["window"] != "5m" {
+		t.Errorf("portscan %v, window %v: want the defaults (min_ports 15, window 5m)", ps, m["window"])
+	}
+}

@@ -272,10 +272,31 @@ async function findingsPage() {
 
 // ---- one finding
 
+// RULES maps a finding type to its section of the configuration's
+// detectors: (docs/detection.md describes each rule).
+const RULES = [
+  [/^Recon:EC2\/Portscan$/, "portscan"], [/^Recon:EC2\/PortProbeUnprotectedPort$/, "port_probe"],
+  [/BruteForce$/, "brute_force"], [/^Impact:EC2\/InboundFlood$/, "inbound_flood"],
+  [/^Backdoor:EC2\/DenialOfService/, "denial_of_service"], [/^Exfiltration:/, "exfiltration"],
+  [/^Behavior:EC2\/NetworkPortUnusual$/, "network_port_unusual"], [/MaliciousIPCaller/, "threat_list"],
+  [/^Policy:EC2\/UnexpectedSource$/, "unexpected_source"], [/^Policy:EC2\/StatelessReturnTrafficRejected$/, "return_traffic"],
+  [/^Recon:EC2\/RepeatedReject$/, "repeated_reject"],
+];
+
+function thresholds(type, settings) {
+  const r = RULES.find(([re]) => re.test(type));
+  if (!r || !settings || !settings[r[1]]) return null;
+  const rows = Object.entries(settings[r[1]]).filter(([k]) => k !== "enabled")
+    .map(([k, v]) => ({ k: r[1] + "." + k, v: Array.isArray(v) ? v.join(", ") : v }));
+  rows.push({ k: "window", v: settings.window }, { k: "allowed_lateness", v: settings.allowed_lateness });
+  return rows;
+}
+
 async function findingPage(id) {
   main.replaceChildren(el("h2", {}, "Finding"), el("p", { class: "muted" }, "Loading…"));
-  let f;
+  let f, settings = null;
   try { f = await api("/api/v1/findings/" + encodeURIComponent(id)); } catch (e) { say("Cannot load the finding: " + e.message, true); return; }
+  try { settings = await api("/api/v1/detectors"); } catch (e) { settings = null; }
   const state = el("span", { id: "finding-state" }, f.archived ? "archived" : "active");
   const act = (path, body, done) => async (ev) => {
     ev.target.disabled = true;
@@ -300,14 +321,16 @@ async function findingPage(id) {
     el("dt", {}, "actor"), el("dd", {}, (f.actor.ip || f.actor.user || "–") + (f.actor.direction ? " (" + f.actor.direction + ")" : "")),
     el("dt", {}, "target"), el("dd", {}, (f.target.ip || "many hosts") + (f.target.interface_id ? " on " + f.target.interface_id : "") + (ports ? " ports " + ports : "")),
     el("dt", {}, "seen"), el("dd", {}, `${f.first_seen} to ${f.last_seen}, ${num(f.count)} records or events`),
-    el("dt", {}, "rule"), el("dd", {}, f.description || "the " + f.type + " rule: see docs/detection.md for its thresholds"),
+    el("dt", {}, "rule"), el("dd", {}, f.description || "the " + f.type + " rule (docs/detection.md)"),
     el("dt", {}, "id"), el("dd", {}, el("code", {}, f.id)));
   const evidence = table(null, Object.entries(f.evidence || {}).sort().map(([k, v]) => ({ k, v: typeof v === "object" ? JSON.stringify(v) : v })),
     [{ key: "k", label: "evidence" }, { key: "v", label: "value", num: true }]);
   const timelineBox = el("div", {}, el("p", { class: "muted" }, "Loading the actor's flows…"));
   const samplesBox = el("div");
   main.replaceChildren(el("h2", {}, f.title), buttons, el("div", { class: "grid" },
-    card("What and why", facts), card("Evidence (the numbers the detector decided on)", evidence),
+    card("What and why", facts), card("Evidence (the numbers the detector decided on)", evidence,
+      el("h3", {}, "Thresholds in force"), table(null, thresholds(f.type, settings) || [], [{ key: "k", label: "setting" }, { key: "v", label: "value", num: true }],
+        { empty: "This finding type has no threshold in the detectors' settings." })),
     el("section", { class: "card wide" }, el("h3", {}, "The actor's flows over time"), timelineBox),
     el("section", { class: "card wide" }, el("h3", {}, "Sample records (latest first)"), samplesBox),
     el("section", { class: "card wide" }, el("h3", {}, "History"), table(null, (f.history || []).map((h) => ({ ...h })), null, { empty: "No history." }))));

@@ -310,6 +310,29 @@ func TestDashboardLiveDemo(t *testing.T) {
 		t.Errorf("the query chart's points: %v", vals)
 	}
 	checkScreenshot(t, "dashboard-query.png", screenshot(t, ctx))
+
+	// Blocks and audit: the dry-run block and the archive just done.
+	js(t, ctx, `location.hash = "#/blocks"`)
+	waitFor(t, ctx, "the blocks page", `document.querySelector("main").textContent.includes("Audit trail")`, 10*time.Second)
+	page = text(t, ctx, "main")
+	for _, want := range []string{"Would block (dry run)", "198.51.100.23/32", "block-dry-run", "archive", id} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the blocks and audit page lacks %q", want)
+		}
+	}
+
+	// The time range picker: the last hour's chart starts earlier than
+	// the last 15 minutes' (the demo wrote more than 15 minutes of
+	// history).
+	js(t, ctx, `location.hash = "#/"`)
+	waitFor(t, ctx, "the overview again", `document.querySelectorAll("svg.chart circle.pt.records").length >= 5`, 20*time.Second)
+	const firstTime = `document.querySelector("svg.chart").querySelectorAll("text")[3].textContent`
+	start15, err := chromedp.Run(ctx, chromedp.Evaluate[string](firstTime))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js(t, ctx, `const r = document.querySelector("#range"); r.value = "1h"; r.dispatchEvent(new Event("change"))`)
+	waitFor(t, ctx, "the last hour's chart", fmt.Sprintf(`%s < %q`, firstTime, start15), 20*time.Second)
 	if bad := foreignRequests(t, ctx, strings.TrimSuffix(url, "/")); len(bad) > 0 {
 		t.Errorf("the dashboard asked other origins for: %v", bad)
 	}

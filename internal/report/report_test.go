@@ -23,7 +23,7 @@ func input(name string, data []byte) flowlog.Input {
 	}}
 }
 
-func generated(t *testing.T, records int) []byte {
+func generated(t testing.TB, records int) []byte {
 	t.Helper()
 	cfg := synth.DefaultConfig()
 	cfg.Records = records

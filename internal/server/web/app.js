@@ -238,14 +238,15 @@ function findingsTable(fs) {
 }
 
 function blocksTable(blocks, wouldBlock) {
-  const rows = blocks.map((b) => ({ prefix: b.prefix, how: b.target + (b.rule_number ? " rule " + b.rule_number : ""), state: b.state,
+  const rows = blocks.map((b) => ({ prefix: b.prefix, how: b.target + (b.rule_number ? " rule " + b.rule_number : ""), state: b.state, finding: b.finding_id,
     left: b.expires ? dur(Math.max(0, Math.round((new Date(b.expires) - Date.now()) / 1000))) : "" }));
   for (const a of wouldBlock) {
     const d = a.detail || {};
-    rows.push({ prefix: a.subject, how: (d.target || d.blocker || "dry run"), state: "dry run (would block)",
-      left: d.expires ? dur(Math.max(0, Math.round((new Date(d.expires) - Date.now()) / 1000))) : "" });
+    rows.push({ prefix: a.subject, how: (d.targets || []).join(", ") || "dry run", state: "dry run (would block)",
+      left: "none placed", finding: a.finding_id });
   }
-  return table(null, rows, [{ key: "prefix", label: "address" }, { key: "how", label: "route" }, { key: "state", label: "state" }, { key: "left", label: "time left" }],
+  return table(null, rows, [{ key: "prefix", label: "address" }, { key: "how", label: "where" }, { key: "state", label: "state" }, { key: "left", label: "time left" },
+    { key: "finding", label: "finding", render: (r) => (r.finding ? el("a", { href: "#/finding/" + encodeURIComponent(r.finding) }, r.finding.slice(0, 12)) : "") }],
     { empty: "Nothing blocked in this period." });
 }
 

@@ -164,6 +164,35 @@ func chartValues(ctx context.Context, sel string) ([]float64, error) {
 		`Array.from((document.querySelector(%q) || {querySelectorAll: () => []}).querySelectorAll("circle.pt, rect.bar")).map(c => Number(c.getAttribute("data-value")))`, sel)))
 }
 
+// a11yCheck lists, on the current page, the form controls without a
+// label, the buttons and links without a name, and the charts without a
+// title: what a screen reader user would miss.
+const a11yCheck = `(() => {
+  const out = [];
+  for (const e of document.querySelectorAll("input, select, textarea")) {
+    if (!(e.id && document.querySelector('label[for="' + e.id + '"]')) && !e.getAttribute("aria-label")) out.push("control " + (e.id || e.tagName) + " has no label");
+  }
+  for (const e of document.querySelectorAll("button, a")) {
+    if (!(e.textContent.trim() || e.getAttribute("aria-label"))) out.push(e.tagName + " has no name");
+  }
+  for (const e of document.querySelectorAll("svg.chart")) {
+    if (!e.querySelector("title") || !e.getAttribute("aria-label")) out.push("a chart has no title");
+  }
+  if (!document.documentElement.lang) out.push("the page has no lang");
+  return out;
+})()`
+
+func checkA11y(t *testing.T, ctx context.Context, page string) {
+	t.Helper()
+	probs, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](a11yCheck))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range probs {
+		t.Errorf("%s: %s", page, p)
+	}
+}
+
 // waitFor polls a JavaScript condition until it is true.
 func waitFor(t *testing.T, ctx context.Context, what, js string, timeout time.Duration) {
 	t.Helper()
@@ -264,6 +293,7 @@ func TestDashboardLiveDemo(t *testing.T) {
 		max(time.Until(scanAt.Add(time.Minute)), 5*time.Second))
 	t.Logf("the scan was a finding and a dry-run block %s after its start", time.Since(scanAt).Round(time.Second))
 	checkScreenshot(t, "dashboard-overview.png", screenshot(t, ctx))
+	checkA11y(t, ctx, "overview")
 
 	// The finding page: evidence, the actor's flows, archive with the
 	// token.
@@ -278,6 +308,7 @@ func TestDashboardLiveDemo(t *testing.T) {
 		}
 	}
 	checkScreenshot(t, "dashboard-finding.png", screenshot(t, ctx))
+	checkA11y(t, ctx, "finding")
 	hash, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.hash`))
 	if err != nil {
 		t.Fatal(err)
@@ -310,6 +341,7 @@ func TestDashboardLiveDemo(t *testing.T) {
 		t.Errorf("the query chart's points: %v", vals)
 	}
 	checkScreenshot(t, "dashboard-query.png", screenshot(t, ctx))
+	checkA11y(t, ctx, "query")
 
 	// Blocks and audit: the dry-run block and the archive just done.
 	js(t, ctx, `location.hash = "#/blocks"`)
@@ -320,6 +352,7 @@ func TestDashboardLiveDemo(t *testing.T) {
 			t.Errorf("the blocks and audit page lacks %q", want)
 		}
 	}
+	checkA11y(t, ctx, "blocks")
 
 	// The time range picker: the last hour's chart starts earlier than
 	// the last 15 minutes' (the demo wrote more than 15 minutes of
@@ -382,6 +415,7 @@ func TestReportInBrowser(t *testing.T) {
 		}
 	}
 	checkScreenshot(t, "report.png", screenshot(t, ctx))
+	checkA11y(t, ctx, "report")
 	if bad := foreignRequests(t, ctx, "file://"); len(bad) > 0 {
 		t.Errorf("the report asked for: %v", bad)
 	}

@@ -23,14 +23,28 @@ const seedQuery = `filter action = "REJECT"
 | filter count >= 2
 | sort count desc`
 
-func newDemoCmd() *cobra.Command {
+func newDemoCmd(g *globals) *cobra.Command {
 	var records int
 	var seed uint64
-	var keep string
+	var keep, listen string
+	var noServer bool
 	cmd := &cobra.Command{
-		Use:   "demo",
-		Short: "Run the classic query and the detectors on generated VPC traffic (no AWS account needed)",
+		Use:   "demo [--no-server]",
+		Short: "Watch flowguard catch attacks in generated VPC traffic, live in a browser (no AWS account needed)",
+		Long: `Run the daemon on generated traffic of one VPC, written in real time
+with labelled attacks at known moments, and serve the dashboard. The
+dashboard's address is printed as http://127.0.0.1:PORT/; nothing is
+opened by itself. Responses are dry runs: flowguard records what it would
+block. Within a minute of the first scan it is a finding and a dry-run
+block. Ctrl-C stops it and removes its temporary directory.
+
+--no-server runs the classic Logs Insights query and the detectors over a
+batch of generated records and prints tables instead.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !noServer {
+				return runLiveDemo(cmd, g, liveDemoOptions{seed: seed, keep: keep, listen: listen})
+			}
 			dir := keep
 			if dir == "" {
 				tmp, err := os.MkdirTemp("", "flowguard-demo-")
@@ -142,8 +156,10 @@ func newDemoCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().IntVar(&records, "records", 500_000, "records to generate")
+	cmd.Flags().IntVar(&records, "records", 500_000, "records to generate (with --no-server)")
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "random seed")
-	cmd.Flags().StringVar(&keep, "keep", "", "write the sample data to this directory and keep it")
+	cmd.Flags().StringVar(&keep, "keep", "", "write the sample data (and the demo's database) to this directory and keep it")
+	cmd.Flags().BoolVar(&noServer, "no-server", false, "print the batch tables instead of serving the live dashboard")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address of the dashboard (port 0: any free port)")
 	return cmd
 }

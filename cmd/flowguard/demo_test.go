@@ -10,7 +10,7 @@ import (
 // the classic query's table, and the detectors finding every attack the
 // generator labelled, with the right type and actor.
 func TestDemo(t *testing.T) {
-	out, stderr, code := execute(t, "", "demo", "--records", "200000", "--seed", "3")
+	out, stderr, code := execute(t, "", "demo", "--no-server", "--records", "200000", "--seed", "3")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}

@@ -169,7 +169,7 @@ func newRoot() (*cobra.Command, *globals) {
 		newParseCmd(),
 		newQueryCmd(),
 		newGenCmd(),
-		newDemoCmd(),
+		newDemoCmd(g),
 		newFindingsCmd(),
 		newAlarmsCmd(),
 		newDetectCmd(),
@@ -178,6 +178,7 @@ func newRoot() (*cobra.Command, *globals) {
 		newIAMPolicyCmd(),
 		newAuditCmd(),
 		newServeCmd(g),
+		newReportCmd(),
 	)
 	return root, g
 }

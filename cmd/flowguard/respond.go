@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"io"
 	"log/slog"
 	"slices"
@@ -22,6 +23,13 @@ import (
 // blockers and notifiers on the SDK's default credential chain, and the
 // message templates.
 func buildPipeline(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger) (*respond.Pipeline, error) {
+	return buildPipelineWith(ctx, cfg, st, log, responseBlockers)
+}
+
+// buildPipelineWith is buildPipeline with the blockers that blockers
+// makes (the demo's are simulated).
+func buildPipelineWith(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger,
+	blockers func(aws.Config, *respond.Config) []respond.Planner) (*respond.Pipeline, error) {
 	if cfg.Response == nil {
 		return nil, fmt.Errorf("%s has no response: section (see docs/response.md)", cfg.Path)
 	}
@@ -58,7 +66,7 @@ func buildPipeline(ctx context.Context, cfg *config.Config, st *store.Store, log
 			return tm.Render(notify.Data{Events: events, Actions: acts, DryRun: dryRun, Link: link, Now: time.Now()})
 		}
 	}
-	return respond.New(rc, st, guards, responseBlockers(awsCfg, rc), notifiers, opts)
+	return respond.New(rc, st, guards, blockers(awsCfg, rc), notifiers, opts)
 }
 
 // respondTo runs findings through the pipeline.

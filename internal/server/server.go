@@ -87,6 +87,12 @@ func Run(ctx context.Context, b Backend, listen string) error {
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", listen, err)
 	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is done, then shuts down, letting requests
+// in flight finish for a few seconds. It closes ln.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.log.Info("serving the API", "url", "http://"+ln.Addr().String()+"/")
@@ -156,6 +162,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/audit", s.audit)
 	mux.HandleFunc("GET /api/v1/sources", s.sources)
 	mux.HandleFunc("POST /api/v1/query", s.auth(s.query))
+	s.dashboardRoutes(mux)
 	return mux
 }
 

@@ -3,10 +3,8 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -143,30 +141,10 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "query: %v", err)
 		return
 	}
-	var inputs []flowlog.Input
-	var total int64
-	for _, st := range s.b.Sources() {
-		if st.Type != "files" {
-			continue
-		}
-		for _, p := range st.Positions {
-			info, err := os.Stat(p.Name)
-			if err != nil || info.ModTime().Before(since) {
-				continue
-			}
-			if total += info.Size(); total > maxQueryBytes {
-				fail(w, http.StatusRequestEntityTooLarge, "the files modified since %s hold more than %d bytes: give a shorter since", since.Format(time.RFC3339), maxQueryBytes)
-				return
-			}
-			name := p.Name
-			inputs = append(inputs, flowlog.Input{Name: name, Size: info.Size(), Open: func(context.Context) (io.ReadCloser, error) {
-				f, err := os.Open(name)
-				if err != nil {
-					return nil, fmt.Errorf("cannot open input: %w", err)
-				}
-				return f, nil
-			}})
-		}
+	inputs, err := s.recentInputs(since)
+	if err != nil {
+		fail(w, http.StatusRequestEntityTooLarge, "%v", err)
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()

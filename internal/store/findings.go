@@ -510,6 +510,12 @@ type StreamCommit struct {
 	// the same transaction (PendingResponses), so that a crash between
 	// the commit and the response loses no response.
 	Respond bool
+	// Version, when above 0, is the version of the stream's state the
+	// findings are (a Window's): the commit is skipped, with
+	// CommitResult.Stale set, when one at the same or a higher version
+	// was applied, so that a slower process's older state never replaces
+	// a newer one.
+	Version int64
 }
 
 // CommitResult says what a StreamCommit changed.
@@ -519,6 +525,9 @@ type CommitResult struct {
 	// severity), as stored; New are the ids of those created.
 	Changed []finding.Finding
 	New     []string
+	// Stale says the commit was skipped: a newer version of the stream
+	// was committed (StreamCommit.Version).
+	Stale bool
 }
 
 // legacyStream holds the counts a finding had before contributions were
@@ -538,6 +547,13 @@ func (s *Store) CommitStream(ctx context.Context, c StreamCommit) (CommitResult,
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res = CommitResult{}
+		if c.Version > 0 {
+			stale, err := staleStream(ctx, tx, c.Stream, c.Version)
+			if err != nil || stale {
+				res.Stale = stale
+				return err
+			}
+		}
 		now := s.now()
 		affected := map[string]bool{}
 		rules, err := loadRules(ctx, tx)

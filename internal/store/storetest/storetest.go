@@ -54,7 +54,7 @@ func Finding(actor string, count int64, minute int) finding.Finding {
 		ID: finding.ID("Recon:EC2/Portscan", ip, ""), Type: "Recon:EC2/Portscan", Severity: 5, Title: "scan",
 		Actor: finding.Actor{IP: ip}, Count: count,
 		FirstSeen: t0, LastSeen: t0.Add(time.Duration(minute) * time.Minute),
-		Target:    finding.Target{Ports: []uint16{22}},
+		Target: finding.Target{Ports: []uint16{22}},
 	}
 }
 

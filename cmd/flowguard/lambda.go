@@ -32,7 +32,9 @@ const (
 	envWindow     = "FLOWGUARD_WINDOW"      // detection window (default 10m)
 	envScan       = "FLOWGUARD_SCAN"        // scheduled scan targets, comma-separated: s3://bucket/prefix, logs:GROUP
 	envScanLast   = "FLOWGUARD_SCAN_LAST"   // how far back a scheduled scan looks (default 15m)
-	envEndpoint   = "FLOWGUARD_ENDPOINT_URL"
+	// envPathStyle addresses S3 path-style, for S3-compatible servers
+	// (the SDK's AWS_ENDPOINT_URL_S3 names them).
+	envPathStyle = "FLOWGUARD_S3_PATH_STYLE"
 )
 
 // bootstrapArgs turns the arguments of a binary named bootstrap (the
@@ -95,17 +97,13 @@ func lambdaHandler(ctx context.Context) (*fglambda.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot load the AWS configuration: %w", err)
 	}
-	endpoint := os.Getenv(envEndpoint)
-	if endpoint != "" {
-		awsCfg.BaseEndpoint = aws.String(endpoint)
-	}
 	cfg, err := lambdaConfig(ctx, awsCfg)
 	if err != nil {
 		return nil, err
 	}
 	h := &fglambda.Handler{
 		Store:  dynamo.New(dynamodb.NewFromConfig(awsCfg), table),
-		S3:     s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = endpoint != "" }),
+		S3:     s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = os.Getenv(envPathStyle) == "true" }),
 		Logs:   cloudwatchlogs.NewFromConfig(awsCfg),
 		Config: cfg,
 	}

@@ -61,8 +61,9 @@ type Handler struct {
 	Config *config.Config
 	// Window is the length of a detection window (default 10 minutes).
 	Window time.Duration
-	// Keep is how long a window's inputs are kept after the window ends,
-	// for inputs that arrive late (default 24 hours; a DynamoDB TTL).
+	// Keep is how long a window's inputs are kept, beyond one window
+	// length after the last input arrived, for inputs that arrive late
+	// (default 24 hours; a DynamoDB TTL).
 	Keep time.Duration
 	// Scan are what a scheduled event scans: s3://bucket/prefix and
 	// logs:LOG-GROUP entries.
@@ -196,6 +197,13 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (any, err
 	}
 	switch {
 	case ev.AWSLogs != nil:
+		sub, err := source.ParseSubscription(ev.AWSLogs.Data)
+		if err != nil {
+			return nil, fmt.Errorf("CloudWatch Logs event: %w", err)
+		}
+		if sub.MessageType == "CONTROL_MESSAGE" {
+			return Summary{}, nil // CloudWatch Logs checking the function is there
+		}
 		in, err := blobInput("", ev.AWSLogs.Data, time.Time{})
 		if err != nil {
 			return nil, fmt.Errorf("CloudWatch Logs event: %w", err)
@@ -359,8 +367,11 @@ func blobInput(item string, data []byte, at time.Time) (input, error) {
 	if len(data) > maxItemData {
 		return input{}, fmt.Errorf("a blob of %d bytes is more than the %d a window input holds", len(data), maxItemData)
 	}
+	// The ref starts with the time, so that a window reads its blobs in
+	// time order, and ends with a hash of the data, so that a blob
+	// delivered twice is one input.
 	sum := sha256.Sum256(data)
-	return input{item: item, at: at, data: data, ref: "blob:" + hex.EncodeToString(sum[:16])}, nil
+	return input{item: item, at: at, data: data, ref: "blob:" + at.UTC().Format("20060102T150405.000Z") + ":" + hex.EncodeToString(sum[:16])}, nil
 }
 
 // firehose answers a Firehose transformation batch: every record is
@@ -438,7 +449,7 @@ func (h *Handler) run(ctx context.Context, ins []input) (Summary, []BatchItemFai
 			keep = 24 * time.Hour
 		}
 		w, err := h.Store.AddWindowInput(ctx, name, store.WindowInput{Ref: in.ref, Data: in.data,
-			Expires: in.at.UTC().Truncate(h.window()).Add(h.window() + keep)})
+			Expires: time.Now().Add(h.window() + keep)})
 		if err != nil {
 			if in.item == "" {
 				return sum, nil, err

@@ -525,6 +525,10 @@ type CommitResult struct {
 	// severity), as stored; New are the ids of those created.
 	Changed []finding.Finding
 	New     []string
+	// Removed counts the findings a versioned commit deleted: an older
+	// version of the stream had found them, this one does not, and no
+	// other stream contributes to them.
+	Removed int
 	// Stale says the commit was skipped: a newer version of the stream
 	// was committed (StreamCommit.Version).
 	Stale bool
@@ -556,6 +560,13 @@ func (s *Store) CommitStream(ctx context.Context, c StreamCommit) (CommitResult,
 		}
 		now := s.now()
 		affected := map[string]bool{}
+		if c.Version > 0 {
+			n, err := dropVanished(ctx, tx, c.Stream, c.Findings, affected)
+			if err != nil {
+				return err
+			}
+			res.Removed = n
+		}
 		rules, err := loadRules(ctx, tx)
 		if err != nil {
 			return err

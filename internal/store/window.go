@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/flowguard/flowguard/internal/finding"
 )
 
 // windowsSchema is migration step 8: the inputs of detection windows that
@@ -83,4 +85,45 @@ func staleStream(ctx context.Context, tx *sql.Tx, stream string, v int64) (bool,
 		return false, fmt.Errorf("cannot record the version of stream %s: %w", stream, err)
 	}
 	return false, nil
+}
+
+// dropVanished drops the stream's contributions to findings not in fs (an
+// older version of the stream found them with fewer inputs; the newer
+// finds something else), and deletes those findings that no other stream
+// contributes to; the others are added to affected, to be folded again. It
+// returns how many it deleted.
+func dropVanished(ctx context.Context, tx *sql.Tx, stream string, fs []finding.Finding, affected map[string]bool) (int, error) {
+	keep := make(map[string]bool, len(fs))
+	for i := range fs {
+		keep[fs[i].ID] = true
+	}
+	var gone []string
+	if err := eachRow(ctx, tx, `SELECT finding_id FROM finding_contributions WHERE stream = ?`, []any{stream}, func(r *sql.Rows) error {
+		var id string
+		if err := r.Scan(&id); err != nil {
+			return err
+		}
+		if !keep[id] {
+			gone = append(gone, id)
+		}
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("cannot read stream %s: %w", stream, err)
+	}
+	removed := 0
+	for _, id := range gone {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM finding_contributions WHERE stream = ? AND finding_id = ?`, stream, id); err != nil {
+			return 0, fmt.Errorf("cannot drop finding %s from stream %s: %w", id, stream, err)
+		}
+		r, err := tx.ExecContext(ctx, `DELETE FROM findings WHERE id = ? AND NOT EXISTS (SELECT 1 FROM finding_contributions WHERE finding_id = ?)`, id, id)
+		if err != nil {
+			return 0, fmt.Errorf("cannot delete finding %s: %w", id, err)
+		}
+		if n, _ := r.RowsAffected(); n > 0 {
+			removed++
+		} else {
+			affected[id] = true
+		}
+	}
+	return removed, nil
 }

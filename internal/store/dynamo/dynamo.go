@@ -272,13 +272,21 @@ func (st *Store) CommitStream(ctx context.Context, c store.StreamCommit) (store.
 			return res, fmt.Errorf("finding %d (%s, actor %s) has no id or type", i+1, c.Findings[i].Type, c.Findings[i].Actor.IP)
 		}
 	}
+	var vanished []string
 	if c.Version > 0 {
-		_, err := st.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		// The stream's item holds the ids of the findings its last
+		// version found: those this version does not are dropped.
+		ids := make([]string, 0, len(c.Findings))
+		for i := range c.Findings {
+			ids = append(ids, c.Findings[i].ID)
+		}
+		out, err := st.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                 aws.String(st.table),
 			Key:                       key("S#"+c.Stream, "#"),
-			UpdateExpression:          aws.String("SET ver = :v"),
+			UpdateExpression:          aws.String("SET ver = :v, ids = :ids"),
 			ConditionExpression:       aws.String("attribute_not_exists(ver) OR ver < :v"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":v": n(c.Version)},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":v": n(c.Version), ":ids": s(strings.Join(ids, " "))},
+			ReturnValues:              types.ReturnValueAllOld,
 		})
 		if isConditionFailed(err) {
 			res.Stale = true
@@ -287,9 +295,28 @@ func (st *Store) CommitStream(ctx context.Context, c store.StreamCommit) (store.
 		if err != nil {
 			return res, st.wrap(err, "cannot record the version of stream %s", c.Stream)
 		}
+		for _, id := range strings.Fields(str(out.Attributes, "ids")) {
+			if !slices.Contains(ids, id) {
+				vanished = append(vanished, id)
+			}
+		}
 	}
 	now := st.now()
 	var ids []string
+	for _, id := range vanished {
+		// A tombstone, not a delete: an older version's put that comes
+		// later fails on it (sver < :v).
+		_, err := st.c.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(st.table), Item: map[string]types.AttributeValue{
+			"pk": s("F#" + id), "sk": s("C#" + c.Stream), "gone": &types.AttributeValueMemberBOOL{Value: true},
+			"sver": n(c.Version), "updated": n(now.UnixNano())},
+			ConditionExpression:       aws.String("attribute_not_exists(sver) OR sver < :v"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":v": n(c.Version)},
+		})
+		if err != nil && !isConditionFailed(err) {
+			return res, st.wrap(err, "cannot drop finding %s from stream %s", id, c.Stream)
+		}
+		ids = append(ids, id)
+	}
 	for i := range c.Findings {
 		f := &c.Findings[i]
 		body, err := json.Marshal(f)
@@ -314,11 +341,13 @@ func (st *Store) CommitStream(ctx context.Context, c store.StreamCommit) (store.
 	}
 	slices.Sort(ids)
 	for _, id := range slices.Compact(ids) {
-		f, created, changed, err := st.refold(ctx, id, now)
+		f, created, changed, removed, err := st.refold(ctx, id, now)
 		if err != nil {
 			return res, err
 		}
 		switch {
+		case removed:
+			res.Removed++
 		case created:
 			res.Created++
 			res.New = append(res.New, id)
@@ -354,41 +383,59 @@ const maxRefold = 50
 
 // refold recomputes a finding's row from its contributions: it reads the
 // row (and its version) first, then the contributions, and writes the
-// merge only if the row's version is still the one read.
-func (st *Store) refold(ctx context.Context, id string, now time.Time) (f finding.Finding, created, changed bool, err error) {
+// merge only if the row's version is still the one read. A row whose
+// contributions are all dropped (tombstones) is deleted.
+func (st *Store) refold(ctx context.Context, id string, now time.Time) (f finding.Finding, created, changed, removed bool, err error) {
 	for attempt := 0; attempt < maxRefold; attempt++ {
 		old, ver, found, err := st.getFinding(ctx, id)
 		if err != nil {
-			return f, false, false, err
+			return f, false, false, false, err
 		}
 		items, err := st.query(ctx, "F#"+id, "C#")
 		if err != nil {
-			return f, false, false, st.wrap(err, "cannot read the contributions to finding %s", id)
+			return f, false, false, false, st.wrap(err, "cannot read the contributions to finding %s", id)
 		}
-		if len(items) == 0 {
-			return old, false, false, nil
-		}
-		for i, item := range items {
+		live := 0
+		for _, item := range items {
+			if boolean(item, "gone") {
+				continue
+			}
 			var c finding.Finding
 			if err := json.Unmarshal([]byte(str(item, "body")), &c); err != nil {
-				return f, false, false, fmt.Errorf("a contribution to finding %s is damaged in the store: %w", id, err)
+				return f, false, false, false, fmt.Errorf("a contribution to finding %s is damaged in the store: %w", id, err)
 			}
-			if i == 0 {
+			if live == 0 {
 				f = c
 			} else {
 				f = finding.Merge(f, c)
 			}
+			live++
+		}
+		if live == 0 {
+			if len(items) == 0 || !found {
+				return old, false, false, false, nil
+			}
+			_, err := st.c.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(st.table), Key: key("F#"+id, "#"),
+				ConditionExpression:       aws.String("ver = :v"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":v": n(ver)}})
+			if err == nil {
+				return old, false, false, true, nil
+			}
+			if !isConditionFailed(err) {
+				return f, false, false, false, st.wrap(err, "cannot delete finding %s", id)
+			}
+			continue
 		}
 		f.Archived, f.Feedback = false, ""
 		if found {
 			f.Archived, f.Feedback = old.Archived, old.Feedback
 			if f.Count == old.Count && f.FirstSeen.Equal(old.FirstSeen) && f.LastSeen.Equal(old.LastSeen) && f.Severity == old.Severity {
-				return old, false, false, nil
+				return old, false, false, false, nil
 			}
 		}
 		body, err := json.Marshal(withoutState(f))
 		if err != nil {
-			return f, false, false, fmt.Errorf("finding %s: cannot encode it: %w", id, err)
+			return f, false, false, false, fmt.Errorf("finding %s: cannot encode it: %w", id, err)
 		}
 		item := map[string]types.AttributeValue{"pk": s("F#" + id), "sk": s("#"), "body": s(string(body)),
 			"archived": &types.AttributeValueMemberBOOL{Value: f.Archived}, "feedback": s(f.Feedback),
@@ -402,19 +449,19 @@ func (st *Store) refold(ctx context.Context, id string, now time.Time) (f findin
 		}
 		_, err = st.c.PutItem(ctx, in)
 		if err == nil {
-			return f, !found, true, nil
+			return f, !found, true, false, nil
 		}
 		if !isConditionFailed(err) {
-			return f, false, false, st.wrap(err, "cannot record finding %s", id)
+			return f, false, false, false, st.wrap(err, "cannot record finding %s", id)
 		}
 		// Another process wrote the row since: read it again.
 		select {
 		case <-ctx.Done():
-			return f, false, false, ctx.Err()
+			return f, false, false, false, ctx.Err()
 		case <-time.After(time.Duration(rand.IntN(20)+1) * time.Millisecond):
 		}
 	}
-	return f, false, false, fmt.Errorf("DynamoDB table %s: finding %s kept changing under %d attempts to record it", st.table, id, maxRefold)
+	return f, false, false, false, fmt.Errorf("DynamoDB table %s: finding %s kept changing under %d attempts to record it", st.table, id, maxRefold)
 }
 
 // withoutState is the finding's body: archived and feedback are the row's

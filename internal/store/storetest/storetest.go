@@ -31,6 +31,7 @@ func Run(t *testing.T, open Open) {
 		{"ReplayIsIdempotent", testReplay},
 		{"StreamsMerge", testStreamsMerge},
 		{"VersionGuard", testVersionGuard},
+		{"VersionDropsVanished", testVersionDropsVanished},
 		{"PositionsAndAlarms", testPositionsAndAlarms},
 		{"Checkpoints", testCheckpoints},
 		{"WindowInputs", testWindowInputs},
@@ -313,5 +314,37 @@ func testAudit(t *testing.T, s store.Interface) {
 	}
 	if len(es) != 1 || es[0].Seq != seqs[2] {
 		t.Fatalf("newest entry since t0+1m: %+v", es)
+	}
+}
+
+// testVersionDropsVanished commits a window's findings at version 1, then
+// at version 2 without one of them (more inputs turned it into another
+// finding): the vanished finding goes, unless another stream holds it.
+func testVersionDropsVanished(t *testing.T, s store.Interface) {
+	x, y, z := Finding("192.0.2.10", 5, 1), Finding("192.0.2.11", 3, 1), Finding("192.0.2.12", 2, 1)
+	commit(t, s, store.StreamCommit{Stream: "other", Findings: []finding.Finding{z}})
+	commit(t, s, store.StreamCommit{Stream: "w", Version: 1, Findings: []finding.Finding{x, y, z}})
+	if got := get(t, s, z.ID); got.Count != 4 {
+		t.Fatalf("z count %d, want 4 (2 from each stream)", got.Count)
+	}
+	y.Count = 7
+	res := commit(t, s, store.StreamCommit{Stream: "w", Version: 2, Findings: []finding.Finding{y}})
+	if res.Removed != 1 {
+		t.Fatalf("version 2: %+v, want one finding removed", res)
+	}
+	if _, err := s.GetFinding(context.Background(), x.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("x after version 2: %v, want not found", err)
+	}
+	if got := get(t, s, y.ID); got.Count != 7 {
+		t.Fatalf("y count %d, want 7", got.Count)
+	}
+	if got := get(t, s, z.ID); got.Count != 2 {
+		t.Fatalf("z count %d, want 2 (the other stream's only)", got.Count)
+	}
+	if res := commit(t, s, store.StreamCommit{Stream: "w", Version: 1, Findings: []finding.Finding{x, y, z}}); !res.Stale {
+		t.Fatalf("version 1 again: %+v, want stale", res)
+	}
+	if _, err := s.GetFinding(context.Background(), x.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("x after a stale commit: %v, want not found", err)
 	}
 }

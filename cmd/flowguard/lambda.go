@@ -147,3 +147,17 @@ func lambdaConfig(ctx context.Context, awsCfg aws.Config) (*config.Config, error
 	cfg := config.DefaultConfig()
 	return &cfg, nil
 }
+
+// addLambdaPolicyFlags adds to iam-policy the flags that describe a Lambda
+// deployment: with --lambda-table, the function's own statements follow
+// the responders'.
+func addLambdaPolicyFlags(cmd *cobra.Command, o *fglambda.PolicyOptions) {
+	f := cmd.Flags()
+	f.StringVar(&o.Table, "lambda-table", "", "add the Lambda function's statements: its DynamoDB table")
+	f.StringVar(&o.Function, "lambda-function", "flowguard", "the Lambda function's name (its log group)")
+	f.StringVar(&o.Region, "lambda-region", "", "the function's region (default: any)")
+	f.StringSliceVar(&o.Buckets, "lambda-bucket", nil, "a bucket the function reads flow logs from (repeatable)")
+	f.StringVar(&o.Queue, "lambda-queue", "", "the ARN of the SQS queue of S3 notifications")
+	f.StringSliceVar(&o.ScanLogGroups, "lambda-scan-log-group", nil, "a log group the schedule scans (repeatable)")
+	f.StringVar(&o.ConfigParameter, "lambda-config-parameter", "", "the SSM parameter holding the configuration")
+}

@@ -470,3 +470,55 @@ func subscription(t *testing.T, typ string, lines []byte) string {
 	zw.Close()
 	return base64.StdEncoding.EncodeToString(z.Bytes())
 }
+
+// TestBootstrapArgs: a binary named bootstrap run without arguments (the
+// provided.al2023 runtime) is flowguard lambda; with arguments, or under
+// another name, it is itself.
+func TestBootstrapArgs(t *testing.T) {
+	for _, tc := range []struct {
+		argv0 string
+		args  []string
+		want  string
+	}{
+		{"/var/task/bootstrap", nil, "[lambda]"},
+		{"bootstrap", []string{"version"}, "[version]"},
+		{"/usr/local/bin/flowguard", nil, "[]"},
+	} {
+		if got := fmt.Sprint(bootstrapArgs(tc.argv0, tc.args)); got != tc.want {
+			t.Errorf("bootstrapArgs(%q, %q) = %s, want %s", tc.argv0, tc.args, got, tc.want)
+		}
+	}
+}
+
+// TestLambdaOutsideLambda: flowguard lambda outside a function says so
+// instead of waiting for a Runtime API that is not there.
+func TestLambdaOutsideLambda(t *testing.T) {
+	t.Setenv("AWS_LAMBDA_RUNTIME_API", "")
+	var out, errOut bytes.Buffer
+	root := newRootCmd()
+	root.SetArgs([]string{"lambda"})
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	err := root.Execute()
+	if err == nil || !strings.Contains(err.Error(), "AWS_LAMBDA_RUNTIME_API") {
+		t.Fatalf("flowguard lambda outside a function: %v", err)
+	}
+}
+
+// TestVersionCommand: flowguard version names the version set at build
+// time, the Go version and the platform.
+func TestVersionCommand(t *testing.T) {
+	old := version
+	version = "v9.8.7"
+	defer func() { version = old }()
+	var out bytes.Buffer
+	root := newRootCmd()
+	root.SetArgs([]string{"version"})
+	root.SetOut(&out)
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if s := out.String(); !strings.HasPrefix(s, "flowguard v9.8.7") || !strings.Contains(s, "go1.") || !strings.Contains(s, "/") {
+		t.Fatalf("version output %q", s)
+	}
+}

@@ -354,7 +354,7 @@ func s3Input(bucket, key, eventTime, item string) (input, error) {
 // lines), checked with the sources' decoder; its window is its newest
 // event's time, else at.
 func blobInput(item string, data []byte, at time.Time) (input, error) {
-	_, newest, err := source.RecordLines(nil, data)
+	lines, newest, err := source.RecordLines(nil, data)
 	if err != nil {
 		return input{}, err
 	}
@@ -363,6 +363,17 @@ func blobInput(item string, data []byte, at time.Time) (input, error) {
 	}
 	if at.IsZero() {
 		return input{}, errors.New("records without a time")
+	}
+	if len(data) > 0 && data[0] != 0x1f {
+		// Plain lines (put by an agent): stored compressed, in the
+		// shape of a subscription payload, which the same decoder reads.
+		var evs []logEvent
+		for l := range bytes.Lines(lines) {
+			evs = append(evs, logEvent{Timestamp: at.UnixMilli(), Message: string(bytes.TrimSuffix(l, []byte("\n")))})
+		}
+		if data, err = payload("", evs); err != nil {
+			return input{}, err
+		}
 	}
 	if len(data) > maxItemData {
 		return input{}, fmt.Errorf("a blob of %d bytes is more than the %d a window input holds", len(data), maxItemData)
@@ -662,19 +673,32 @@ func (h *Handler) scanLogs(ctx context.Context, group string, from, to time.Time
 	for w, ps := range parts {
 		at, _ := time.Parse(time.RFC3339, w)
 		for i, pt := range ps {
-			js, err := json.Marshal(map[string]any{"messageType": "DATA_MESSAGE", "logGroup": group, "logEvents": pt.events})
+			z, err := payload(group, pt.events)
 			if err != nil {
 				return nil, err
 			}
-			var z bytes.Buffer
-			zw := gzip.NewWriter(&z)
-			zw.Write(js)
-			zw.Close()
-			if z.Len() > maxItemData {
-				return nil, fmt.Errorf("log group %s: %d events of window %s do not fit a window input (%d bytes compressed)", group, len(pt.events), w, z.Len())
+			if len(z) > maxItemData {
+				return nil, fmt.Errorf("log group %s: %d events of window %s do not fit a window input (%d bytes compressed)", group, len(pt.events), w, len(z))
 			}
-			out = append(out, input{at: at, data: z.Bytes(), ref: "logs:" + group + "@" + w + "#" + strconv.Itoa(i)})
+			out = append(out, input{at: at, data: z, ref: "logs:" + group + "@" + w + "#" + strconv.Itoa(i)})
 		}
 	}
 	return out, nil
+}
+
+// payload is a gzip subscription payload of events.
+func payload(group string, events []logEvent) ([]byte, error) {
+	js, err := json.Marshal(map[string]any{"messageType": "DATA_MESSAGE", "logGroup": group, "logEvents": events})
+	if err != nil {
+		return nil, err
+	}
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	if _, err := zw.Write(js); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return z.Bytes(), nil
 }

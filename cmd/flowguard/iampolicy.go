@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/flowguard/flowguard/internal/config"
+	fglambda "github.com/flowguard/flowguard/internal/lambda"
 	"github.com/flowguard/flowguard/internal/respond"
 	"github.com/flowguard/flowguard/internal/respond/notify"
 	"github.com/spf13/cobra"
@@ -57,8 +58,9 @@ func iamPolicy(resp *respond.Config, n *notify.Config, account string) respond.P
 
 func newIAMPolicyCmd() *cobra.Command {
 	var cfgPath, account string
+	var lambdaOpts fglambda.PolicyOptions
 	cmd := &cobra.Command{
-		Use:   "iam-policy [--config FILE] [--account ID]",
+		Use:   "iam-policy [--config FILE] [--account ID] [--lambda-table TABLE ...]",
 		Short: "Print the least-privilege IAM policy the configured responders need",
 		Long: `Print, as JSON, the IAM policy flowguard needs for the blockers and
 notifiers the configuration enables, and nothing more:
@@ -88,12 +90,18 @@ ec2:AuthorizeSecurityGroupIngress is asked for.`,
 					n = cfg.Notify
 				}
 			}
+			doc := iamPolicy(resp, n, account)
+			if lambdaOpts.Table != "" {
+				lambdaOpts.Account = account
+				doc.Statement = append(doc.Statement, fglambda.Statements(lambdaOpts)...)
+			}
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")
-			return enc.Encode(iamPolicy(resp, n, account))
+			return enc.Encode(doc)
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "configuration file (its response: and notify: sections)")
 	cmd.Flags().StringVar(&account, "account", "", "AWS account id for the resource ARNs (default: any)")
+	addLambdaPolicyFlags(cmd, &lambdaOpts)
 	return cmd
 }

@@ -19,7 +19,7 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(bootstrapArgs(os.Args[0], os.Args[1:])))
 }
 
 // run executes the command line args and returns the process exit code.
@@ -166,6 +166,8 @@ func newRoot() (*cobra.Command, *globals) {
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.AddCommand(
+		newLambdaCmd(g),
+		newVersionCmd(),
 		newParseCmd(),
 		newQueryCmd(),
 		newGenCmd(),

@@ -512,6 +512,12 @@ type StreamCommit struct {
 	// that a crash between the commit and the response loses none.
 	Respond      bool
 	AlarmChanges []alarm.StateChange
+	// Version, when above 0, is the version of the stream's state the
+	// findings are (a Window's): the commit is skipped, with
+	// CommitResult.Stale set, when one at the same or a higher version
+	// was applied, so that a slower process's older state never replaces
+	// a newer one.
+	Version int64
 }
 
 // CommitResult says what a StreamCommit changed.
@@ -521,6 +527,13 @@ type CommitResult struct {
 	// severity), as stored; New are the ids of those created.
 	Changed []finding.Finding
 	New     []string
+	// Removed counts the findings a versioned commit deleted: an older
+	// version of the stream had found them, this one does not, and no
+	// other stream contributes to them.
+	Removed int
+	// Stale says the commit was skipped: a newer version of the stream
+	// was committed (StreamCommit.Version).
+	Stale bool
 }
 
 // legacyStream holds the counts a finding had before contributions were
@@ -540,8 +553,22 @@ func (s *Store) CommitStream(ctx context.Context, c StreamCommit) (CommitResult,
 	}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res = CommitResult{}
+		if c.Version > 0 {
+			stale, err := staleStream(ctx, tx, c.Stream, c.Version)
+			if err != nil || stale {
+				res.Stale = stale
+				return err
+			}
+		}
 		now := s.now()
 		affected := map[string]bool{}
+		if c.Version > 0 {
+			n, err := dropVanished(ctx, tx, c.Stream, c.Findings, affected)
+			if err != nil {
+				return err
+			}
+			res.Removed = n
+		}
 		rules, err := loadRules(ctx, tx)
 		if err != nil {
 			return err

@@ -129,6 +129,10 @@ var migrations = []string{
 		updated    INTEGER NOT NULL DEFAULT 0,
 		at         INTEGER NOT NULL
 	);`,
+
+	// 8: detection windows that concurrent Lambda invocations fill, and
+	// the version of each stream's last commit (window.go).
+	windowsSchema,
 }
 
 // SchemaVersion is the schema version this build writes.

@@ -192,9 +192,20 @@ func (d *Detector) signIn(e Event, ip netip.Addr) {
 		if failed {
 			outcome = "tried to sign in"
 		}
-		d.raise(e, TypeFromAttacker, finding.High, user,
+		// One finding per address: every sign-in from it, whoever as.
+		f := d.raiseKeyed(e, TypeFromAttacker, finding.High, "", "",
 			fmt.Sprintf("%s %s as %s; the flow logs show it attacking us (%s)", ip, outcome, user, strings.Join(types, ", ")),
-			map[string]any{"flow_findings": ids, "flow_types": types, "failed": failed})
+			map[string]any{"flow_findings": ids, "flow_types": types})
+		users, _ := f.Evidence["users"].([]string)
+		if !slices.Contains(users, user) {
+			f.Evidence["users"] = append(users, user)
+		}
+		if !failed {
+			f.Evidence["signed_in"] = true
+			f.Actor.User = user
+		} else if f.Evidence["signed_in"] == nil {
+			f.Evidence["signed_in"] = false
+		}
 	}
 	if failed {
 		return
@@ -220,9 +231,14 @@ func addr(a netip.Addr) string {
 }
 
 // raise adds one record to the finding of (type, actor, target).
-func (d *Detector) raise(e Event, typ string, sev float64, target, title string, ev map[string]any) {
+func (d *Detector) raise(e Event, typ string, sev float64, target, title string, ev map[string]any) *finding.Finding {
+	return d.raiseKeyed(e, typ, sev, e.User()+"\x00"+target, target, title, ev)
+}
+
+// raiseKeyed is raise with the identity's target part given: key.
+func (d *Detector) raiseKeyed(e Event, typ string, sev float64, key, target, title string, ev map[string]any) *finding.Finding {
 	ip := e.IP()
-	id := finding.ID(typ, ip, e.User()+"\x00"+target)
+	id := finding.ID(typ, ip, key)
 	f := d.found[id]
 	if f == nil {
 		dir := finding.Inbound
@@ -256,6 +272,7 @@ func (d *Detector) raise(e Event, typ string, sev float64, target, title string,
 	for k, v := range ev {
 		f.Evidence[k] = v
 	}
+	return f
 }
 
 // Findings returns the findings, brute force judged over all the records

@@ -174,8 +174,7 @@ func (d *Detector) raiseOpen(e Event, typ, target string, ports []uint16, title 
 	if slices.Contains(ports, 22) || slices.Contains(ports, 3389) {
 		sev = finding.High
 	}
-	d.raise(e, typ, sev, target, title, ev)
-	f := d.found[finding.ID(typ, e.IP(), e.User()+"\x00"+target)]
+	f := d.raise(e, typ, sev, target, title, ev)
 	f.Target.Ports = merge(f.Target.Ports, ports)
 }
 
@@ -231,16 +230,14 @@ func (d *Detector) guardDuty(e Event) {
 			return
 		}
 		ev["finding_ids"] = p.FindingIDs
-		d.raise(e, TypeGuardDutyArchived, finding.Low, p.DetectorID,
-			fmt.Sprintf("%s archived %d GuardDuty finding(s) of detector %s", e.User(), len(p.FindingIDs), p.DetectorID), ev)
-		d.addIDs(e, TypeGuardDutyArchived, p.DetectorID, p.FindingIDs)
+		addIDs(d.raise(e, TypeGuardDutyArchived, finding.Low, p.DetectorID,
+			fmt.Sprintf("%s archived %d GuardDuty finding(s) of detector %s", e.User(), len(p.FindingIDs), p.DetectorID), ev), p.FindingIDs)
 	case "UpdateFindingsFeedback":
 		change.Action, change.Feedback = "feedback", p.Feedback
 		d.Changes = append(d.Changes, change)
 		ev["finding_ids"], ev["feedback"] = p.FindingIDs, p.Feedback
-		d.raise(e, TypeGuardDutyFeedback, finding.Low, p.DetectorID,
-			fmt.Sprintf("%s marked %d GuardDuty finding(s) %s", e.User(), len(p.FindingIDs), p.Feedback), ev)
-		d.addIDs(e, TypeGuardDutyFeedback, p.DetectorID, p.FindingIDs)
+		addIDs(d.raise(e, TypeGuardDutyFeedback, finding.Low, p.DetectorID,
+			fmt.Sprintf("%s marked %d GuardDuty finding(s) %s", e.User(), len(p.FindingIDs), p.Feedback), ev), p.FindingIDs)
 	case "DeleteDetector", "UpdateDetector", "DisassociateFromMasterAccount", "DisassociateFromAdministratorAccount",
 		"StopMonitoringMembers", "DeleteMembers", "DisassociateMembers", "UpdateMalwareScanSettings":
 		if e.EventName == "UpdateDetector" && (p.Enable == nil || *p.Enable) {
@@ -267,8 +264,7 @@ func (d *Detector) guardDuty(e Event) {
 }
 
 // addIDs keeps every finding id archived or marked, across records.
-func (d *Detector) addIDs(e Event, typ, target string, ids []string) {
-	f := d.found[finding.ID(typ, e.IP(), e.User()+"\x00"+target)]
+func addIDs(f *finding.Finding, ids []string) {
 	all, _ := f.Evidence["all_finding_ids"].([]string)
 	for _, id := range ids {
 		if !slices.Contains(all, id) {

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/flowguard/flowguard/internal/cloudtrail"
 	"github.com/flowguard/flowguard/internal/config"
@@ -16,6 +15,7 @@ import (
 	"github.com/flowguard/flowguard/internal/flowlog"
 	"github.com/flowguard/flowguard/internal/guardduty"
 	"github.com/flowguard/flowguard/internal/store"
+	"github.com/flowguard/flowguard/internal/trail"
 )
 
 // splitTrail separates, by their first bytes, the inputs that hold
@@ -41,18 +41,12 @@ type trailRun struct {
 }
 
 // trailOptions derives the CloudTrail detections' settings from the
-// configuration: console sign-ins are expected from the sources of the
-// expected_sources entries that list port 443.
+// configuration, joined with this run's flow findings.
 func trailOptions(cfg *config.Config, flows []*detect.Result) cloudtrail.Options {
-	o := cloudtrail.Options{Home: config.Prefixes(cfg.HomeNetworks), Allow: config.Prefixes(cfg.Allowlist), Threats: cfg.Threats,
-		Attackers: map[netip.Addr][]finding.Finding{}}
-	for _, x := range cfg.ExpectedSources {
-		if slices.Contains(x.Ports, 443) {
-			o.SignInSources = append(o.SignInSources, config.Prefixes(x.Sources)...)
-		}
-	}
+	o := trail.Options(cfg)
+	o.Attackers = map[netip.Addr][]finding.Finding{}
 	for _, r := range flows {
-		if r.Actor.IP.IsValid() && r.Actor.Direction == finding.Inbound && !strings.HasPrefix(r.Type, "Policy:") {
+		if cloudtrail.IsAttack(&r.Finding) {
 			o.Attackers[r.Actor.IP] = append(o.Attackers[r.Actor.IP], r.Finding)
 		}
 	}
@@ -69,22 +63,12 @@ func detectTrail(ctx context.Context, cfg *config.Config, trails []flowlog.Input
 	}
 	d := cloudtrail.New(trailOptions(cfg, flows))
 	gd := map[string]*detect.Result{}
-	rd := &cloudtrail.Reader{
-		Event:  func(e cloudtrail.Event) error { d.Add(e); return nil },
-		Errors: errs,
-		Other: func(env cloudtrail.Envelope) error {
-			f, err := guardduty.ParseEvent(env.Raw)
-			if err != nil {
-				errs.Skip(&flowlog.LineError{Source: env.Source, Line: env.Line, Column: 1, Msg: err.Error()})
-				return nil
-			}
-			// The latest update of a GuardDuty finding wins.
-			if old := gd[f.ID]; old == nil || !f.LastSeen.Before(old.LastSeen) {
-				gd[f.ID] = &detect.Result{Finding: f, Rule: "GuardDuty finding"}
-			}
-			return nil
-		},
-	}
+	rd := trail.Reader(d, errs, func(f finding.Finding) {
+		// The latest update of a GuardDuty finding wins.
+		if old := gd[f.ID]; old == nil || !f.LastSeen.Before(old.LastSeen) {
+			gd[f.ID] = &detect.Result{Finding: f, Rule: "GuardDuty finding"}
+		}
+	})
 	for _, in := range trails {
 		if err := ctx.Err(); err != nil {
 			return nil, context.Cause(ctx)

@@ -57,6 +57,8 @@ type Options struct {
 	// Attackers maps addresses that attack us in the flow logs to the
 	// findings naming them (the join).
 	Attackers map[netip.Addr][]finding.Finding
+	// Lookup, when set, finds more such findings (in the store).
+	Lookup func(netip.Addr) []finding.Finding
 	// BurstWindow and BurstFailures: that many failed sign-ins within the
 	// window from one source, or against one user from at least
 	// BurstUserSources sources, are brute force. Defaults 10 min, 10, 2.
@@ -179,7 +181,7 @@ func (d *Detector) signIn(e Event, ip netip.Addr) {
 	} else {
 		d.okBy["user:"+user] = append(d.okBy["user:"+user], a)
 	}
-	if fs := d.o.Attackers[ip]; len(fs) > 0 && !in(d.o.Allow, ip) {
+	if fs := d.attackers(ip); len(fs) > 0 && !in(d.o.Allow, ip) {
 		ids, types := make([]string, 0, len(fs)), make([]string, 0, len(fs))
 		for _, f := range fs {
 			ids = append(ids, f.ID)
@@ -221,6 +223,29 @@ func (d *Detector) signIn(e Event, ip netip.Addr) {
 		d.raise(e, TypeUnexpectedSource, finding.Medium, user,
 			fmt.Sprintf("%s signed in to the console from %s, outside the expected sources", user, ip), nil)
 	}
+}
+
+// attackers returns the flow findings naming ip as an attacker.
+func (d *Detector) attackers(ip netip.Addr) []finding.Finding {
+	if !ip.IsValid() {
+		return nil
+	}
+	fs := d.o.Attackers[ip]
+	if d.o.Lookup != nil {
+		for _, f := range d.o.Lookup(ip) {
+			if !slices.ContainsFunc(fs, func(g finding.Finding) bool { return g.ID == f.ID }) {
+				fs = append(fs, f)
+			}
+		}
+	}
+	return fs
+}
+
+// IsAttack reports whether a flow finding names its actor as attacking
+// us: inbound, and not a Policy finding (a misconfiguration).
+func IsAttack(f *finding.Finding) bool {
+	return f.Actor.IP.IsValid() && f.Actor.Direction == finding.Inbound && !strings.HasPrefix(f.Type, "Policy:") &&
+		!strings.Contains(f.Type, ":IAMUser/") && f.Evidence["source"] == nil
 }
 
 func addr(a netip.Addr) string {

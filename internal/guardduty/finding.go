@@ -240,4 +240,3 @@ func IsGuardDuty(f finding.Finding) (detectorID string, ok bool) {
 	d, _ := f.Evidence[EvDetectorID].(string)
 	return d, d != ""
 }
-

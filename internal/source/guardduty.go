@@ -77,7 +77,9 @@ func (g *guardDutySource) Run(ctx context.Context, from []Position, emit Emit) e
 			if err != nil {
 				return err
 			}
-			since = ms
+			// Everything updated at the checkpoint was yielded and
+			// committed with it.
+			since = ms + 1
 		}
 	}
 	// Findings at the checkpoint are read again by the next poll; those

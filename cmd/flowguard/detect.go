@@ -159,10 +159,16 @@ func runDetect(cmd *cobra.Command, f *detectFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	runErr := eng.Run(r.ctx, r.scanner, r.inputs)
+	flows, trails := splitTrail(r.ctx, r.inputs) // CloudTrail and GuardDuty JSON, by content
+	runErr := eng.Run(r.ctx, r.scanner, flows)
+	var trail *trailRun
 	if runErr == nil {
 		eng.Flush()
 		results := eng.Results()
+		if trail, runErr = detectTrail(r.ctx, cfg, trails, results, r.scanner.Errors); runErr != nil {
+			return r.finish(stderr, runErr)
+		}
+		results = append(results, trail.results...)
 		applyPolicy(policy, &results)
 		warnMetrics(stderr, eng.Metrics())
 		out := cmd.OutOrStdout()
@@ -177,6 +183,9 @@ func runDetect(cmd *cobra.Command, f *detectFlags, args []string) error {
 		recording := !f.noDB && !(cmd.Flags().Changed("db") && f.db == "")
 		if runErr == nil && recording {
 			runErr = recordFindings(cmd, f.db, results, r.inputs)
+		}
+		if runErr == nil && recording {
+			runErr = applyTrailChanges(cmd.Context(), stderr, f.db, trail.changes)
 		}
 		if runErr == nil && f.respond {
 			runErr = respondFindings(cmd, f.db, cfg, results)

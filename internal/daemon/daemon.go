@@ -176,6 +176,7 @@ func (d *Daemon) newProcessor(ctx context.Context, cfg *config.Config, sources [
 		return nil, nil, err
 	}
 	opts.OnFinding = func(r *detect.Result) { p.changed[r.ID] = r }
+	p.trail = newTrailState(cfg, p)
 	if p.eng, err = detect.New(opts); err != nil {
 		return nil, nil, err
 	}

@@ -59,6 +59,7 @@ type processor struct {
 	alarmCfg *alarm.Config
 	policy   *finding.Policy
 	pipeline *respond.Pipeline
+	trail    *trailState
 
 	sources   map[string]source.Live
 	committed map[string]map[string]string // source → object → token at start
@@ -196,15 +197,17 @@ func (p *processor) process(ctx context.Context, it item) error {
 		in.Size = int64(len(data))
 		in.Open = func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
 	}
-	var records int64
-	err := sc.Scan(ctx, []flowlog.Input{in}, func(_ int, b *flowlog.Batch) error {
-		p.eng.Observe(b)
-		if p.clock != nil {
-			p.observeAlarms(b, replay)
-		}
-		records += int64(b.N - b.NumBad()) // rows found bad while converting are not records
-		return nil
-	})
+	records, isTrail, err := p.trail.process(ctx, c, in, sc.Errors) // CloudTrail, GuardDuty
+	if !isTrail {
+		err = sc.Scan(ctx, []flowlog.Input{in}, func(_ int, b *flowlog.Batch) error {
+			p.eng.Observe(b)
+			if p.clock != nil {
+				p.observeAlarms(b, replay)
+			}
+			records += int64(b.N - b.NumBad()) // rows found bad while converting are not records
+			return nil
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("cannot process %s: %w", c.Name, err)
 	}

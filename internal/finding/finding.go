@@ -30,6 +30,9 @@ type Actor struct {
 	// InterfaceID and InstanceID are set when the actor is one of ours.
 	InterfaceID string `json:"interface_id,omitempty"`
 	InstanceID  string `json:"instance_id,omitempty"`
+	// User is the AWS identity of findings from CloudTrail and GuardDuty:
+	// the ARN, else the user name.
+	User string `json:"user,omitempty"`
 }
 
 // Target is what it was done to. IP is absent for sweeps over many hosts.
@@ -38,6 +41,9 @@ type Target struct {
 	InterfaceID string     `json:"interface_id,omitempty"`
 	InstanceID  string     `json:"instance_id,omitempty"`
 	Ports       []uint16   `json:"ports,omitempty"`
+	// Resource names a target that is not an address: an AWS resource id
+	// or ARN (security group, trail, detector, instance) or a user.
+	Resource string `json:"resource,omitempty"`
 }
 
 // Finding is one detected activity, in the JSON shape of DESIGN.md.

@@ -246,6 +246,7 @@ func Registry() map[string]Factory {
 		"s3":         NewS3Live,
 		"kafka":      NewKafka,
 		"cloudwatch": NewCloudWatch,
+		"guardduty":  NewGuardDuty,
 	}
 }
 

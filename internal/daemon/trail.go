@@ -1,0 +1,95 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"strings"
+
+	"github.com/flowguard/flowguard/internal/cloudtrail"
+	"github.com/flowguard/flowguard/internal/config"
+	"github.com/flowguard/flowguard/internal/detect"
+	"github.com/flowguard/flowguard/internal/finding"
+	"github.com/flowguard/flowguard/internal/flowlog"
+	"github.com/flowguard/flowguard/internal/source"
+	"github.com/flowguard/flowguard/internal/trail"
+)
+
+// trailState is the daemon's CloudTrail detection: the chunks of any
+// source that hold CloudTrail or EventBridge JSON (CloudTrail records,
+// GuardDuty findings from a guardduty source, SQS or files) go through
+// it instead of the flow log decoder; their findings are committed and
+// answered with the flow findings.
+type trailState struct {
+	p   *processor
+	det *cloudtrail.Detector
+}
+
+func newTrailState(cfg *config.Config, p *processor) *trailState {
+	t := &trailState{p: p}
+	o := trail.Options(cfg)
+	o.Lookup = t.attackers
+	t.det = cloudtrail.New(o)
+	return t
+}
+
+// attackers joins a sign-in address with the flow findings naming it: the
+// ones not yet committed, then the store's.
+func (t *trailState) attackers(ip netip.Addr) []finding.Finding {
+	var out []finding.Finding
+	for _, r := range t.p.changed {
+		if r.Actor.IP == ip && cloudtrail.IsAttack(&r.Finding) {
+			out = append(out, r.Finding)
+		}
+	}
+	fs, err := t.p.st.ListFindings(context.Background(), finding.Filter{Actors: []netip.Prefix{netip.PrefixFrom(ip, ip.BitLen())}, Archived: finding.AnyArchived, Limit: 50})
+	if err != nil {
+		t.p.log.Warn("cannot read flow findings to join a sign-in", "ip", ip, "err", err)
+	}
+	for i := range fs {
+		if cloudtrail.IsAttack(&fs[i]) {
+			out = append(out, fs[i])
+		}
+	}
+	return out
+}
+
+// isTrail reports whether a chunk holds CloudTrail or EventBridge JSON.
+// Whole objects (S3) are looked into when their name says JSON or
+// CloudTrail, so that flow log objects are not opened twice.
+func isTrail(ctx context.Context, c source.Chunk, in flowlog.Input) bool {
+	if c.Open == nil {
+		return cloudtrail.Sniff(c.Data[:min(len(c.Data), 4096)])
+	}
+	n := strings.ToLower(c.Name)
+	if !strings.Contains(n, "_cloudtrail_") && !strings.HasSuffix(n, ".json") && !strings.HasSuffix(n, ".json.gz") {
+		return false
+	}
+	ok, err := cloudtrail.SniffInput(ctx, in)
+	return err == nil && ok
+}
+
+// process reads a chunk of CloudTrail or EventBridge JSON, if it is one,
+// and reports whether it was.
+func (t *trailState) process(ctx context.Context, c source.Chunk, in flowlog.Input, errs flowlog.ErrorSink) (records int64, ok bool, err error) {
+	if !isTrail(ctx, c, in) {
+		return 0, false, nil
+	}
+	before := t.det.Records()
+	var gd []finding.Finding
+	rd := trail.Reader(t.det, errs, func(f finding.Finding) { gd = append(gd, f); records++ })
+	if c.Open == nil {
+		err = rd.Read(c.Name, bytes.Clone(c.Data))
+	} else {
+		err = rd.ReadInput(ctx, in)
+	}
+	for _, f := range t.det.Findings() {
+		if old, seen := t.p.changed[f.ID]; !seen || old.Count != f.Count || old.Title != f.Title {
+			t.p.changed[f.ID] = &detect.Result{Finding: f, Rule: "CloudTrail: " + f.Type}
+		}
+	}
+	for _, f := range gd {
+		t.p.changed[f.ID] = &detect.Result{Finding: f, Rule: "GuardDuty finding"}
+	}
+	return records + t.det.Records() - before, true, err
+}

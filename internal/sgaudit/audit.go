@@ -1,6 +1,7 @@
 package sgaudit
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -69,6 +70,7 @@ type Auditor struct {
 	owners  map[netip.Addr][]string
 	plists  map[string][]netip.Prefix
 	inGroup map[string][]*Interface
+	groups  map[string]bool // the inventory's group ids
 
 	mu         sync.Mutex
 	stats      []ruleStats
@@ -110,11 +112,12 @@ func New(inv *Inventory, opts Options) *Auditor {
 	if opts.WantedRejects == 0 {
 		opts.WantedRejects = d.WantedRejects
 	}
-	a := &Auditor{opts: opts, ifaces: map[string]*ifaceRules{}, owners: map[netip.Addr][]string{},
+	a := &Auditor{opts: opts, groups: map[string]bool{}, ifaces: map[string]*ifaceRules{}, owners: map[netip.Addr][]string{},
 		plists: inv.PrefixLists, inGroup: map[string][]*Interface{}, seen: map[string]bool{},
 		rejects: map[portKey]*rejectStats{}, served: map[portKey]bool{}}
 	byGroup := map[string][]int{}
 	for _, g := range inv.Groups {
+		a.groups[g.ID] = true
 		for _, r := range g.Rules {
 			byGroup[g.ID] = append(byGroup[g.ID], len(a.rules))
 			a.rules = append(a.rules, r)
@@ -416,4 +419,31 @@ func (a *Auditor) matches(r *Rule, p uint8, dp uint16, remote netip.Addr) bool {
 		return slices.Contains(a.owners[remote.Unmap()], r.RefGroupID)
 	}
 	return r.CIDR.Contains(remote.Unmap())
+}
+
+// Scan reads inputs with s and matches every record.
+func (a *Auditor) Scan(ctx context.Context, s *flowlog.Scanner, inputs []flowlog.Input) error {
+	return s.Scan(ctx, inputs, func(_ int, b *flowlog.Batch) error {
+		a.Add(b)
+		return nil
+	})
+}
+
+// LoadFiles reads an inventory from the JSON the AWS CLI prints;
+// prefixLists may be "".
+func LoadFiles(groups, interfaces, prefixLists string) (*Inventory, error) {
+	inv := &Inventory{PrefixLists: map[string][]netip.Prefix{}}
+	var err error
+	if inv.Groups, err = ReadGroups(groups); err != nil {
+		return nil, err
+	}
+	if inv.Interfaces, err = ReadInterfaces(interfaces); err != nil {
+		return nil, err
+	}
+	if prefixLists != "" {
+		if inv.PrefixLists, err = ReadPrefixLists(prefixLists); err != nil {
+			return nil, err
+		}
+	}
+	return inv, nil
 }

@@ -150,8 +150,8 @@ func (a *Auditor) verdict(r *Rule, st *ruleStats, rep *Report) RuleVerdict {
 		if narrow := a.narrow(r, st); narrow != nil {
 			v.Verdict = VerdictBroader
 			v.Narrow = narrow
-			v.Suggestion = fmt.Sprintf("all %d sources fit %s: replace %s with %s", len(st.sources),
-				plural(len(narrow), "prefix", "prefixes"), r.Source(), strings.Join(narrow, ", "))
+			v.Suggestion = fmt.Sprintf("%s seen, all within %s: replace %s with %s", plural(len(st.sources), "source", "sources"),
+				plural(len(narrow), "narrow prefix", "narrow prefixes"), r.Source(), strings.Join(narrow, ", "))
 		}
 		if st.overflow {
 			v.Suggestion = fmt.Sprintf("more than %d distinct sources (the count is a lower bound)", maxDistinct)
@@ -165,7 +165,14 @@ func (a *Auditor) verdict(r *Rule, st *ruleStats, rep *Report) RuleVerdict {
 			silent = append(silent, ifc.ID)
 		}
 	}
+	_, knownPL := a.plists[r.PrefixListID]
 	switch {
+	case r.PrefixListID != "" && !knownPL:
+		v.Verdict = VerdictUnknown
+		v.Suggestion = fmt.Sprintf("prefix list %s not given (--prefix-lists): no verdict", r.PrefixListID)
+	case r.RefGroupID != "" && !a.groups[r.RefGroupID]:
+		v.Verdict = VerdictUnknown
+		v.Suggestion = fmt.Sprintf("group %s is not in the inventory (another VPC or account?): its members are unknown, no verdict", r.RefGroupID)
 	case len(ifcs) == 0:
 		v.Verdict = VerdictUnused
 		v.Suggestion = "the group is attached to no interface"

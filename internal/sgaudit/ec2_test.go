@@ -229,4 +229,3 @@ func TestApplyEC2Errors(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
-

@@ -178,6 +178,7 @@ func newRoot() (*cobra.Command, *globals) {
 		newIAMPolicyCmd(),
 		newAuditCmd(),
 		newServeCmd(g),
+		newSGAuditCmd(),
 	)
 	return root, g
 }

@@ -84,6 +84,7 @@ type Auditor struct {
 	foreign    int64 // records on interfaces the inventory does not have
 	sideless   int64 // neither address is the interface's
 	noIface    int64 // records without interface-id
+	ungoverned int64 // records on interfaces without security groups
 	unmatchedX []string
 	rejects    map[portKey]*rejectStats
 	served     map[portKey]bool
@@ -201,7 +202,7 @@ func (a *Auditor) Add(b *flowlog.Batch) {
 	var rejs []reject
 	var seen []string
 	var first, last uint32
-	var records, accepted, returns, foreign, sideless, noIface int64
+	var records, accepted, returns, foreign, sideless, noIface, ungoverned int64
 	lastIface := ""
 	for i := 0; i < b.N; i++ {
 		if b.Bad(i) {
@@ -243,6 +244,12 @@ func (a *Auditor) Add(b *flowlog.Batch) {
 		if ir.ifc.ID != lastIface {
 			seen = append(seen, ir.ifc.ID)
 			lastIface = ir.ifc.ID
+		}
+		if len(ir.ifc.Groups) == 0 {
+			// A NAT gateway, a Transit Gateway attachment …: no
+			// security group governs this interface.
+			ungoverned++
+			continue
 		}
 		// NODATA and SKIPDATA records prove the interface is logged but
 		// carry no traffic.
@@ -340,6 +347,7 @@ func (a *Auditor) Add(b *flowlog.Batch) {
 	a.foreign += foreign
 	a.sideless += sideless
 	a.noIface += noIface
+	a.ungoverned += ungoverned
 	if first != 0 && (a.first == 0 || first < a.first) {
 		a.first = first
 	}

@@ -38,6 +38,9 @@ func (rep *Report) WriteSummary(w io.Writer) {
 	if rep.NoInterface > 0 {
 		fmt.Fprintf(w, "note: %d record(s) without interface-id were ignored\n", rep.NoInterface)
 	}
+	if rep.NoGroups > 0 {
+		fmt.Fprintf(w, "note: %d record(s) on interfaces without security groups (NAT gateways) were ignored\n", rep.NoGroups)
+	}
 	if rep.Sideless > 0 {
 		fmt.Fprintf(w, "note: %d record(s) where neither address is the interface's (middlebox traffic) were ignored\n", rep.Sideless)
 	}

@@ -68,6 +68,7 @@ type Report struct {
 	Foreign           int64 // records on interfaces not in the inventory
 	Sideless          int64 // records where neither address is the interface's
 	NoInterface       int64 // records without interface-id
+	NoGroups          int64 // records on interfaces without security groups (NAT gateways)
 	// Silent are the interfaces of the inventory without any record: their
 	// rules get no verdict from traffic.
 	Silent []string
@@ -81,7 +82,7 @@ func (a *Auditor) Report() *Report {
 	defer a.mu.Unlock()
 	rep := &Report{MinPeriod: a.opts.MinPeriod, Records: a.records, Accepted: a.accepted, Returns: a.returns,
 		Unmatched: a.unmatched, UnmatchedExamples: slices.Clone(a.unmatchedX), Foreign: a.foreign,
-		Sideless: a.sideless, NoInterface: a.noIface}
+		Sideless: a.sideless, NoInterface: a.noIface, NoGroups: a.ungoverned}
 	if a.first != 0 {
 		rep.Start, rep.End = unix(a.first), unix(a.last)
 		rep.Period = rep.End.Sub(rep.Start)

@@ -55,9 +55,15 @@ type portKey struct {
 }
 
 type rejectStats struct {
-	flows   int64
-	sources map[netip.Addr]struct{}
+	flows int64
+	// packets rejected per source: a client that wants the service
+	// retries (its SYN is resent after 1, 3, 7 s), a scanner probes once
+	sources map[netip.Addr]uint64
 }
+
+// retries is how many rejected packets make a source look like a client
+// that wanted the service rather than a probe.
+const retries = 3
 
 // Auditor matches flow log records to the rules of an inventory. Add may
 // be called from several goroutines at once.
@@ -155,8 +161,9 @@ type use struct {
 }
 
 type reject struct {
-	key    portKey
-	remote netip.Addr
+	key     portKey
+	remote  netip.Addr
+	packets uint64
 }
 
 // Add matches the records of one batch.
@@ -194,6 +201,7 @@ func (a *Auditor) Add(b *flowlog.Batch) {
 	dport, dportOK := uints(col(flowlog.FieldDstPort))
 	proto, protoOK := uints(col(flowlog.FieldProtocol))
 	flags, flagsOK := uints(col(flowlog.FieldTCPFlags))
+	packets, packetsOK := uints(col(flowlog.FieldPackets))
 	start, startOK := uints(cStart)
 	end, endOK := uints(cEnd)
 	cDir := col(flowlog.FieldFlowDirection)
@@ -307,8 +315,12 @@ func (a *Auditor) Add(b *flowlog.Batch) {
 			remote = d
 		}
 		if actions != nil && actions[i] == flowlog.ActionReject {
-			if ingress {
-				rejs = append(rejs, reject{portKey{ir.ifc.ID, p, dp}, remote})
+			if ingress && p != 1 && p != 58 {
+				var n uint64 = 1
+				if packetsOK != nil && packetsOK[i] {
+					n = packets[i]
+				}
+				rejs = append(rejs, reject{portKey{ir.ifc.ID, p, dp}, remote, n})
 			}
 			continue
 		}
@@ -334,7 +346,7 @@ func (a *Auditor) Add(b *flowlog.Batch) {
 			u.what = fmt.Sprintf("%s %s proto %d port %d remote %s (%s line %d)", ir.ifc.ID, dir, p, dp, remote, b.Source, b.Line(i))
 		}
 		if ingress {
-			rejs = append(rejs, reject{portKey{ir.ifc.ID, p, dp}, netip.Addr{}})
+			rejs = append(rejs, reject{key: portKey{ir.ifc.ID, p, dp}})
 		}
 		uses = append(uses, u)
 	}
@@ -387,12 +399,12 @@ func (a *Auditor) Add(b *flowlog.Batch) {
 		}
 		rs := a.rejects[r.key]
 		if rs == nil {
-			rs = &rejectStats{sources: map[netip.Addr]struct{}{}}
+			rs = &rejectStats{sources: map[netip.Addr]uint64{}}
 			a.rejects[r.key] = rs
 		}
 		rs.flows++
-		if len(rs.sources) < maxDistinct {
-			rs.sources[r.remote] = struct{}{}
+		if _, ok := rs.sources[r.remote]; ok || len(rs.sources) < maxDistinct {
+			rs.sources[r.remote] += r.packets
 		}
 	}
 }

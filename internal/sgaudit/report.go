@@ -40,7 +40,9 @@ type RuleVerdict struct {
 }
 
 // WantedReject is rejected traffic that looks wanted: many distinct
-// sources refused on a port where the interface accepts others.
+// sources refused on a port where the interface accepts others, each
+// retrying (at least 3 packets) as a client does and a one-off probe does
+// not.
 type WantedReject struct {
 	InterfaceID     string   `json:"interface_id"`
 	Groups          []string `json:"groups"`
@@ -125,15 +127,21 @@ func (a *Auditor) Report() *Report {
 	})
 	for _, k := range keys {
 		rs := a.rejects[k]
-		if len(rs.sources) < a.opts.WantedRejects || !a.served[k] {
+		clients := 0
+		for _, n := range rs.sources {
+			if n >= retries {
+				clients++
+			}
+		}
+		if clients < a.opts.WantedRejects || !a.served[k] {
 			continue
 		}
 		ir := a.ifaces[k.iface]
+		proto := (&Rule{proto: int(k.proto)}).ProtocolName()
 		rep.Wanted = append(rep.Wanted, WantedReject{InterfaceID: k.iface, Groups: ir.ifc.Groups,
-			Protocol: (&Rule{proto: int(k.proto)}).ProtocolName(), Port: k.port, Rejected: rs.flows,
-			DistinctSources: len(rs.sources),
-			Suggestion: fmt.Sprintf("%d sources were refused on %s/%d where %s accepts others: if they are clients, a rule is missing or too narrow",
-				len(rs.sources), (&Rule{proto: int(k.proto)}).ProtocolName(), k.port, k.iface)})
+			Protocol: proto, Port: k.port, Rejected: rs.flows, DistinctSources: clients,
+			Suggestion: fmt.Sprintf("%d sources kept retrying %s/%d, refused, where %s accepts others: if they are clients, a rule is missing or too narrow",
+				clients, proto, k.port, k.iface)})
 	}
 	return rep
 }

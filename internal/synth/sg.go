@@ -41,7 +41,9 @@ type sgDef struct {
 	expectEgress    map[int]string
 }
 
-func tcp(port int32, sources ...string) sgPerm { return sgPerm{proto: "tcp", from: port, to: port, cidrs: sources} }
+func tcp(port int32, sources ...string) sgPerm {
+	return sgPerm{proto: "tcp", from: port, to: port, cidrs: sources}
+}
 
 func fromGroups(proto string, from, to int32, groups ...string) sgPerm {
 	return sgPerm{proto: proto, from: from, to: to, groups: groups}

@@ -159,7 +159,11 @@ func (a *Auditor) verdict(r *Rule, st *ruleStats, rep *Report) RuleVerdict {
 		if narrow := a.narrow(r, st); narrow != nil {
 			v.Verdict = VerdictBroader
 			v.Narrow = narrow
-			v.Suggestion = fmt.Sprintf("%s seen, all within %s: replace %s with %s", plural(len(st.sources), "source", "sources"),
+			one, many := "source", "sources"
+			if r.Egress {
+				one, many = "destination", "destinations"
+			}
+			v.Suggestion = fmt.Sprintf("%s seen, all within %s: replace %s with %s", plural(len(st.sources), one, many),
 				plural(len(narrow), "narrow prefix", "narrow prefixes"), r.Source(), strings.Join(narrow, ", "))
 		}
 		if st.overflow {

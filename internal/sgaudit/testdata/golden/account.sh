@@ -12,7 +12,7 @@ aws ec2 revoke-security-group-ingress --group-id sg-0web --ip-permissions '[{"Fr
 aws ec2 authorize-security-group-ingress --group-id sg-0web --ip-permissions '[{"FromPort":8,"IpProtocol":"icmp","IpRanges":[{"CidrIp":"8.8.4.4/32"}],"ToPort":-1}]'
 aws ec2 revoke-security-group-ingress --group-id sg-0web --ip-permissions '[{"FromPort":8,"IpProtocol":"icmp","IpRanges":[{"CidrIp":"0.0.0.0/0"}],"ToPort":-1}]'
 
-# sg-0web egress -1 all from 0.0.0.0/0: 2 sources seen, all within 2 narrow prefixes: replace 0.0.0.0/0 with 10.0.1.20/32, 151.101.1.1/32
+# sg-0web egress -1 all from 0.0.0.0/0: 2 destinations seen, all within 2 narrow prefixes: replace 0.0.0.0/0 with 10.0.1.20/32, 151.101.1.1/32
 aws ec2 authorize-security-group-egress --group-id sg-0web --ip-permissions '[{"IpProtocol":"-1","IpRanges":[{"CidrIp":"10.0.1.20/32"}]}]'
 aws ec2 authorize-security-group-egress --group-id sg-0web --ip-permissions '[{"IpProtocol":"-1","IpRanges":[{"CidrIp":"151.101.1.1/32"}]}]'
 aws ec2 revoke-security-group-egress --group-id sg-0web --ip-permissions '[{"IpProtocol":"-1","IpRanges":[{"CidrIp":"0.0.0.0/0"}]}]'

@@ -181,6 +181,7 @@ func newRoot() (*cobra.Command, *globals) {
 		newAuditCmd(),
 		newServeCmd(g),
 		newReportCmd(),
+		newSGAuditCmd(),
 	)
 	return root, g
 }

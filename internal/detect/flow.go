@@ -265,6 +265,21 @@ func (cl *classifier) extract(b *flowlog.Batch, c *chunk) {
 	}
 }
 
+// IsResponse reports whether a record's sender is answering a conversation
+// its receiver started: tcp-flags when they say (SYN without ACK: the sender
+// started it; any ACK without that: the receiver did), else ports (a record
+// from a service port to a port that is not one is a response). syn reports
+// that the flags showed the opening SYN.
+func IsResponse(proto, tflags uint8, hasFlags bool, sport, dport uint16) (resp, syn bool) {
+	switch {
+	case proto == 6 && hasFlags && tflags&(tcpSYN|tcpACK) == tcpSYN:
+		return false, true
+	case proto == 6 && hasFlags && tflags&tcpACK != 0:
+		return true, false
+	}
+	return isService(sport) && !isService(dport), false
+}
+
 // classify decides which side of f is ours, who started the conversation,
 // and whether it is a probe.
 func (cl *classifier) classify(f *flow, s, d netip.Addr, tflags uint8, hasFlags, ingress, egress bool) {
@@ -280,15 +295,9 @@ func (cl *classifier) classify(f *flow, s, d netip.Addr, tflags uint8, hasFlags,
 	// Who started it: tcp-flags when they say (SYN without ACK: the
 	// sender; SYN-ACK: the receiver), else ports (a record from a service
 	// port to a non-service port is a response).
-	resp := false
-	switch {
-	case f.proto == 6 && hasFlags && tflags&(tcpSYN|tcpACK) == tcpSYN:
-		resp = false
+	resp, syn := IsResponse(f.proto, tflags, hasFlags, f.sport, f.dport)
+	if syn {
 		f.bits |= bitSYN
-	case f.proto == 6 && hasFlags && tflags&tcpACK != 0:
-		resp = true
-	default:
-		resp = isService(f.sport) && !isService(f.dport)
 	}
 	switch {
 	case srcOurs && dstOurs:

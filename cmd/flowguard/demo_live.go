@@ -97,6 +97,9 @@ func runLiveDemo(cmd *cobra.Command, g *globals, o liveDemoOptions) error {
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
+	if _, err := os.Stat(filepath.Join(dir, "flowguard.db")); err == nil {
+		return fmt.Errorf("--keep %s holds an earlier demo: name a new directory", dir)
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
 		return fmt.Errorf("cannot make the demo's directory: %w", err)
 	}

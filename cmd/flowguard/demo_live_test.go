@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,5 +54,16 @@ func TestDemoTrafficSchedule(t *testing.T) {
 	}
 	if got := bytes.Count(b.Bytes(), []byte("\n")); got != next {
 		t.Errorf("appendDue wrote %d lines for %d records", got, next)
+	}
+}
+
+func TestDemoKeepRefusesAnEarlierDemo(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "flowguard.db"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := execute(t, "", "demo", "--keep", dir)
+	if code != 1 || !strings.Contains(stderr, "holds an earlier demo") {
+		t.Errorf("exit %d %s; want a refusal", code, stderr)
 	}
 }

@@ -22,8 +22,7 @@ type fastMatcher struct {
 	anchored bool // ^ at the start
 	atEnd    bool // $ at the end
 	items    []fmItem
-	ncap     int // capture groups, group 0 (the whole match) included
-	first    []byte
+	first    []byte // the literal the pattern starts with, to skip ahead to
 }
 
 // fmItem is one step of the sequence: a literal, or a class repeated
@@ -45,7 +44,7 @@ func compileFast(re *regexp.Regexp) *fastMatcher {
 	if err != nil {
 		return nil
 	}
-	m := &fastMatcher{ncap: re.NumSubexp() + 1}
+	m := &fastMatcher{}
 	var pendingOpen []int
 	var walk func(t *syntax.Regexp) bool
 	walk = func(t *syntax.Regexp) bool {

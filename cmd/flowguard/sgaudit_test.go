@@ -118,7 +118,14 @@ func TestSGAuditApply(t *testing.T) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "no-aws-credentials"))
 	db := filepath.Join(dir, "flowguard.db")
 
-	_, errOut, code := execute(t, "", sgFiles("--db", db, "--apply", "--min-period", "30d")...)
+	// without --groups the inventory comes from the EC2 API
+	out, errOut, code := execute(t, "", "sg-audit", "--output", "json", sgFixture+"flows-v5.log")
+	var rules []map[string]any
+	if err := json.Unmarshal([]byte(out), &rules); code != 0 || err != nil || len(rules) != 4 {
+		t.Fatalf("from the API: exit %d, %v, %d rules\n%s", code, err, len(rules), errOut)
+	}
+
+	_, errOut, code = execute(t, "", sgFiles("--db", db, "--apply", "--min-period", "30d")...)
 	if code == 0 || !strings.Contains(errOut, "too short") || len(srv.SecurityGroupRules("sg-2app")) != 3 {
 		t.Fatalf("short period: exit %d, %s", code, errOut)
 	}
@@ -134,7 +141,7 @@ func TestSGAuditApply(t *testing.T) {
 	if len(left) != 2 || left[0].FromPort != 8080 || left[1].FromPort != 5432 || len(srv.SecurityGroupRules("sg-5orphan")) != 0 {
 		t.Errorf("rules left: %+v, orphan %+v", left, srv.SecurityGroupRules("sg-5orphan"))
 	}
-	out, _, _ := execute(t, "", "audit", "--db", db, "--action", "sg-revoke", "--output", "json")
+	out, _, _ = execute(t, "", "audit", "--db", db, "--action", "sg-revoke", "--output", "json")
 	var entries []struct {
 		Subject string          `json:"subject"`
 		Detail  json.RawMessage `json:"detail"`

@@ -151,9 +151,10 @@ func New(inv *Inventory, opts Options) *Auditor {
 	return a
 }
 
-// use is one accepted flow started by its sender, on a known interface.
+// use is one accepted flow started by its sender, on a known interface;
+// the rules it matched are idx[lo:hi] of its batch.
 type use struct {
-	rules  []int
+	lo, hi int
 	remote netip.Addr
 	start  uint32
 	end    uint32
@@ -207,6 +208,7 @@ func (a *Auditor) Add(b *flowlog.Batch) {
 	cDir := col(flowlog.FieldFlowDirection)
 
 	var uses []use
+	var idx []int
 	var rejs []reject
 	var seen []string
 	var first, last uint32
@@ -328,17 +330,18 @@ func (a *Auditor) Add(b *flowlog.Batch) {
 			continue
 		}
 		accepted++
-		u := use{remote: remote, start: t0, end: t1}
+		u := use{remote: remote, start: t0, end: t1, lo: len(idx)}
 		cands := ir.ingress
 		if egress {
 			cands = ir.egress
 		}
 		for _, ri := range cands {
 			if a.matches(a.rules[ri], p, dp, remote) {
-				u.rules = append(u.rules, ri)
+				idx = append(idx, ri)
 			}
 		}
-		if len(u.rules) == 0 {
+		u.hi = len(idx)
+		if u.hi == u.lo {
 			dir := "ingress"
 			if egress {
 				dir = "egress"
@@ -368,14 +371,14 @@ func (a *Auditor) Add(b *flowlog.Batch) {
 		a.seen[id] = true
 	}
 	for _, u := range uses {
-		if len(u.rules) == 0 {
+		if u.hi == u.lo {
 			a.unmatched++
 			if len(a.unmatchedX) < 5 {
 				a.unmatchedX = append(a.unmatchedX, u.what)
 			}
 			continue
 		}
-		for _, ri := range u.rules {
+		for _, ri := range idx[u.lo:u.hi] {
 			st := &a.stats[ri]
 			st.hits++
 			if st.first == 0 || u.start < st.first {

@@ -94,7 +94,7 @@ func TestHandBuiltAccount(t *testing.T) {
 		{"prefix list", "sg-1admin", "ingress", "tcp", 3389, "pl-0vpn", VerdictUsed, 1, 1, nil},
 		{"protocol -1 from a subnet, by UDP", "sg-1admin", "ingress", "-1", -1, "10.0.5.0/24", VerdictUsed, 1, 1, nil},
 		{"group reference resolved through the interfaces' addresses (v5 and v2 records)", "sg-2app", "ingress", "tcp", 8080, "sg-0web", VerdictUsed, 2, 1, nil},
-		{"only a record of an interface outside the inventory", "sg-2app", "ingress", "tcp", 9090, "10.0.0.0/16", VerdictUnused, 0, 0, nil},
+		{"only a rejected flow (a network ACL) and a record of an interface outside the inventory", "sg-2app", "ingress", "tcp", 9090, "10.0.0.0/16", VerdictUnused, 0, 0, nil},
 		{"egress to a group", "sg-2app", "egress", "tcp", 5432, "sg-3db", VerdictUsed, 1, 1, nil},
 		{"egress to a managed prefix list", "sg-2app", "egress", "tcp", 443, "pl-63a5400a", VerdictUsed, 1, 1, nil},
 		{"database from the app group", "sg-3db", "ingress", "tcp", 5432, "sg-2app", VerdictUsed, 1, 1, nil},

@@ -42,7 +42,7 @@ lambda:
 	    -o $$d/bootstrap ./cmd/flowguard; \
 	  touch -t $(ZIPTIME) $$d/bootstrap; chmod 0755 $$d/bootstrap; \
 	  rm -f $(DIST)/flowguard-$(VERSION)-lambda-$$arch.zip; \
-	  (cd $$d && TZ=UTC zip -q -X -D $(CURDIR)/$(DIST)/flowguard-$(VERSION)-lambda-$$arch.zip bootstrap); \
+	  (cd $$d && TZ=UTC zip -q -X -D $(abspath $(DIST))/flowguard-$(VERSION)-lambda-$$arch.zip bootstrap); \
 	  rm -rf $$d; \
 	  echo "build $(DIST)/flowguard-$(VERSION)-lambda-$$arch.zip"; \
 	done

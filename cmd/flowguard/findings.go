@@ -232,6 +232,9 @@ func targetText(t finding.Target) string {
 	if t.InterfaceID != "" {
 		return t.InterfaceID
 	}
+	if t.Resource != "" { // CloudTrail and GuardDuty findings
+		return t.Resource
+	}
 	return "(many)"
 }
 

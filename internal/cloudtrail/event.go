@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"sort"
 	"strings"
 	"time"
 
@@ -189,6 +190,7 @@ func (r *Reader) skip(e *flowlog.LineError) {
 // Read reads the documents of one input already in memory; name is used
 // in messages.
 func (r *Reader) Read(name string, data []byte) error {
+	d := &doc{data: data, lines: newLines(data)}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	for {
 		off := skipSpace(data, int(dec.InputOffset()))
@@ -198,10 +200,10 @@ func (r *Reader) Read(name string, data []byte) error {
 			return nil
 		}
 		if err != nil {
-			r.skip(syntaxError(name, data, off, err))
+			r.skip(syntaxError(name, d, off, err))
 			return nil // the rest of the input cannot be framed
 		}
-		if err := r.document(name, data, off, raw); err != nil {
+		if err := r.document(name, d, off, raw); err != nil {
 			return err
 		}
 	}
@@ -215,7 +217,10 @@ func skipSpace(data []byte, off int) int {
 }
 
 // document dispatches one top-level JSON value starting at off.
-func (r *Reader) document(name string, data []byte, off int, raw json.RawMessage) error {
+func (r *Reader) document(name string, data *doc, off int, raw json.RawMessage) error {
+	if done, err := r.delivery(name, data, off, raw); done {
+		return err
+	}
 	var head struct {
 		Records    json.RawMessage `json:"Records"`
 		DetailType *string         `json:"detail-type"`
@@ -235,7 +240,7 @@ func (r *Reader) document(name string, data []byte, off int, raw json.RawMessage
 			return r.record(name, data, off+bytes.Index(raw, head.Detail), head.Detail)
 		}
 		if r.Other != nil {
-			line, _ := position(data, off)
+			line, _ := data.lines.position(off)
 			return r.Other(Envelope{DetailType: dt, Raw: raw, Source: name, Line: line})
 		}
 		r.skip(at(name, data, off, fmt.Sprintf("EventBridge event %q is not a CloudTrail event", dt)))
@@ -247,8 +252,44 @@ func (r *Reader) document(name string, data []byte, off int, raw json.RawMessage
 	return nil
 }
 
+// delivery reads an S3 delivery file, {"Records": [ … ]} with Records as
+// its first key, in one pass: each record is decoded from the stream, not
+// from a copy of the whole array. It reports false for other documents.
+func (r *Reader) delivery(name string, data *doc, off int, raw json.RawMessage) (bool, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return false, nil
+	}
+	if t, err := dec.Token(); err != nil || t != "Records" {
+		return false, nil
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+		return false, nil
+	}
+	for dec.More() {
+		start := off + skipSep(raw, int(dec.InputOffset()))
+		var it json.RawMessage
+		if err := dec.Decode(&it); err != nil {
+			r.skip(syntaxError(name, data, start, err))
+			return true, nil
+		}
+		if err := r.record(name, data, start, it); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// skipSep skips the spaces and the comma between array elements.
+func skipSep(data []byte, off int) int {
+	for off < len(data) && (data[off] == ',' || data[off] == ' ' || data[off] == '\n' || data[off] == '\r' || data[off] == '\t') {
+		off++
+	}
+	return off
+}
+
 // records reads the array of an S3 delivery file; arr starts at off.
-func (r *Reader) records(name string, data []byte, off int, arr json.RawMessage) error {
+func (r *Reader) records(name string, data *doc, off int, arr json.RawMessage) error {
 	var items []json.RawMessage
 	if err := json.Unmarshal(arr, &items); err != nil {
 		r.skip(at(name, data, off, "Records is not an array"))
@@ -269,7 +310,7 @@ func (r *Reader) records(name string, data []byte, off int, arr json.RawMessage)
 }
 
 // record decodes one record that starts at off.
-func (r *Reader) record(name string, data []byte, off int, raw json.RawMessage) error {
+func (r *Reader) record(name string, data *doc, off int, raw json.RawMessage) error {
 	var e Event
 	if err := json.Unmarshal(raw, &e); err != nil {
 		var te *json.UnmarshalTypeError
@@ -289,7 +330,7 @@ func (r *Reader) record(name string, data []byte, off int, raw json.RawMessage) 
 		return nil
 	}
 	e.Source = name
-	e.Line, _ = position(data, off)
+	e.Line, _ = data.lines.position(off)
 	if r.Event == nil {
 		return nil
 	}
@@ -297,28 +338,57 @@ func (r *Reader) record(name string, data []byte, off int, raw json.RawMessage) 
 }
 
 // syntaxError places a JSON error of the value that starts at off.
-func syntaxError(name string, data []byte, off int, err error) *flowlog.LineError {
+func syntaxError(name string, data *doc, off int, err error) *flowlog.LineError {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		return at(name, data, int(se.Offset), "malformed JSON: "+se.Error())
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return at(name, data, len(data), "malformed JSON: the document ends early")
+		return at(name, data, len(data.data), "malformed JSON: the document ends early")
 	}
 	return at(name, data, off, "malformed JSON: "+err.Error())
 }
 
-func at(name string, data []byte, off int, msg string) *flowlog.LineError {
-	line, col := position(data, off)
+func at(name string, data *doc, off int, msg string) *flowlog.LineError {
+	line, col := data.lines.position(off)
 	return &flowlog.LineError{Source: name, Line: line, Column: col, Msg: msg}
 }
 
+// doc is one input being read, with its newlines indexed.
+type doc struct {
+	data  []byte
+	lines *lines
+}
+
+// lines indexes the newlines of a document once, so that placing each of
+// its records costs a binary search, not a scan of what precedes it.
+type lines struct {
+	nl  []int // offsets of the newlines
+	len int
+}
+
+func newLines(data []byte) *lines {
+	l := &lines{len: len(data)}
+	for i := 0; ; {
+		j := bytes.IndexByte(data[i:], '\n')
+		if j < 0 {
+			break
+		}
+		l.nl = append(l.nl, i+j)
+		i += j + 1
+	}
+	return l
+}
+
 // position turns a byte offset into a 1-based line and column.
-func position(data []byte, off int) (line, col int) {
-	off = min(max(off, 0), len(data))
-	line = 1 + bytes.Count(data[:off], []byte{'\n'})
-	col = off - bytes.LastIndexByte(data[:off], '\n')
-	return line, col
+func (l *lines) position(off int) (line, col int) {
+	off = min(max(off, 0), l.len)
+	n := sort.SearchInts(l.nl, off) // newlines before off
+	start := 0
+	if n > 0 {
+		start = l.nl[n-1] + 1
+	}
+	return n + 1, off - start + 1
 }
 
 // Sniff reports whether the first bytes of a (decompressed) input look

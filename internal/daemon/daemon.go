@@ -199,6 +199,9 @@ func (d *Daemon) newProcessor(ctx context.Context, cfg *config.Config, sources [
 	from := make([][]source.Position, len(sources))
 	for i, s := range sources {
 		p.sources[s.name] = s.src
+		if ss, ok := s.src.(interface{ SetStore(*store.Store) }); ok {
+			ss.SetStore(d.st) // the guardduty source's archive/feedback sync
+		}
 		saved, err := d.st.LoadPositions(ctx, s.name)
 		if err != nil {
 			return nil, nil, err

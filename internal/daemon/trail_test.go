@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	gdsdk "github.com/aws/aws-sdk-go-v2/service/guardduty"
+
 	"github.com/flowguard/flowguard/internal/awstest"
 	"github.com/flowguard/flowguard/internal/cloudtrail"
 	"github.com/flowguard/flowguard/internal/finding"
@@ -18,7 +21,9 @@ import (
 // TestServeGuardDutyAndCloudTrail: the daemon follows a guardduty source
 // (ListFindings/GetFindings through the SDK against the GuardDuty server)
 // and a files source carrying flow logs and CloudTrail records (JSON
-// lines); the GuardDuty finding is stored as GuardDuty named it, the
+// lines); the GuardDuty finding is stored as GuardDuty named it, archive
+// given in flowguard reaches GuardDuty and feedback given in GuardDuty
+// reaches the store (the source's sync), the
 // sign-in from the scanning address is one joined finding, and the
 // GuardDuty checkpoint is saved.
 func TestServeGuardDutyAndCloudTrail(t *testing.T) {
@@ -59,6 +64,7 @@ sources:
     endpoint_url: %s
     poll_interval: 10ms
     start: 87600h
+    sync: true
 `, gd.URL), 0o644)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -98,6 +104,20 @@ sources:
 	if g.ID != "16afba5c5c43e07c9e3e5e2e544e95df" || g.Target.InstanceID != "i-0abcdef1234567890" || g.Count != 14 {
 		t.Errorf("GuardDuty finding %+v", g)
 	}
+	// Archive and feedback, both ways, through the source's sync.
+	if _, err := d.Store().Archive(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	wait("the archive given in flowguard sent to GuardDuty", func() bool { a, _, _ := gd.Finding("12abc34d567e8fa901bc2d34e56789f0", g.ID); return a })
+	client := gdsdk.NewFromConfig(awstest.ClientConfig(gd.URL))
+	if _, err := client.UpdateFindingsFeedback(ctx, &gdsdk.UpdateFindingsFeedbackInput{DetectorId: aws.String("12abc34d567e8fa901bc2d34e56789f0"),
+		FindingIds: []string{g.ID}, Feedback: "USEFUL"}); err != nil {
+		t.Fatal(err)
+	}
+	wait("the feedback given in GuardDuty in the store", func() bool {
+		f, _ := d.Store().GetFinding(ctx, g.ID)
+		return f.Feedback == finding.Useful && f.Archived
+	})
 	// A console sign-in from the scanner arrives in CloudTrail.
 	rec, _ := os.ReadFile(filepath.Join("..", "cloudtrail", "testdata", "signin-iamuser-nomfa.json"))
 	rec = []byte(strings.ReplaceAll(strings.TrimSpace(string(rec)), "203.0.113.12", "198.51.100.23") + "\n")
@@ -116,7 +136,8 @@ sources:
 		t.Fatal(err)
 	}
 	ps, err := d.Store().LoadPositions(context.Background(), "gd")
-	if len(ps) != 1 || ps[0].Object != "guardduty:12abc34d567e8fa901bc2d34e56789f0" || ps[0].Token != fmt.Sprint(time.Date(2026, 11, 22, 10, 14, 0, 0, time.UTC).UnixMilli()) {
+	// The checkpoint is the newest updatedAt: the feedback's.
+	if len(ps) != 1 || ps[0].Object != "guardduty:12abc34d567e8fa901bc2d34e56789f0" || ps[0].Token <= fmt.Sprint(time.Date(2026, 11, 22, 10, 14, 0, 0, time.UTC).UnixMilli()) {
 		t.Errorf("guardduty position %+v, %v", ps, err)
 	}
 }

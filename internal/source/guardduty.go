@@ -9,6 +9,7 @@ import (
 	gdsdk "github.com/aws/aws-sdk-go-v2/service/guardduty"
 
 	"github.com/flowguard/flowguard/internal/guardduty"
+	"github.com/flowguard/flowguard/internal/store"
 )
 
 // GuardDutyConfig is a guardduty source's entry: the findings of one
@@ -25,6 +26,9 @@ type GuardDutyConfig struct {
 	// Start is how far back the first poll reaches, by the findings'
 	// updatedAt, when no position is saved (default 24h).
 	Start time.Duration `yaml:"start"`
+	// Sync carries archive and feedback between the store and GuardDuty,
+	// both ways, after each poll (guardduty.Syncer).
+	Sync bool `yaml:"sync"`
 }
 
 // NewGuardDuty builds a guardduty source.
@@ -55,7 +59,13 @@ type guardDutySource struct {
 	state *liveState
 	// api, when set (tests), replaces the client built from cfg.
 	api guardduty.API
+	// st is the daemon's store, for Sync.
+	st *store.Store
 }
+
+// SetStore gives the source the daemon's store, which the sync of
+// archive and feedback (the sync key) reads and writes.
+func (g *guardDutySource) SetStore(st *store.Store) { g.st = st }
 
 func (g *guardDutySource) object() string { return "guardduty:" + g.cfg.DetectorID }
 
@@ -133,6 +143,12 @@ func (g *guardDutySource) Run(ctx context.Context, from []Position, emit Emit) e
 			}
 		}
 		since = next
+		if g.cfg.Sync && g.st != nil {
+			sy := &guardduty.Syncer{API: api, DetectorID: g.cfg.DetectorID, Store: g.st}
+			if _, err := sy.Sync(ctx); err != nil && ctx.Err() == nil {
+				g.state.fail(err)
+			}
+		}
 		if !sleep(ctx, g.cfg.PollInterval) {
 			return nil
 		}

@@ -166,7 +166,7 @@ func (d *Daemon) Close() error { return d.st.Close() }
 func (d *Daemon) newProcessor(ctx context.Context, cfg *config.Config, sources []named) (*processor, [][]source.Position, error) {
 	p := &processor{log: d.log.With("component", "processor"), st: d.st, m: d.Metrics,
 		in: make(chan item, 16), sources: map[string]source.Live{}, committed: map[string]map[string]string{},
-		changed: map[string]*detect.Result{}, pos: map[[2]string]store.Position{}, errSeen: map[string]int{},
+		changed: map[string]*detect.Result{}, peeked: map[string]peekMark{}, pos: map[[2]string]store.Position{}, errSeen: map[string]int{},
 		reloads: make(chan reload, 1), expireEvery: d.opts.ExpireEvery}
 	if p.expireEvery <= 0 {
 		p.expireEvery = time.Minute

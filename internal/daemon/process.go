@@ -37,12 +37,16 @@ type item struct {
 	c   source.Chunk
 }
 
-// earlyFirer is the seam for early firing: an engine that can report the
-// findings of its open windows (thresholds crossed before the window
-// closes) implements it, and the daemon stores them at each commit. The
-// detect engine does not yet; see docs/daemon.md.
-type earlyFirer interface {
-	OpenResults() []*detect.Result
+// peekMark is what the daemon last stored of a finding of an open window:
+// it is written again only when it changes.
+type peekMark struct {
+	count      int64
+	first, end time.Time
+	severity   float64
+}
+
+func markOf(r *detect.Result) peekMark {
+	return peekMark{r.Count, r.FirstSeen, r.LastSeen, r.Severity}
 }
 
 // processor owns the detection and alarm state: one goroutine decodes the
@@ -64,6 +68,8 @@ type processor struct {
 	sources   map[string]source.Live
 	committed map[string]map[string]string // source → object → token at start
 	changed   map[string]*detect.Result    // findings changed since the last commit
+	peeked    map[string]peekMark          // open windows' findings as last stored (early firing)
+	retract   []string                     // early findings the closed windows did not confirm
 	pos       map[[2]string]store.Position // positions to save
 	alarmEv   []alarm.StateChange          // alarm changes to answer
 	oldest    time.Time                    // arrival of the oldest data not yet committed
@@ -258,11 +264,7 @@ func (p *processor) commit(ctx context.Context) error {
 	if !p.fresh {
 		return nil
 	}
-	if ef, ok := any(p.eng).(earlyFirer); ok {
-		for _, r := range ef.OpenResults() {
-			p.changed[r.ID] = r
-		}
-	}
+	p.fireEarly()
 	fs := make([]finding.Finding, 0, len(p.changed))
 	for _, r := range p.changed {
 		f := r.Finding
@@ -274,7 +276,7 @@ func (p *processor) commit(ctx context.Context) error {
 	if p.policy != nil {
 		fs = p.policy.Apply(fs)
 	}
-	c := store.StreamCommit{Stream: Stream, Findings: fs, Respond: p.pipeline != nil, AlarmChanges: p.alarmEv}
+	c := store.StreamCommit{Stream: Stream, Findings: fs, Respond: p.pipeline != nil, AlarmChanges: p.alarmEv, Retract: p.retract}
 	for _, k := range slices.SortedFunc(maps.Keys(p.pos), func(a, b [2]string) int {
 		return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1])
 	}) {
@@ -320,9 +322,45 @@ func (p *processor) commit(ctx context.Context) error {
 	}
 	clear(p.changed)
 	clear(p.pos)
-	p.alarmEv, p.oldest, p.fresh = nil, time.Time{}, false
+	p.alarmEv, p.oldest, p.fresh, p.retract = nil, time.Time{}, false, nil
 	p.respond(ctx)
 	return nil
+}
+
+// fireEarly adds to the findings to commit those the open windows raise
+// so far (Engine.Peek), each as it stands now, closed windows' counts
+// included: a threshold crossed is a finding at this commit, not when the
+// window closes. The store keeps one cumulative contribution per finding
+// for the stream, so the closing window's finding (same id) replaces the
+// peeked one. A peeked finding is written again only when it changed.
+func (p *processor) fireEarly() {
+	open := p.eng.Peek()
+	seen := make(map[string]peekMark, len(open))
+	for _, r := range open {
+		m := markOf(r)
+		seen[r.ID] = m
+		if old, ok := p.peeked[r.ID]; ok && old == m {
+			// Stored already; a closed window's smaller count must not
+			// replace it.
+			delete(p.changed, r.ID)
+			continue
+		}
+		p.changed[r.ID] = r
+	}
+	for id := range p.peeked {
+		if _, ok := seen[id]; ok {
+			continue
+		}
+		// Its window closed: the closed windows' finding replaces the
+		// peeked one, or, when the closing did not confirm it (a stronger
+		// rule took the activity), the early finding is withdrawn.
+		if r := p.eng.Closed(id); r != nil {
+			p.changed[id] = r
+		} else {
+			p.retract = append(p.retract, id)
+		}
+	}
+	p.peeked = seen
 }
 
 // respond answers what the commits queued: changed findings and alarm

@@ -518,6 +518,11 @@ type StreamCommit struct {
 	// was applied, so that a slower process's older state never replaces
 	// a newer one.
 	Version int64
+	// Retract are findings the stream no longer raises (an open window's
+	// early finding that its closing did not confirm): the stream's
+	// contributions to them are dropped, and a finding no other stream
+	// contributes to is deleted (CommitResult.Removed).
+	Retract []string
 }
 
 // CommitResult says what a StreamCommit changed.
@@ -568,6 +573,13 @@ func (s *Store) CommitStream(ctx context.Context, c StreamCommit) (CommitResult,
 				return err
 			}
 			res.Removed = n
+		}
+		if len(c.Retract) > 0 {
+			n, err := retract(ctx, tx, c.Stream, c.Retract, affected)
+			if err != nil {
+				return err
+			}
+			res.Removed += n
 		}
 		rules, err := loadRules(ctx, tx)
 		if err != nil {

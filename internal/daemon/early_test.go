@@ -131,3 +131,56 @@ func TestEarlyFiring(t *testing.T) {
 func openString(s string) func(context.Context) (io.ReadCloser, error) {
 	return func(context.Context) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(s)), nil }
 }
+
+// TestEarlyFindingWithdrawnAfterRestart: an early finding stored before
+// a stop (here a repeated reject, which the port scan the same probes
+// become takes over when the window closes) is withdrawn by the next
+// daemon, which rebuilt the window by replay: the store ends as detect.
+func TestEarlyFindingWithdrawnAfterRestart(t *testing.T) {
+	td := startDaemon(t, daemonConfig)
+	const start = 1700000000
+	min := detect.DefaultSettings().Portscan.MinPorts
+	below := scanLines(start, 1, min-1)
+	td.appendAndWait([]byte(below))
+	fs, err := td.d.Store().ListFindings(context.Background(), finding.Filter{Archived: finding.AnyArchived})
+	if err != nil || len(fs) != 1 || fs[0].Type != detect.TypeRepeatedReject {
+		t.Fatalf("before the stop: %+v, %v; want an early repeated reject", fs, err)
+	}
+	td.stop()
+
+	// The same configuration, store and files, a new daemon.
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := New(ctx, Options{ConfigPath: td.cfg, DBPath: td.d.opts.DBPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	td2 := &testDaemon{t: t, d: d, cfg: td.cfg, file: td.file, size: td.size, cancel: cancel, done: make(chan error, 1)}
+	go func() { td2.done <- d.Run(ctx) }()
+	t.Cleanup(func() { td2.stop(); d.Close() })
+	rest := scanLines(start, min, min+10) + fmt.Sprintf("2 123456789012 eni-1 203.0.113.9 10.0.1.10 40000 443 6 1 44 %d %d ACCEPT OK\n", start+3600, start+3600)
+	td2.appendAndWait([]byte(rest))
+
+	all := below + rest
+	e, err := detect.New(detect.Options{Settings: detect.DefaultSettings(), Home: detect.DefaultHomeNetworks()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := flowlog.Input{Name: "all.log", Size: int64(len(all)), Open: openString(all)}
+	if err := e.Run(context.Background(), &flowlog.Scanner{Workers: 1}, []flowlog.Input{in}); err != nil {
+		t.Fatal(err)
+	}
+	e.Flush()
+	want := e.Findings()
+	got, err := d.Store().ListFindings(context.Background(), finding.Filter{Archived: finding.AnyArchived})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("after the restart: %d findings %+v, detect finds %d", len(got), got, len(want))
+	}
+	for i := range want {
+		if got[i].ID != want[i].ID || got[i].Count != want[i].Count {
+			t.Errorf("finding %d: %s %s count %d, detect: %s %s count %d", i, got[i].Type, got[i].ID, got[i].Count, want[i].Type, want[i].ID, want[i].Count)
+		}
+	}
+}

@@ -70,6 +70,9 @@ type processor struct {
 	changed   map[string]*detect.Result    // findings changed since the last commit
 	peeked    map[string]peekMark          // open windows' findings as last stored (early firing)
 	retract   []string                     // early findings the closed windows did not confirm
+	inherited map[string]bool              // early findings stored before the start, not seen since
+	rebuilt   bool                         // every source replays: the state before the start is rebuilt
+	earlyDiff bool                         // the set of early findings changed since the last commit
 	pos       map[[2]string]store.Position // positions to save
 	alarmEv   []alarm.StateChange          // alarm changes to answer
 	oldest    time.Time                    // arrival of the oldest data not yet committed
@@ -265,6 +268,13 @@ func (p *processor) commit(ctx context.Context) error {
 		return nil
 	}
 	p.fireEarly()
+	var early []string
+	if p.earlyDiff {
+		early = slices.Sorted(maps.Keys(p.peeked))
+		if early == nil {
+			early = []string{}
+		}
+	}
 	fs := make([]finding.Finding, 0, len(p.changed))
 	for _, r := range p.changed {
 		f := r.Finding
@@ -276,7 +286,7 @@ func (p *processor) commit(ctx context.Context) error {
 	if p.policy != nil {
 		fs = p.policy.Apply(fs)
 	}
-	c := store.StreamCommit{Stream: Stream, Findings: fs, Respond: p.pipeline != nil, AlarmChanges: p.alarmEv, Retract: p.retract}
+	c := store.StreamCommit{Stream: Stream, Findings: fs, Respond: p.pipeline != nil, AlarmChanges: p.alarmEv, Retract: p.retract, Early: early}
 	for _, k := range slices.SortedFunc(maps.Keys(p.pos), func(a, b [2]string) int {
 		return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1])
 	}) {
@@ -322,7 +332,7 @@ func (p *processor) commit(ctx context.Context) error {
 	}
 	clear(p.changed)
 	clear(p.pos)
-	p.alarmEv, p.oldest, p.fresh, p.retract = nil, time.Time{}, false, nil
+	p.alarmEv, p.oldest, p.fresh, p.retract, p.earlyDiff = nil, time.Time{}, false, nil, false
 	p.respond(ctx)
 	return nil
 }
@@ -349,15 +359,27 @@ func (p *processor) fireEarly() {
 	}
 	for id := range p.peeked {
 		if _, ok := seen[id]; ok {
+			delete(p.inherited, id)
 			continue
 		}
+		p.earlyDiff = true
 		// Its window closed: the closed windows' finding replaces the
 		// peeked one, or, when the closing did not confirm it (a stronger
-		// rule took the activity), the early finding is withdrawn.
-		if r := p.eng.Closed(id); r != nil {
+		// rule took the activity), the early finding is withdrawn. An
+		// early finding stored before the start is withdrawn only when the
+		// state was rebuilt by replay; a source that cannot replay lost
+		// the window, and the finding stays as stored.
+		switch r := p.eng.Closed(id); {
+		case r != nil:
 			p.changed[id] = r
-		} else {
+		case !p.inherited[id] || p.rebuilt:
 			p.retract = append(p.retract, id)
+		}
+		delete(p.inherited, id)
+	}
+	for id := range seen {
+		if _, ok := p.peeked[id]; !ok {
+			p.earlyDiff = true
 		}
 	}
 	p.peeked = seen

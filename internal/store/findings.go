@@ -523,6 +523,10 @@ type StreamCommit struct {
 	// contributions to them are dropped, and a finding no other stream
 	// contributes to is deleted (CommitResult.Removed).
 	Retract []string
+	// Early, when not nil, replaces the set of the stream's findings
+	// whose contribution is early (an open window's, not yet confirmed by
+	// its closing): LoadEarly reads it back after a restart.
+	Early []string
 }
 
 // CommitResult says what a StreamCommit changed.
@@ -670,6 +674,11 @@ func (s *Store) CommitStream(ctx context.Context, c StreamCommit) (CommitResult,
 		}
 		if err := savePositions(ctx, tx, c.Positions, now); err != nil {
 			return err
+		}
+		if c.Early != nil {
+			if err := saveEarly(ctx, tx, c.Stream, c.Early); err != nil {
+				return err
+			}
 		}
 		return saveAlarmStates(ctx, tx, c.Alarms, now)
 	})

@@ -39,7 +39,7 @@ func NewMetrics() *Metrics {
 		Findings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowguard_findings_total",
 			Help: "Findings raised, by type."}, []string{"type"}),
 		Notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowguard_notifications_total",
-			Help: "Notifications, by notifier and result (delivered, queued)."}, []string{"notifier", "result"}),
+			Help: "Notifications, by notifier and result (delivered; queued for a later try; failed and dropped)."}, []string{"notifier", "result"}),
 		AWSAPIErrors: awsmetrics.Errors,
 		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "flowguard_detection_latency_seconds",
 			Help:    "From a record's arrival at a source to the finding or alarm decision it caused being stored.",

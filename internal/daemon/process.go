@@ -422,11 +422,10 @@ func (p *processor) respond(ctx context.Context) {
 	}
 }
 
+// countReport adds a pipeline run's notifications to
+// flowguard_notifications_total, by notifier and result.
 func (p *processor) countReport(rep respond.Report) {
-	if rep.Notified > 0 {
-		p.m.Notifications.WithLabelValues("all", "delivered").Add(float64(rep.Notified))
-	}
-	if rep.Queued > 0 {
-		p.m.Notifications.WithLabelValues("all", "queued").Add(float64(rep.Queued))
+	for k, n := range rep.Notifications {
+		p.m.Notifications.WithLabelValues(k.Notifier, k.Result).Add(float64(n))
 	}
 }

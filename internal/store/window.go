@@ -114,8 +114,8 @@ func dropVanished(ctx context.Context, tx *sql.Tx, stream string, fs []finding.F
 }
 
 // retract drops stream's contributions to the findings ids: a finding no
-// other stream contributes to is deleted (counted in removed), the others
-// are marked affected to be folded again.
+// other stream contributes to is deleted (counted in removed) with its
+// pending response, the others are marked affected to be folded again.
 func retract(ctx context.Context, tx *sql.Tx, stream string, ids []string, affected map[string]bool) (int, error) {
 	removed := 0
 	for _, id := range ids {
@@ -128,6 +128,10 @@ func retract(ctx context.Context, tx *sql.Tx, stream string, ids []string, affec
 		}
 		if n, _ := r.RowsAffected(); n > 0 {
 			removed++
+			// Nothing left to answer for a finding that is gone.
+			if _, err := tx.ExecContext(ctx, `DELETE FROM respond_pending WHERE finding_id = ?`, id); err != nil {
+				return 0, fmt.Errorf("cannot drop the pending response of finding %s: %w", id, err)
+			}
 		} else {
 			affected[id] = true
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/flowguard/flowguard/internal/awsmetrics"
 	"github.com/flowguard/flowguard/internal/config"
 	"github.com/flowguard/flowguard/internal/finding"
 	"github.com/flowguard/flowguard/internal/respond"
@@ -38,6 +39,7 @@ func buildPipelineWith(ctx context.Context, cfg *config.Config, st *store.Store,
 	if err != nil {
 		return nil, fmt.Errorf("cannot load AWS credentials: %w", err)
 	}
+	awsmetrics.Attach(&awsCfg)
 	var ranges *respond.AWSRanges
 	if rc.AWSIPRanges != "" {
 		if ranges, err = respond.LoadAWSRanges(rc.AWSIPRanges); err != nil {

@@ -166,7 +166,7 @@ func (d *Daemon) Close() error { return d.st.Close() }
 func (d *Daemon) newProcessor(ctx context.Context, cfg *config.Config, sources []named) (*processor, [][]source.Position, error) {
 	p := &processor{log: d.log.With("component", "processor"), st: d.st, m: d.Metrics,
 		in: make(chan item, 16), sources: map[string]source.Live{}, committed: map[string]map[string]string{},
-		changed: map[string]*detect.Result{}, pos: map[[2]string]store.Position{}, errSeen: map[string]int{},
+		changed: map[string]*detect.Result{}, peeked: map[string]peekMark{}, pos: map[[2]string]store.Position{}, errSeen: map[string]int{},
 		reloads: make(chan reload, 1), expireEvery: d.opts.ExpireEvery}
 	if p.expireEvery <= 0 {
 		p.expireEvery = time.Minute
@@ -196,6 +196,16 @@ func (d *Daemon) newProcessor(ctx context.Context, cfg *config.Config, sources [
 			return nil, nil, err
 		}
 	}
+	early, err := d.st.LoadEarly(ctx, Stream)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.inherited = map[string]bool{}
+	for _, id := range early {
+		p.peeked[id] = peekMark{} // written again if still open
+		p.inherited[id] = true
+	}
+	p.rebuilt = true
 	from := make([][]source.Position, len(sources))
 	for i, s := range sources {
 		p.sources[s.name] = s.src
@@ -211,7 +221,11 @@ func (d *Daemon) newProcessor(ctx context.Context, cfg *config.Config, sources [
 			p.committed[s.name][ps.Object] = ps.Token
 			from[i] = append(from[i], source.Position{Object: ps.Object, Token: ps.Token, Name: ps.Name})
 		}
-		if r, ok := s.src.(source.Replayer); ok && r.Replayable() {
+		r, ok := s.src.(source.Replayer)
+		if !ok || !r.Replayable() {
+			p.rebuilt = false
+		}
+		if ok && r.Replayable() {
 			// Read everything again to rebuild the in-memory state; what
 			// was committed is recognised and not written twice.
 			from[i] = nil

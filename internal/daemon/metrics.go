@@ -3,6 +3,8 @@ package daemon
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/flowguard/flowguard/internal/awsmetrics"
 )
 
 // Metrics are the daemon's Prometheus metrics (docs/daemon.md lists them).
@@ -15,7 +17,7 @@ type Metrics struct {
 	SourceLag     *prometheus.GaugeVec
 	Findings      *prometheus.CounterVec
 	Notifications *prometheus.CounterVec
-	AWSAPIErrors  *prometheus.CounterVec
+	AWSAPIErrors  *prometheus.CounterVec // awsmetrics.Errors, fed by every AWS client
 	Latency       prometheus.Histogram
 	Commits       prometheus.Counter
 }
@@ -37,9 +39,8 @@ func NewMetrics() *Metrics {
 		Findings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowguard_findings_total",
 			Help: "Findings raised, by type."}, []string{"type"}),
 		Notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowguard_notifications_total",
-			Help: "Notifications, by notifier and result (delivered, queued)."}, []string{"notifier", "result"}),
-		AWSAPIErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowguard_aws_api_errors_total",
-			Help: "Errors from AWS APIs, by service and operation."}, []string{"service", "operation"}),
+			Help: "Notifications, by notifier and result (delivered; queued for a later try; failed and dropped)."}, []string{"notifier", "result"}),
+		AWSAPIErrors: awsmetrics.Errors,
 		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "flowguard_detection_latency_seconds",
 			Help:    "From a record's arrival at a source to the finding or alarm decision it caused being stored.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}),

@@ -37,12 +37,16 @@ type item struct {
 	c   source.Chunk
 }
 
-// earlyFirer is the seam for early firing: an engine that can report the
-// findings of its open windows (thresholds crossed before the window
-// closes) implements it, and the daemon stores them at each commit. The
-// detect engine does not yet; see docs/daemon.md.
-type earlyFirer interface {
-	OpenResults() []*detect.Result
+// peekMark is what the daemon last stored of a finding of an open window:
+// it is written again only when it changes.
+type peekMark struct {
+	count      int64
+	first, end time.Time
+	severity   float64
+}
+
+func markOf(r *detect.Result) peekMark {
+	return peekMark{r.Count, r.FirstSeen, r.LastSeen, r.Severity}
 }
 
 // processor owns the detection and alarm state: one goroutine decodes the
@@ -64,6 +68,11 @@ type processor struct {
 	sources   map[string]source.Live
 	committed map[string]map[string]string // source → object → token at start
 	changed   map[string]*detect.Result    // findings changed since the last commit
+	peeked    map[string]peekMark          // open windows' findings as last stored (early firing)
+	retract   []string                     // early findings the closed windows did not confirm
+	inherited map[string]bool              // early findings stored before the start, not seen since
+	rebuilt   bool                         // every source replays: the state before the start is rebuilt
+	earlyDiff bool                         // the set of early findings changed since the last commit
 	pos       map[[2]string]store.Position // positions to save
 	alarmEv   []alarm.StateChange          // alarm changes to answer
 	oldest    time.Time                    // arrival of the oldest data not yet committed
@@ -258,9 +267,12 @@ func (p *processor) commit(ctx context.Context) error {
 	if !p.fresh {
 		return nil
 	}
-	if ef, ok := any(p.eng).(earlyFirer); ok {
-		for _, r := range ef.OpenResults() {
-			p.changed[r.ID] = r
+	p.fireEarly()
+	var early []string
+	if p.earlyDiff {
+		early = slices.Sorted(maps.Keys(p.peeked))
+		if early == nil {
+			early = []string{}
 		}
 	}
 	fs := make([]finding.Finding, 0, len(p.changed))
@@ -274,7 +286,7 @@ func (p *processor) commit(ctx context.Context) error {
 	if p.policy != nil {
 		fs = p.policy.Apply(fs)
 	}
-	c := store.StreamCommit{Stream: Stream, Findings: fs, Respond: p.pipeline != nil, AlarmChanges: p.alarmEv}
+	c := store.StreamCommit{Stream: Stream, Findings: fs, Respond: p.pipeline != nil, AlarmChanges: p.alarmEv, Retract: p.retract, Early: early}
 	for _, k := range slices.SortedFunc(maps.Keys(p.pos), func(a, b [2]string) int {
 		return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1])
 	}) {
@@ -320,9 +332,57 @@ func (p *processor) commit(ctx context.Context) error {
 	}
 	clear(p.changed)
 	clear(p.pos)
-	p.alarmEv, p.oldest, p.fresh = nil, time.Time{}, false
+	p.alarmEv, p.oldest, p.fresh, p.retract, p.earlyDiff = nil, time.Time{}, false, nil, false
 	p.respond(ctx)
 	return nil
+}
+
+// fireEarly adds to the findings to commit those the open windows raise
+// so far (Engine.Peek), each as it stands now, closed windows' counts
+// included: a threshold crossed is a finding at this commit, not when the
+// window closes. The store keeps one cumulative contribution per finding
+// for the stream, so the closing window's finding (same id) replaces the
+// peeked one. A peeked finding is written again only when it changed.
+func (p *processor) fireEarly() {
+	open := p.eng.Peek()
+	seen := make(map[string]peekMark, len(open))
+	for _, r := range open {
+		m := markOf(r)
+		seen[r.ID] = m
+		if old, ok := p.peeked[r.ID]; ok && old == m {
+			// Stored already; a closed window's smaller count must not
+			// replace it.
+			delete(p.changed, r.ID)
+			continue
+		}
+		p.changed[r.ID] = r
+	}
+	for id := range p.peeked {
+		if _, ok := seen[id]; ok {
+			delete(p.inherited, id)
+			continue
+		}
+		p.earlyDiff = true
+		// Its window closed: the closed windows' finding replaces the
+		// peeked one, or, when the closing did not confirm it (a stronger
+		// rule took the activity), the early finding is withdrawn. An
+		// early finding stored before the start is withdrawn only when the
+		// state was rebuilt by replay; a source that cannot replay lost
+		// the window, and the finding stays as stored.
+		switch r := p.eng.Closed(id); {
+		case r != nil:
+			p.changed[id] = r
+		case !p.inherited[id] || p.rebuilt:
+			p.retract = append(p.retract, id)
+		}
+		delete(p.inherited, id)
+	}
+	for id := range seen {
+		if _, ok := p.peeked[id]; !ok {
+			p.earlyDiff = true
+		}
+	}
+	p.peeked = seen
 }
 
 // respond answers what the commits queued: changed findings and alarm
@@ -362,11 +422,10 @@ func (p *processor) respond(ctx context.Context) {
 	}
 }
 
+// countReport adds a pipeline run's notifications to
+// flowguard_notifications_total, by notifier and result.
 func (p *processor) countReport(rep respond.Report) {
-	if rep.Notified > 0 {
-		p.m.Notifications.WithLabelValues("all", "delivered").Add(float64(rep.Notified))
-	}
-	if rep.Queued > 0 {
-		p.m.Notifications.WithLabelValues("all", "queued").Add(float64(rep.Queued))
+	for k, n := range rep.Notifications {
+		p.m.Notifications.WithLabelValues(k.Notifier, k.Result).Add(float64(n))
 	}
 }

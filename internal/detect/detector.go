@@ -291,7 +291,9 @@ func (e *Engine) train(j *judgement) {
 // Peek returns the findings the open windows would raise if they were
 // judged now, without judging them: for a daemon that fires early, as soon
 // as a threshold is crossed, and updates the finding when the window
-// closes (the ids are the same). Long-horizon rules, which keep state
+// closes (the ids are the same). A peeked finding already holds what
+// the closed windows counted for it: it is the finding as it stands now,
+// which the closing window's replaces. Long-horizon rules, which keep state
 // across windows, report only when windows close. Peek changes no state.
 func (e *Engine) Peek() []*Result {
 	idx := make([]int64, 0, len(e.panes))

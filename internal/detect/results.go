@@ -3,6 +3,7 @@ package detect
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -50,6 +51,16 @@ type Result struct {
 	ev     evidence
 	prefix netip.Prefix
 	top    []TopSource
+}
+
+// clone returns a copy of r that shares nothing it changes with r.
+func (r *Result) clone() *Result {
+	c := *r
+	c.Target.Ports = slices.Clone(r.Target.Ports)
+	c.Samples = slices.Clone(r.Samples)
+	c.Evidence = nil
+	c.ev = maps.Clone(r.ev)
+	return &c
 }
 
 // evidence is a finding's numbers, keyed by the declared evidence keys
@@ -136,6 +147,14 @@ func (e *Engine) upsertInto(results map[string]*Result, s spec, notify bool) {
 	}
 	id := finding.ID(s.typ, actor, idt)
 	r := results[id]
+	if r == nil && !notify {
+		// Peek: start from what the closed windows found, so that the
+		// peeked finding is the one the closing window will hold.
+		if c := e.results[id]; c != nil {
+			r = c.clone()
+			results[id] = r
+		}
+	}
 	first := time.Unix(int64(s.first), 0).UTC()
 	last := time.Unix(int64(s.last), 0).UTC()
 	if r == nil {
@@ -252,6 +271,16 @@ func (e *Engine) sorted(results map[string]*Result) []*Result {
 		return cmp.Compare(a.ID, b.ID)
 	})
 	return out
+}
+
+// Closed returns the finding id as the closed windows raised it, or nil
+// when they did not.
+func (e *Engine) Closed(id string) *Result {
+	r := e.results[id]
+	if r != nil {
+		e.finish(r)
+	}
+	return r
 }
 
 // Findings returns the findings so far, in the order of Results.

@@ -78,6 +78,7 @@ type env struct {
 	cfg    *Config
 	p      *Pipeline
 	rec    *recorder
+	extra  []Notifier // notifiers besides rec
 }
 
 // baseConfig blocks every finding type through the network ACL and
@@ -138,7 +139,7 @@ func (e *env) start() {
 	if e.cfg.WAFv2 != nil {
 		bl = append(bl, NewWAFv2(wafv2.NewFromConfig(awstest.ClientConfig(e.waf.URL)), e.cfg.WAFv2))
 	}
-	e.p, err = New(e.cfg, st, g, bl, []Notifier{e.rec}, Options{
+	e.p, err = New(e.cfg, st, g, bl, append([]Notifier{e.rec}, e.extra...), Options{
 		Clock: e.clock,
 		Sleep: func(_ context.Context, d time.Duration) error { e.sleeps = append(e.sleeps, d); return nil },
 		Rand:  func() float64 { return 0.5 },

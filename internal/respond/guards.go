@@ -238,11 +238,22 @@ func (g *Guards) Check(f *finding.Finding, p netip.Prefix, recentBans int) *Refu
 	return nil
 }
 
-// ActorPrefix returns the single-address prefix of a finding's actor.
+// ActorPrefix returns what blocking a finding's actor blocks: the actor's
+// address alone, or, for a finding whose actor is one network (a flood
+// from one network carries evidence sources_prefix), that network,
+// masked. A sources_prefix that does not hold the actor is ignored. A
+// finding with no actor gives the zero prefix, which the guards refuse.
 func ActorPrefix(f *finding.Finding) netip.Prefix {
 	if f == nil || !f.Actor.IP.IsValid() {
 		return netip.Prefix{}
 	}
 	a := netaddr.Canon(f.Actor.IP)
+	if s, ok := f.Evidence[string(finding.EvSourcesPrefix)].(string); ok {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			if p = netaddr.CanonPrefix(p); p.Contains(a) {
+				return p
+			}
+		}
+	}
 	return netip.PrefixFrom(a, a.BitLen())
 }

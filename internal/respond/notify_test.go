@@ -1,6 +1,7 @@
 package respond
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -143,5 +144,32 @@ func TestDefaultRenderSubject(t *testing.T) {
 	}
 	if !strings.Contains(m.Text, "dry-run") {
 		t.Errorf("text does not say dry-run: %q", m.Text)
+	}
+}
+
+// TestNotificationsByNotifier: the report counts each notifier's
+// messages by result: delivered, queued when its notifier fails and may
+// be retried, delivered on a later run.
+func TestNotificationsByNotifier(t *testing.T) {
+	e := notifyEnv(t, Route{Types: []string{"*"}, Notify: []string{"rec"}})
+	down := &recorder{name: "down", fail: 100}
+	e.extra = []Notifier{down}
+	e.cfg.Routes = []Route{{Types: []string{"*"}, Notify: []string{"rec", "down"}}}
+	e.cfg.Retry.MaxAttempts = 2
+	e.restart()
+	rep := e.handle(ev(attack("198.51.100.1", 8, t0)))
+	want := map[NotifyCount]int{{"rec", NotifyDelivered}: 1, {"down", NotifyQueued}: 1}
+	if !maps.Equal(rep.Notifications, want) {
+		t.Fatalf("notifications %v, want %v", rep.Notifications, want)
+	}
+	down.mu.Lock()
+	down.fail = 0
+	down.mu.Unlock()
+	rep = e.handle()
+	if want := map[NotifyCount]int{{"down", NotifyDelivered}: 1}; !maps.Equal(rep.Notifications, want) {
+		t.Fatalf("after the notifier recovered: %v, want %v", rep.Notifications, want)
+	}
+	if rep.Notified != 1 || rep.Queued != 0 {
+		t.Errorf("totals: %d notified, %d queued; want 1, 0", rep.Notified, rep.Queued)
 	}
 }

@@ -112,6 +112,10 @@ type Report struct {
 	// Notified counts messages delivered; Queued those left for a later
 	// run (their notifier failed).
 	Notified, Queued int
+	// Notifications counts the messages by notifier and result
+	// (NotifyDelivered, NotifyQueued, NotifyFailed: dropped, not to be
+	// tried again).
+	Notifications map[NotifyCount]int
 	// Reconciled counts blocks found removed behind flowguard's back;
 	// Foreign counts entries in flowguard's range it did not create.
 	Reconciled, Foreign int
@@ -120,6 +124,31 @@ type Report struct {
 }
 
 func (r *Report) add(o Outcome) { r.Outcomes = append(r.Outcomes, o) }
+
+// NotifyCount is a notifier and a result, as Report.Notifications counts
+// them.
+type NotifyCount struct{ Notifier, Result string }
+
+// The results of a notification.
+const (
+	NotifyDelivered = "delivered"
+	NotifyQueued    = "queued"
+	NotifyFailed    = "failed"
+)
+
+// notified counts one message of notifier with result.
+func (r *Report) notified(notifier, result string) {
+	switch result {
+	case NotifyDelivered:
+		r.Notified++
+	case NotifyQueued:
+		r.Queued++
+	}
+	if r.Notifications == nil {
+		r.Notifications = map[NotifyCount]int{}
+	}
+	r.Notifications[NotifyCount{notifier, result}]++
+}
 
 // Count returns how many outcomes are of kind.
 func (r *Report) Count(kind string) int {
@@ -956,12 +985,13 @@ func (p *Pipeline) flush(ctx context.Context, rep *Report) error {
 		}
 		n := p.notifiers[it.Notifier]
 		if n == nil {
-			rep.Queued++
+			rep.notified(it.Notifier, NotifyQueued)
 			errs = append(errs, mark(it.ID, "pending", "no notifier named "+it.Notifier+" is configured"))
 			continue
 		}
 		msg, err := p.render(pl.Events, pl.Outcomes, pl.DryRun)
 		if err != nil {
+			rep.notified(it.Notifier, NotifyFailed)
 			errs = append(errs, mark(it.ID, "failed", "cannot render: "+err.Error()),
 				p.audit(ctx, AuditNotifyFailed, subject, fid, map[string]any{"error": "cannot render: " + err.Error(), "events": len(pl.Events)}))
 			continue
@@ -971,16 +1001,16 @@ func (p *Pipeline) flush(ctx context.Context, rep *Report) error {
 		}
 		_, retry, err := p.retry.do(ctx, func(ctx context.Context) (bool, error) { return n.Notify(ctx, msg) })
 		if err != nil {
-			state := "failed"
+			state, result := "failed", NotifyFailed
 			if retry {
-				state = "pending"
-				rep.Queued++
+				state, result = "pending", NotifyQueued
 			}
+			rep.notified(it.Notifier, result)
 			errs = append(errs, mark(it.ID, state, err.Error()),
 				p.audit(ctx, AuditNotifyFailed, subject, fid, map[string]any{"error": err.Error(), "retry": retry, "events": len(pl.Events), "subject": msg.Subject}))
 			continue
 		}
-		rep.Notified++
+		rep.notified(it.Notifier, NotifyDelivered)
 		errs = append(errs, mark(it.ID, "sent", ""),
 			p.audit(ctx, AuditNotify, subject, fid, map[string]any{"events": len(pl.Events), "subject": msg.Subject}))
 	}

@@ -8,6 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/smithy-go"
+
+	"github.com/flowguard/flowguard/internal/awsmetrics"
 )
 
 // AWSKeys are the keys every AWS-backed live source takes. Each source's
@@ -35,6 +37,7 @@ func loadAWS(ctx context.Context, k AWSKeys) (aws.Config, error) {
 	if cfg.Region == "" {
 		cfg.Region = defaultRegion
 	}
+	awsmetrics.Attach(&cfg)
 	if k.EndpointURL != "" {
 		cfg.BaseEndpoint = aws.String(k.EndpointURL)
 	}

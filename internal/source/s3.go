@@ -13,6 +13,7 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/flowguard/flowguard/internal/awsmetrics"
 	"github.com/flowguard/flowguard/internal/flowlog"
 )
 
@@ -67,6 +68,7 @@ func (e *expander) s3Lister() (*s3Lister, error) {
 	if cfg.Region == "" {
 		cfg.Region = defaultRegion
 	}
+	awsmetrics.Attach(&cfg)
 	endpoint := e.opts.EndpointURL
 	l.client = s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if endpoint != "" {

@@ -518,6 +518,15 @@ type StreamCommit struct {
 	// was applied, so that a slower process's older state never replaces
 	// a newer one.
 	Version int64
+	// Retract are findings the stream no longer raises (an open window's
+	// early finding that its closing did not confirm): the stream's
+	// contributions to them are dropped, and a finding no other stream
+	// contributes to is deleted (CommitResult.Removed).
+	Retract []string
+	// Early, when not nil, replaces the set of the stream's findings
+	// whose contribution is early (an open window's, not yet confirmed by
+	// its closing): LoadEarly reads it back after a restart.
+	Early []string
 }
 
 // CommitResult says what a StreamCommit changed.
@@ -568,6 +577,13 @@ func (s *Store) CommitStream(ctx context.Context, c StreamCommit) (CommitResult,
 				return err
 			}
 			res.Removed = n
+		}
+		if len(c.Retract) > 0 {
+			n, err := retract(ctx, tx, c.Stream, c.Retract, affected)
+			if err != nil {
+				return err
+			}
+			res.Removed += n
 		}
 		rules, err := loadRules(ctx, tx)
 		if err != nil {
@@ -658,6 +674,11 @@ func (s *Store) CommitStream(ctx context.Context, c StreamCommit) (CommitResult,
 		}
 		if err := savePositions(ctx, tx, c.Positions, now); err != nil {
 			return err
+		}
+		if c.Early != nil {
+			if err := saveEarly(ctx, tx, c.Stream, c.Early); err != nil {
+				return err
+			}
 		}
 		return saveAlarmStates(ctx, tx, c.Alarms, now)
 	})

@@ -133,6 +133,10 @@ var migrations = []string{
 	// 8: detection windows that concurrent Lambda invocations fill, and
 	// the version of each stream's last commit (window.go).
 	windowsSchema,
+
+	// 9: the daemon's early findings, not yet confirmed by their window's
+	// closing (early.go).
+	earlySchema,
 }
 
 // SchemaVersion is the schema version this build writes.

@@ -110,8 +110,15 @@ func dropVanished(ctx context.Context, tx *sql.Tx, stream string, fs []finding.F
 	}); err != nil {
 		return 0, fmt.Errorf("cannot read stream %s: %w", stream, err)
 	}
+	return retract(ctx, tx, stream, gone, affected)
+}
+
+// retract drops stream's contributions to the findings ids: a finding no
+// other stream contributes to is deleted (counted in removed) with its
+// pending response, the others are marked affected to be folded again.
+func retract(ctx context.Context, tx *sql.Tx, stream string, ids []string, affected map[string]bool) (int, error) {
 	removed := 0
-	for _, id := range gone {
+	for _, id := range ids {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM finding_contributions WHERE stream = ? AND finding_id = ?`, stream, id); err != nil {
 			return 0, fmt.Errorf("cannot drop finding %s from stream %s: %w", id, stream, err)
 		}
@@ -121,6 +128,10 @@ func dropVanished(ctx context.Context, tx *sql.Tx, stream string, fs []finding.F
 		}
 		if n, _ := r.RowsAffected(); n > 0 {
 			removed++
+			// Nothing left to answer for a finding that is gone.
+			if _, err := tx.ExecContext(ctx, `DELETE FROM respond_pending WHERE finding_id = ?`, id); err != nil {
+				return 0, fmt.Errorf("cannot drop the pending response of finding %s: %w", id, err)
+			}
 		} else {
 			affected[id] = true
 		}

@@ -39,7 +39,19 @@ func TestInterruptStopsCleanly(t *testing.T) {
 			}
 			r.Close()
 			w.Write([]byte("2 123456789012 eni-1 198.51.100.7 10.0.0.5 4444 22 6 1 40 1700000000 1700000060 REJECT OK\n"))
-			time.Sleep(500 * time.Millisecond)
+			// The profile file is created after the signal handler is
+			// installed: once it exists, Ctrl-C reaches the command and not
+			// the default handler, however slow the machine is.
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				if _, err := os.Stat(prof); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					t.Fatalf("%s did not start within 30s", args[0])
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
 			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 				t.Fatal(err)
 			}
@@ -55,8 +67,10 @@ func TestInterruptStopsCleanly(t *testing.T) {
 			if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(stderr.String(), "interrupted") {
 				t.Errorf("%s after SIGINT: %v, %q; want exit code 130 and 'interrupted'", args[0], err, stderr.String())
 			}
-			if info, err := os.Stat(prof); err != nil || info.Size() == 0 {
-				t.Errorf("CPU profile: %v, size %d; want it written", err, info.Size())
+			if info, err := os.Stat(prof); err != nil {
+				t.Errorf("CPU profile: %v; want it written", err)
+			} else if info.Size() == 0 {
+				t.Error("CPU profile is empty; want it written")
 			}
 		})
 	}

@@ -240,13 +240,28 @@ func TestReloadDetectorsReplays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := td.d.Store().ListFindings(context.Background(), finding.Filter{Archived: finding.AnyArchived})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The reload is asynchronous: the records may all have been committed
+	// under the old rules before the restarted processor replays them, so
+	// wait (bounded) for the replay's commit to reach the store.
 	have := map[string]finding.Finding{}
-	for _, f := range got {
-		have[f.ID] = f
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got, err := td.d.Store().ListFindings(context.Background(), finding.Filter{Archived: finding.AnyArchived})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clear(have)
+		for _, f := range got {
+			have[f.ID] = f
+		}
+		same := true
+		for _, w := range want {
+			if g, ok := have[w.ID]; !ok || g.Count != w.Count || !g.FirstSeen.Equal(w.FirstSeen) || !g.LastSeen.Equal(w.LastSeen) {
+				same = false
+			}
+		}
+		if same || time.Now().After(deadline) {
+			break
+		}
 	}
 	scans := 0
 	for _, w := range want {

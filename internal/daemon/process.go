@@ -77,6 +77,7 @@ type processor struct {
 	alarmEv   []alarm.StateChange          // alarm changes to answer
 	oldest    time.Time                    // arrival of the oldest data not yet committed
 	fresh     bool                         // something beyond the committed positions was processed
+	caughtUp  map[[2]string]bool           // objects whose replay reached their committed position
 
 	errMu   sync.Mutex
 	errSeen map[string]int // bad lines logged per object
@@ -230,6 +231,7 @@ func (p *processor) process(ctx context.Context, it item) error {
 		p.m.SourceLag.WithLabelValues(it.src).Set(time.Since(c.Arrived).Seconds())
 	}
 	if replay {
+		p.replayedTo(it)
 		return nil
 	}
 	p.fresh = true
@@ -238,6 +240,31 @@ func (p *processor) process(ctx context.Context, it item) error {
 		p.oldest = c.Arrived
 	}
 	return nil
+}
+
+// replayedTo notes a replayed chunk that ends exactly at its object's
+// committed position. Once every committed object is replayed to its
+// position, the rebuilt state is committed even if nothing new follows:
+// after a reload under new rules, the replay may be all there is (the
+// records were committed under the old rules), and its findings must not
+// wait for the next record to be written. The state is then the one the
+// committed records give, so writing it replaces nothing with less.
+func (p *processor) replayedTo(it item) {
+	if p.committed[it.src][it.c.Position.Object] != it.c.Position.Token {
+		return
+	}
+	if p.caughtUp == nil {
+		p.caughtUp = map[[2]string]bool{}
+	}
+	p.caughtUp[[2]string{it.src, it.c.Position.Object}] = true
+	p.pos[[2]string{it.src, it.c.Position.Object}] = store.Position{Source: it.src, Object: it.c.Position.Object, Token: it.c.Position.Token, Name: it.c.Position.Name}
+	total := 0
+	for _, objs := range p.committed {
+		total += len(objs)
+	}
+	if len(p.caughtUp) == total {
+		p.fresh = true
+	}
 }
 
 // observeAlarms feeds a batch's records to the metric filters, each as a

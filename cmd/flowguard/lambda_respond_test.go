@@ -6,15 +6,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -24,6 +27,9 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/flowguard/flowguard/internal/awstest"
+	"github.com/flowguard/flowguard/internal/config"
+	"github.com/flowguard/flowguard/internal/finding"
+	"github.com/flowguard/flowguard/internal/respond"
 	"github.com/flowguard/flowguard/internal/store"
 	"github.com/flowguard/flowguard/internal/store/dynamo"
 	"github.com/flowguard/flowguard/internal/synth"
@@ -51,6 +57,9 @@ notify:
       url: %s/hook
       secret: not-a-real-secret
 `
+
+// testIPRanges is a small ip-ranges.json, for the aws-service-range guard.
+const testIPRanges = `{"syncToken":"1","createDate":"2026-11-20-00-00-00","prefixes":[{"ip_prefix":"52.94.76.0/22","region":"us-west-2","service":"AMAZON","network_border_group":"us-west-2"}],"ipv6_prefixes":[{"ipv6_prefix":"2600:1f14::/35","region":"us-west-2","service":"AMAZON","network_border_group":"us-west-2"}]}`
 
 // TestLambdaResponds runs the built bootstrap binary with a response
 // section, state in dynalite: two invocations at once, in two processes,
@@ -141,7 +150,7 @@ func TestLambdaResponds(t *testing.T) {
 
 	dir := t.TempDir()
 	ranges := filepath.Join(dir, "ip-ranges.json")
-	os.WriteFile(ranges, []byte(`{"syncToken":"1","createDate":"2026-11-20-00-00-00","prefixes":[{"ip_prefix":"52.94.76.0/22","region":"us-west-2","service":"AMAZON","network_border_group":"us-west-2"}],"ipv6_prefixes":[{"ipv6_prefix":"2600:1f14::/35","region":"us-west-2","service":"AMAZON","network_border_group":"us-west-2"}]}`), 0o644)
+	os.WriteFile(ranges, []byte(testIPRanges), 0o644)
 	bin := flowguardBinary(t)
 	bootstrap := filepath.Join(dir, "bootstrap")
 	if b, err := os.ReadFile(bin); err != nil || os.WriteFile(bootstrap, b, 0o755) != nil {
@@ -253,4 +262,110 @@ func TestLambdaResponds(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestLambdaPipelinesRace: four response pipelines (four concurrent
+// invocations), their state in one DynamoDB table, handle the same port
+// scans at once: each scanner gets one deny entry in the network ACL, one
+// block row, one block audit entry and one webhook message.
+func TestLambdaPipelinesRace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts dynalite")
+	}
+	ctx := context.Background()
+	ddb := dynamodb.NewFromConfig(awstest.ClientConfig(awstest.StartDynalite(t)))
+	if err := dynamo.CreateTable(ctx, ddb, "race"); err != nil {
+		t.Fatal(err)
+	}
+	ec2 := awstest.NewEC2(t)
+	acl := ec2.AddNetworkACL("vpc-0123456789abcdef0", "subnet-0aaaaaaaaaaaaaaa1")
+	var mu sync.Mutex
+	var hooks []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		hooks = append(hooks, string(b))
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(hook.Close)
+	dir := t.TempDir()
+	ranges := filepath.Join(dir, "ip-ranges.json")
+	os.WriteFile(ranges, []byte(testIPRanges), 0o644)
+	for k, v := range map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret",
+		"AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_ENDPOINT_URL_EC2": ec2.URL} {
+		t.Setenv(k, v)
+	}
+	cfg, err := config.Parse([]byte(fmt.Sprintf(lambdaRespondConfig, "  mode: enforce\n", ranges, acl, hook.URL)), "race.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const invocations = 4
+	var pls []*respond.Pipeline
+	for range invocations {
+		pl, err := buildPipelineWith(ctx, cfg, dynamo.New(ddb, "race"), slog.New(slog.DiscardHandler), responseBlockers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pls = append(pls, pl)
+	}
+	scanners := []string{"198.51.100.7", "198.51.100.8", "203.0.113.9"}
+	var events []respond.Event
+	for _, a := range scanners {
+		ip := netip.MustParseAddr(a)
+		f := finding.Finding{ID: finding.ID("Recon:EC2/Portscan", ip, ""), Type: "Recon:EC2/Portscan", Severity: 8, Title: "port scan",
+			Actor: finding.Actor{IP: ip}, Count: 40, FirstSeen: synth.DefaultStart, LastSeen: synth.DefaultStart.Add(time.Minute),
+			Target: finding.Target{IP: netip.MustParseAddr("10.0.1.10"), Ports: []uint16{22, 23, 80}}}
+		events = append(events, respond.Event{Finding: &f})
+	}
+	var wg sync.WaitGroup
+	for _, pl := range pls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := pl.Handle(ctx, slices.Clone(events)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	st := dynamo.New(ddb, "race")
+	audit, err := st.ListAudit(ctx, store.AuditFilter{Action: "block"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range scanners {
+		cidr := a + "/32"
+		var denies []int32
+		for _, en := range ec2.Entries(acl) {
+			if en.Action == "deny" && en.CIDR == cidr {
+				denies = append(denies, en.RuleNumber)
+			}
+		}
+		if len(denies) != 1 {
+			t.Errorf("%s: deny entries %v, want one", a, denies)
+		}
+		rows, err := st.ListBlocks(ctx, store.BlockFilter{Prefix: netip.MustParsePrefix(cidr)})
+		if err != nil || len(rows) != 1 || rows[0].State != store.BlockActive {
+			t.Errorf("%s: block rows %v %+v, want one active", a, err, rows)
+		}
+		k := 0
+		for _, e := range audit {
+			k += strings.Count(e.Subject, cidr)
+		}
+		if k != 1 {
+			t.Errorf("%s: %d block audit entries, want 1", a, k)
+		}
+		mu.Lock()
+		m := 0
+		for _, h := range hooks {
+			if strings.Contains(h, a) {
+				m++
+			}
+		}
+		mu.Unlock()
+		if m != 1 {
+			t.Errorf("%s: named in %d webhook messages, want 1", a, m)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,7 +56,9 @@ func newLambdaCmd(g *globals) *cobra.Command {
 ObjectCreated events (direct, or in SQS or SNS messages), CloudWatch Logs
 subscription events, Kinesis and Firehose transformation batches, and
 scheduled events that scan the last minutes of S3 prefixes and log groups,
-and keep the findings in DynamoDB.
+and keep the findings in DynamoDB. With a response: section in the
+configuration, run the findings each invocation creates or changes
+through its routes (blocks, notifications), state in the same table.
 
 Settings come from the environment:
   FLOWGUARD_TABLE         the DynamoDB table (required)
@@ -76,19 +79,21 @@ A binary named bootstrap run without arguments runs this command.`,
 			if err != nil {
 				return err
 			}
-			h, err := lambdaHandler(cmd.Context())
+			h, err := lambdaHandler(cmd.Context(), log)
 			if err != nil {
 				return err
 			}
-			h.Log = log
 			lambda.StartWithOptions(h.Invoke, lambda.WithContext(cmd.Context()))
 			return nil
 		},
 	}
 }
 
-// lambdaHandler builds the handler from the environment.
-func lambdaHandler(ctx context.Context) (*fglambda.Handler, error) {
+// lambdaHandler builds the handler from the environment. With a
+// response: section in the configuration it runs the response pipeline
+// (its routes, guards, blockers and notifiers; a dry run unless the mode
+// says enforce), its state in the same DynamoDB table.
+func lambdaHandler(ctx context.Context, log *slog.Logger) (*fglambda.Handler, error) {
 	table := os.Getenv(envTable)
 	if table == "" {
 		return nil, fmt.Errorf("%s is not set: name the DynamoDB table", envTable)
@@ -101,8 +106,10 @@ func lambdaHandler(ctx context.Context) (*fglambda.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	st := dynamo.New(dynamodb.NewFromConfig(awsCfg), table)
 	h := &fglambda.Handler{
-		Store:  dynamo.New(dynamodb.NewFromConfig(awsCfg), table),
+		Store:  st,
+		Log:    log,
 		S3:     s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = os.Getenv(envPathStyle) == "true" }),
 		Logs:   cloudwatchlogs.NewFromConfig(awsCfg),
 		Config: cfg,
@@ -116,6 +123,13 @@ func lambdaHandler(ctx context.Context) (*fglambda.Handler, error) {
 				return nil, fmt.Errorf("%s=%q: not a positive duration (like 10m)", d.env, v)
 			}
 		}
+	}
+	if cfg.Response != nil {
+		pl, err := buildPipelineWith(ctx, cfg, st, log.With("component", "respond"), responseBlockers)
+		if err != nil {
+			return nil, err
+		}
+		h.Respond = pl
 	}
 	for _, t := range strings.Split(os.Getenv(envScan), ",") {
 		if t = strings.TrimSpace(t); t != "" {

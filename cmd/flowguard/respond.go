@@ -29,7 +29,8 @@ func buildPipeline(ctx context.Context, cfg *config.Config, st *store.Store, log
 
 // buildPipelineWith is buildPipeline with the blockers that blockers
 // makes (the demo's are simulated).
-func buildPipelineWith(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger,
+// st is the SQLite store, or the DynamoDB store of flowguard lambda.
+func buildPipelineWith(ctx context.Context, cfg *config.Config, st store.Responses, log *slog.Logger,
 	blockers func(aws.Config, *respond.Config) []respond.Planner) (*respond.Pipeline, error) {
 	if cfg.Response == nil {
 		return nil, fmt.Errorf("%s has no response: section (see docs/response.md)", cfg.Path)

@@ -19,6 +19,16 @@
 // finish in, so that the window's findings are those one process reading
 // all its inputs finds. An input added twice (SQS and S3 deliver at least
 // once) is one input.
+//
+// # Responses
+//
+// With a Responder (the response pipeline, its state in the same store),
+// each invocation then runs the findings its commits created or changed
+// through the routes, guards, blockers and notifiers, after completing
+// what earlier invocations left (pending blocks, due expiries, queued
+// notifications). Two invocations that commit the same finding at once
+// both hand it to the pipeline: the store's block claims and notification
+// log make one block and one message of it.
 package lambda
 
 import (
@@ -49,6 +59,7 @@ import (
 	"github.com/flowguard/flowguard/internal/detect"
 	"github.com/flowguard/flowguard/internal/finding"
 	"github.com/flowguard/flowguard/internal/flowlog"
+	"github.com/flowguard/flowguard/internal/respond"
 	"github.com/flowguard/flowguard/internal/source"
 	"github.com/flowguard/flowguard/internal/store"
 )
@@ -71,7 +82,19 @@ type Handler struct {
 	// ScanLast is how far back a scheduled scan looks (default 15
 	// minutes).
 	ScanLast time.Duration
-	Log      *slog.Logger
+	// Respond, when set, runs the findings each invocation's commits
+	// created or changed through the response pipeline.
+	Respond Responder
+	Log     *slog.Logger
+}
+
+// Responder is the response pipeline as the handler runs it
+// (*respond.Pipeline).
+type Responder interface {
+	// Start completes what earlier runs left.
+	Start(ctx context.Context) (respond.Report, error)
+	// Handle routes, blocks and notifies events.
+	Handle(ctx context.Context, events []respond.Event) (respond.Report, error)
 }
 
 // Stream names a window's stream in the store.
@@ -137,6 +160,12 @@ type Summary struct {
 	Created  int `json:"created"`
 	Updated  int `json:"updated"`
 	Findings int `json:"findings"`
+	// Responded counts the findings handed to the response pipeline;
+	// Actions what it did (blocks, dry-run blocks, refusals, removals);
+	// Notified the messages it delivered.
+	Responded int `json:"responded,omitempty"`
+	Actions   int `json:"actions,omitempty"`
+	Notified  int `json:"notified,omitempty"`
 }
 
 // event is every shape the handler takes, decoded at once.
@@ -474,6 +503,7 @@ func (h *Handler) run(ctx context.Context, ins []input) (Summary, []BatchItemFai
 		}
 		members[name] = append(members[name], in)
 	}
+	var events []respond.Event
 	names := make([]string, 0, len(latest))
 	for name := range latest {
 		names = append(names, name)
@@ -494,8 +524,45 @@ func (h *Handler) run(ctx context.Context, ins []input) (Summary, []BatchItemFai
 		sum.Created += res.Created
 		sum.Updated += res.Updated
 		sum.Findings += res.Created + res.Updated + res.Unchanged
+		for i := range res.Changed {
+			f := &res.Changed[i]
+			events = append(events, respond.Event{Finding: f, Updated: !slices.Contains(res.New, f.ID)})
+		}
 	}
+	h.respond(ctx, events, &sum)
 	return sum, failed, nil
+}
+
+// respond runs the pipeline: what earlier invocations left, then events.
+// A failure is logged, not returned: the findings are committed, and the
+// pipeline's work is in the store (pending rows, the outbox), for the
+// next invocation to complete; failing the invocation would only make
+// Lambda run detection again.
+func (h *Handler) respond(ctx context.Context, events []respond.Event, sum *Summary) {
+	if h.Respond == nil {
+		return
+	}
+	report := func(what string, rep respond.Report, err error) {
+		for _, o := range rep.Outcomes {
+			h.log().Info("response", "kind", o.Kind, "prefix", o.Prefix, "target", o.Target, "finding", o.FindingID, "guard", o.Guard, "reason", o.Reason)
+		}
+		for _, f := range rep.Failures {
+			h.log().Error("responder failed", "responder", f.Responder, "error", f.Error)
+		}
+		if err != nil {
+			h.log().Error("the response pipeline failed; the next invocation resumes it", "step", what, "error", err)
+		}
+		sum.Actions += len(rep.Outcomes)
+		sum.Notified += rep.Notified
+	}
+	rep, err := h.Respond.Start(ctx)
+	report("start", rep, err)
+	if len(events) == 0 {
+		return
+	}
+	rep, err = h.Respond.Handle(ctx, events)
+	report("handle", rep, err)
+	sum.Responded += len(events)
 }
 
 // detect runs detection over every input of a window and commits the

@@ -20,3 +20,16 @@ func TestContract(t *testing.T) {
 		return s
 	})
 }
+
+// TestResponsesContract runs the response contract tests (block claims,
+// leases, outbox) on the SQLite store.
+func TestResponsesContract(t *testing.T) {
+	storetest.RunResponses(t, func(t *testing.T) store.Responses {
+		s, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "flowguard.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -1,6 +1,7 @@
 // Package dynamo is flowguard's store in one DynamoDB table, for the
 // Lambda function (flowguard lambda), whose invocations share no disk and
-// may run at the same time. It implements store.Interface, and passes the
+// may run at the same time. It implements store.Interface and
+// store.Responses (respond.go), and passes the
 // same contract tests (internal/store/storetest) as the SQLite store.
 //
 // # Single-table design

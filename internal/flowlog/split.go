@@ -116,8 +116,9 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 			continue
 		}
 		if odd {
-			// Rare: locate every field to name the empty one.
-			splitFields(data, pos, le, o, maxFields)
+			if b.need < maxFields { // rare: locate every field to name the empty one
+				splitFields(data, pos, le, o, maxFields)
+			}
 			if empty := emptyField(o[:nf], le); empty >= 0 {
 				w.s.skip(&LineError{Source: j.name, Line: line, Column: int(o[empty]) - pos + 1,
 					Field: b.Format.Name(empty), Msg: "empty field (two spaces in a row)"})
@@ -205,7 +206,9 @@ func splitBits(sp []uint64, pos, le int, o []uint32, need int) (k int, odd bool)
 			k++
 			o[k] = uint32(wi<<6 + bits.TrailingZeros64(w) + 1)
 		}
-		k += bits.OnesCount64(w)
+		if w != 0 { // spaces past the last field read: only counted
+			k += bits.OnesCount64(w)
+		}
 	}
 	return k, adj != 0
 }
@@ -214,7 +217,8 @@ func splitBits(sp []uint64, pos, le int, o []uint32, need int) (k int, odd bool)
 // maxFields) of the space-separated fields of data[pos:le], o[0] being pos,
 // and returns the number of spaces, all counted. odd reports a space first
 // or two in a row, the only ways to an empty field (the caller trims the
-// line end), so that the caller looks for one only then. It looks at eight
+// line end), so that the caller looks for one only then; it is always true
+// when every field is located (need is maxFields). It looks at eight
 // bytes at a time: a word's spaces become a bit mask, and only the recorded
 // spaces cost a step, not every byte.
 func splitFields(data []byte, pos, le int, o []uint32, need int) (k int, odd bool) {
@@ -224,6 +228,9 @@ func splitFields(data []byte, pos, le int, o []uint32, need int) (k int, odd boo
 	)
 	o[0] = uint32(pos)
 	i := pos
+	// Looking for adjacent spaces costs more than emptyField's check of
+	// every field, which the caller makes when every field is located.
+	full := need >= maxFields
 	prev := uint64(0x80) // the byte before the line: a space first is odd
 	var adj uint64
 	for ; i+8 <= le; i += 8 {
@@ -231,13 +238,17 @@ func splitFields(data []byte, pos, le int, o []uint32, need int) (k int, odd boo
 		// The high bit of each byte that was a space (exact, no carries
 		// between bytes).
 		m := ^(((x & low7) + low7) | x | low7)
-		adj |= m & (m<<8 | prev)
-		prev = m >> 56
+		if !full {
+			adj |= m & (m<<8 | prev)
+			prev = m >> 56
+		}
 		for ; m != 0 && k < need; m &= m - 1 {
 			k++
 			o[k] = uint32(i + bits.TrailingZeros64(m)>>3 + 1)
 		}
-		k += bits.OnesCount64(m)
+		if m != 0 { // spaces past the last field read: only counted
+			k += bits.OnesCount64(m)
+		}
 	}
 	for ; i < le; i++ {
 		if data[i] == ' ' {
@@ -253,7 +264,7 @@ func splitFields(data []byte, pos, le int, o []uint32, need int) (k int, odd boo
 			prev = 0
 		}
 	}
-	return k, adj != 0
+	return k, full || adj != 0
 }
 
 // foldSpaces turns every run of spaces in line into one space, dropping

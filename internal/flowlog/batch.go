@@ -25,6 +25,10 @@ type Batch struct {
 
 	text []byte   // text batches: the raw bytes
 	offs []uint32 // text batches: N*(nf+1) field start offsets; the last of each record is one past the line end
+	// need is the number of spaces whose offsets the decoder recorded in
+	// each record of a text batch: offs[0..need] and offs[nf] hold, so
+	// fields 0 to need-1 and the whole line can be read (ensure).
+	need int
 
 	cols []column
 	bad  []bool // rows found malformed while converting a column
@@ -102,6 +106,44 @@ func (b *Batch) Raw(i, pos int) []byte {
 	if b.text == nil {
 		return nil
 	}
+	b.ensure(pos)
+	return b.raw(i, pos)
+}
+
+// ensure makes field pos of every record of a text batch readable: when
+// the decoder located only the fields before it (Scanner.Fields), every
+// field of every record is located now.
+func (b *Batch) ensure(pos int) {
+	if pos < b.need || b.text == nil {
+		return
+	}
+	nf := len(b.cols)
+	for i := 0; i < b.N; i++ {
+		o := b.offs[i*(nf+1) : (i+1)*(nf+1)]
+		// The line passed the decoder's checks: nf-1 single spaces.
+		splitFields(b.text, int(o[0]), int(o[nf])-1, o, nf-1)
+	}
+	b.need = maxFields
+}
+
+// needFor returns the number of spaces to locate in each line of format f
+// for a consumer that reads fields (nil: all).
+func needFor(f *Format, fields []Field) int {
+	if fields == nil {
+		return maxFields
+	}
+	need := 0
+	for _, fld := range fields {
+		need = max(need, f.Index(fld)+1)
+	}
+	if need >= f.Len()-1 {
+		return maxFields
+	}
+	return need
+}
+
+// raw is Raw for a field that ensure has made readable.
+func (b *Batch) raw(i, pos int) []byte {
 	k := i*(len(b.cols)+1) + pos
 	return b.text[b.offs[k] : b.offs[k+1]-1]
 }
@@ -138,6 +180,7 @@ func (b *Batch) markBad(i, pos int, msg string) {
 		if pos >= 0 {
 			e.Field = b.Format.Name(pos)
 			if b.text != nil {
+				b.ensure(pos)
 				k := i * (len(b.cols) + 1)
 				e.Column = int(b.offs[k+pos]-b.offs[k]) + 1
 				e.Text = string(b.Raw(i, pos))
@@ -207,13 +250,14 @@ func (c *column) grow(n int, kind Kind) {
 func (b *Batch) Uints(pos int, sel []uint32) (vals []uint64, present []bool) {
 	c := &b.cols[pos]
 	if !c.done {
+		b.ensure(pos)
 		if !c.touched {
 			c.grow(b.N, KindUint)
 		}
 		vals, present := c.u64, c.present
 		limit := b.Format.Field(pos).Max()
 		c.convert(b.N, sel, func(i int) {
-			raw := b.Raw(i, pos)
+			raw := b.raw(i, pos)
 			v, ok, valid := parseUint(raw)
 			if v > limit {
 				v, ok = 0, false
@@ -291,12 +335,13 @@ func parseUint(p []byte) (v uint64, present, valid bool) {
 func (b *Batch) Addrs(pos int, sel []uint32) []netip.Addr {
 	c := &b.cols[pos]
 	if !c.done {
+		b.ensure(pos)
 		if !c.touched {
 			c.grow(b.N, KindAddr)
 		}
 		vals := c.addr
 		c.convert(b.N, sel, func(i int) {
-			raw := b.Raw(i, pos)
+			raw := b.raw(i, pos)
 			if isAbsent(raw) {
 				vals[i] = netip.Addr{}
 				return
@@ -324,6 +369,7 @@ func (b *Batch) Actions(pos int, sel []uint32) []Action {
 	if c := &b.cols[pos]; !c.done && !c.touched && (sel == nil || len(sel) == b.N) && b.text != nil {
 		// The hot path of every query that filters on action: compare
 		// the raw bytes once per record.
+		b.ensure(pos)
 		c.grow(b.N, KindAction)
 		stride := len(b.cols) + 1
 		for i := 0; i < b.N; i++ {
@@ -361,12 +407,13 @@ func (b *Batch) LogStatuses(pos int, sel []uint32) []LogStatus {
 func (b *Batch) enums(pos int, sel []uint32, parse func([]byte) (uint8, bool), msg string) []uint8 {
 	c := &b.cols[pos]
 	if !c.done {
+		b.ensure(pos)
 		if !c.touched {
 			c.grow(b.N, KindAction)
 		}
 		vals := c.enum
 		c.convert(b.N, sel, func(i int) {
-			v, ok := parse(b.Raw(i, pos))
+			v, ok := parse(b.raw(i, pos))
 			vals[i] = v
 			if !ok {
 				b.markBad(i, pos, msg)
@@ -381,7 +428,8 @@ func (b *Batch) enums(pos int, sel []uint32, parse func([]byte) (uint8, bool), m
 // the batch.
 func (b *Batch) String(i, pos int) ([]byte, bool) {
 	if b.text != nil {
-		raw := b.Raw(i, pos)
+		b.ensure(pos)
+		raw := b.raw(i, pos)
 		return raw, !isAbsent(raw)
 	}
 	c := &b.cols[pos]

@@ -41,6 +41,13 @@ type Scanner struct {
 	MaxLineLen int
 	// Errors receives every skipped line, record or input; nil drops them.
 	Errors ErrorSink
+	// Fields, when not nil, lists the fields the consumer reads (an
+	// empty, non-nil list: none, only whole lines). The text decoder then
+	// locates only the fields up to the last of them in each line, which
+	// is most of its work; the records kept and the lines skipped are the
+	// same as with nil. Reading another field still works: the batch then
+	// locates every field of its records at that moment.
+	Fields []Field
 }
 
 const (

@@ -29,12 +29,16 @@ func benchText(n int) string {
 	return b.String()
 }
 
-func benchScan(b *testing.B, workers int, fn func(*Batch)) {
+func benchScan(b *testing.B, workers int, fn func(*Batch)) { benchScanFields(b, workers, nil, fn) }
+
+// benchScanFields is benchScan for a consumer that reads only fields
+// (Scanner.Fields).
+func benchScanFields(b *testing.B, workers int, fields []Field, fn func(*Batch)) {
 	text := benchText(200_000)
 	in := []Input{{Name: "bench", Size: int64(len(text)), Open: func(context.Context) (io.ReadCloser, error) {
 		return io.NopCloser(strings.NewReader(text)), nil
 	}}}
-	s := &Scanner{Workers: workers}
+	s := &Scanner{Workers: workers, Fields: fields}
 	b.SetBytes(int64(len(text)))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -66,5 +70,31 @@ func BenchmarkSplitActionAddr(b *testing.B) {
 			}
 		}
 		bt.Addrs(bt.Format.Index(FieldSrcAddr), sel)
+	})
+}
+
+// BenchmarkSplitLines is BenchmarkSplit for a consumer that reads only
+// whole lines (`parse @message`): no field is located, the spaces are only
+// counted.
+func BenchmarkSplitLines(b *testing.B) { benchScanFields(b, 1, []Field{}, func(*Batch) {}) }
+
+// BenchmarkSplitPairs locates the fields up to bytes and converts srcaddr,
+// dstaddr and bytes: the decoding of `stats sum(bytes) by srcAddr,
+// dstAddr`, one worker.
+func BenchmarkSplitPairs(b *testing.B) {
+	benchScanFields(b, 1, []Field{FieldSrcAddr, FieldDstAddr, FieldBytes}, func(bt *Batch) {
+		bt.Addrs(bt.Format.Index(FieldSrcAddr), nil)
+		bt.Addrs(bt.Format.Index(FieldDstAddr), nil)
+		bt.Uints(bt.Format.Index(FieldBytes), nil)
+	})
+}
+
+// BenchmarkSplitPairsAll is BenchmarkSplitPairs with every field located,
+// for comparison.
+func BenchmarkSplitPairsAll(b *testing.B) {
+	benchScanFields(b, 1, nil, func(bt *Batch) {
+		bt.Addrs(bt.Format.Index(FieldSrcAddr), nil)
+		bt.Addrs(bt.Format.Index(FieldDstAddr), nil)
+		bt.Uints(bt.Format.Index(FieldBytes), nil)
 	})
 }

@@ -75,18 +75,22 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 			offs = append(offs[:base:base], make([]uint32, maxFields+2+base)...)[:base]
 		}
 		o := offs[base : base+maxFields+2]
+		// Only the starts of the fields the consumer reads are
+		// recorded (b.need); the spaces are counted all the same, so
+		// that a line is a record, or malformed, exactly as when every
+		// field is located.
 		var k int
-		odd := true // whether a field may be empty
+		var odd bool // whether a field may be empty
 		if useIndex {
-			k, odd = splitBits(sp, pos, le, o)
+			k, odd = splitBits(sp, pos, le, o, b.need)
 		} else {
-			k = splitFields(data, pos, le, o)
+			k, odd = splitFields(data, pos, le, o, b.need)
 		}
 		if k+1 != nf && bytes.Contains(data[pos:le], doubleSpace) {
 			// AWS's own examples separate fields with two spaces now
 			// and then: fold runs of spaces in place and split again.
 			le = pos + len(foldSpaces(data[pos:le]))
-			k, odd = splitFields(data, pos, le, o), true
+			k, odd = splitFields(data, pos, le, o, b.need)
 		}
 		if k+1 != nf {
 			if looksLikeHeader(data[pos:le]) {
@@ -112,6 +116,9 @@ func (w *worker) splitText(j *job) (parts int, err error) {
 			continue
 		}
 		if odd {
+			if b.need < maxFields { // rare: locate every field to name the empty one
+				splitFields(data, pos, le, o, maxFields)
+			}
 			if empty := emptyField(o[:nf], le); empty >= 0 {
 				w.s.skip(&LineError{Source: j.name, Line: line, Column: int(o[empty]) - pos + 1,
 					Field: b.Format.Name(empty), Msg: "empty field (two spaces in a row)"})
@@ -173,11 +180,10 @@ func nextBit(bm []uint64, from int) int {
 	return wi<<6 + bits.TrailingZeros64(bm[wi])
 }
 
-// splitBits is splitFields on the structural index: the start of every
-// field of data[pos:le] from the set bits of the space bitmap. odd reports
-// a space first or two in a row, the only ways to an empty field (the line
-// end is trimmed), so that the caller checks for them only then.
-func splitBits(sp []uint64, pos, le int, o []uint32) (k int, odd bool) {
+// splitBits is splitFields on the structural index: the start of fields 1
+// to need of data[pos:le] from the set bits of the space bitmap, and the
+// number of spaces, all counted.
+func splitBits(sp []uint64, pos, le int, o []uint32, need int) (k int, odd bool) {
 	o[0] = uint32(pos)
 	first, last := pos>>6, (le-1)>>6
 	prev := uint64(1) // the bit before the line: a space first is odd
@@ -196,44 +202,69 @@ func splitBits(sp []uint64, pos, le int, o []uint32) (k int, odd bool) {
 		}
 		adj |= w & (w >> 1)
 		prev = w >> 63
-		for ; w != 0; w &= w - 1 {
+		for ; w != 0 && k < need; w &= w - 1 {
 			k++
-			o[k&maxFields] = uint32(wi<<6 + bits.TrailingZeros64(w) + 1)
+			o[k] = uint32(wi<<6 + bits.TrailingZeros64(w) + 1)
+		}
+		if w != 0 { // spaces past the last field read: only counted
+			k += bits.OnesCount64(w)
 		}
 	}
 	return k, adj != 0
 }
 
-// splitFields records in o the start offset of every space-separated field
-// of data[pos:le] and returns the number of spaces. It looks at eight bytes
-// at a time: a word's spaces become a bit mask, and only the spaces cost a
-// step, not every byte.
-func splitFields(data []byte, pos, le int, o []uint32) int {
+// splitFields records in o the start offset of fields 1 to need (at most
+// maxFields) of the space-separated fields of data[pos:le], o[0] being pos,
+// and returns the number of spaces, all counted. odd reports a space first
+// or two in a row, the only ways to an empty field (the caller trims the
+// line end), so that the caller looks for one only then; it is always true
+// when every field is located (need is maxFields). It looks at eight
+// bytes at a time: a word's spaces become a bit mask, and only the recorded
+// spaces cost a step, not every byte.
+func splitFields(data []byte, pos, le int, o []uint32, need int) (k int, odd bool) {
 	const (
 		spaces = 0x2020202020202020
 		low7   = 0x7f7f7f7f7f7f7f7f
 	)
 	o[0] = uint32(pos)
-	k := 0
 	i := pos
+	// Looking for adjacent spaces costs more than emptyField's check of
+	// every field, which the caller makes when every field is located.
+	full := need >= maxFields
+	prev := uint64(0x80) // the byte before the line: a space first is odd
+	var adj uint64
 	for ; i+8 <= le; i += 8 {
 		x := binary.LittleEndian.Uint64(data[i:]) ^ spaces
 		// The high bit of each byte that was a space (exact, no carries
 		// between bytes).
 		m := ^(((x & low7) + low7) | x | low7)
-		for m != 0 {
+		if !full {
+			adj |= m & (m<<8 | prev)
+			prev = m >> 56
+		}
+		for ; m != 0 && k < need; m &= m - 1 {
 			k++
-			o[k&maxFields] = uint32(i + bits.TrailingZeros64(m)>>3 + 1)
-			m &= m - 1
+			o[k] = uint32(i + bits.TrailingZeros64(m)>>3 + 1)
+		}
+		if m != 0 { // spaces past the last field read: only counted
+			k += bits.OnesCount64(m)
 		}
 	}
 	for ; i < le; i++ {
 		if data[i] == ' ' {
+			if prev != 0 {
+				adj = 1
+			}
+			prev = 0x80
 			k++
-			o[k&maxFields] = uint32(i + 1)
+			if k <= need {
+				o[k] = uint32(i + 1)
+			}
+		} else {
+			prev = 0
 		}
 	}
-	return k
+	return k, full || adj != 0
 }
 
 // foldSpaces turns every run of spaces in line into one space, dropping
@@ -269,4 +300,5 @@ func (w *worker) startBatch(f *Format, j *job) {
 	b.reset(f, j.name, j.seq)
 	b.text = j.data
 	b.errs = w.s.Errors
+	b.need = needFor(f, w.s.Fields)
 }

@@ -45,6 +45,36 @@ type env struct {
 	slots  []slot // frame columns, in order of definition
 	nodes  int    // node ids handed out
 	warn   func(string)
+	reads  *fieldReads // the flow log fields a stream pipeline reads
+}
+
+// fieldReads collects the flow log fields a stream pipeline reads, so that
+// the decoder locates only those (flowlog.Scanner.Fields).
+type fieldReads struct {
+	fields []flowlog.Field
+	all    bool // a field known only by a header line's name: every field
+}
+
+func (r *fieldReads) add(f flowlog.Field) {
+	if r == nil {
+		return
+	}
+	if f == flowlog.FieldUnknown {
+		r.all = true
+		return
+	}
+	r.fields = append(r.fields, f)
+}
+
+// list returns the fields for flowlog.Scanner.Fields: nil for every field.
+func (r *fieldReads) list() []flowlog.Field {
+	if r == nil || r.all {
+		return nil
+	}
+	if r.fields == nil {
+		return []flowlog.Field{} // none: whole lines only
+	}
+	return r.fields
 }
 
 func (e *env) id() int { e.nodes++; return e.nodes - 1 }
@@ -135,6 +165,12 @@ func (e *env) resolve(ref *FieldRef) (node, error) {
 		if p == pseudoTimestamp || p == pseudoIngestion {
 			t = TTime
 		}
+		switch p {
+		case pseudoTimestamp, pseudoIngestion:
+			e.reads.add(flowlog.FieldStart)
+		case pseudoLogStream:
+			e.reads.add(flowlog.FieldInterfaceID)
+		}
 		return &pseudoField{id: e.id(), which: p, t: t}, nil
 	}
 	fld, ok := flowlog.LookupQueryName(name)
@@ -155,6 +191,7 @@ func (e *env) resolve(ref *FieldRef) (node, error) {
 	if !ok {
 		fld = flowlog.FieldUnknown
 	}
+	e.reads.add(fld)
 	return &batchField{id: e.id(), field: fld, name: name, t: t}, nil
 }
 

@@ -22,6 +22,7 @@ type Program struct {
 // flow log batches; each later one reads the table the previous produced.
 type pipeline struct {
 	stream bool
+	reads  *fieldReads // stream pipelines: the flow log fields read
 	nodes  int
 	slots  int
 	stages []stage
@@ -295,6 +296,10 @@ func (c *compiler) newPipe(stream bool, cols []slot) {
 	c.env = &env{stream: stream, slots: cols}
 	c.env.warn = func(msg string) { c.p.warnings = append(c.p.warnings, msg) }
 	c.pipe = &pipeline{stream: stream}
+	if stream {
+		c.pipe.reads = &fieldReads{}
+		c.env.reads = c.pipe.reads
+	}
 	c.p.pipes = append(c.p.pipes, c.pipe)
 }
 
@@ -579,6 +584,10 @@ func (p *pipeline) runStream(ctx context.Context, sc *flowlog.Scanner, inputs []
 		nw = defaultWorkers()
 		sc.Workers = nw
 	}
+	// The decoder locates only the fields the query reads.
+	own := *sc
+	own.Fields = p.reads.list()
+	sc = &own
 	states := make([]*workerState, nw)
 	states[0] = p.newWorker(nil)
 	var mu sync.Mutex

@@ -18,7 +18,8 @@ import (
 	"path/filepath"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // EnvDB names the environment variable that overrides the default database
@@ -110,7 +111,7 @@ func open(ctx context.Context, path string, target int) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	if err := w.PingContext(ctx); err != nil {
+	if err := pingWAL(ctx, w); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("cannot open database %s: %w", path, err)
 	}
@@ -125,6 +126,29 @@ func open(ctx context.Context, path string, target int) (*Store, error) {
 	}
 	r.SetMaxIdleConns(4)
 	return &Store{path: abs, w: w, r: r, now: time.Now}, nil
+}
+
+// pingWAL opens the write connection, which switches the file to WAL mode.
+// SQLite answers that switch with SQLITE_BUSY at once, without waiting
+// for the busy timeout, while another process holds the file (two
+// processes creating the same new database is the common case), so the
+// open is retried for up to the busy timeout.
+func pingWAL(ctx context.Context, w *sql.DB) error {
+	deadline := time.Now().Add(busyTimeout)
+	pause := 5 * time.Millisecond
+	for {
+		err := w.PingContext(ctx)
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 200*time.Millisecond)
+	}
 }
 
 // Path returns the database file's absolute path.

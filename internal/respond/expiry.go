@@ -32,6 +32,9 @@ func (p *Pipeline) Expire(ctx context.Context) (Report, error) {
 }
 
 func (p *Pipeline) resumeBlocks(ctx context.Context, rep *Report) error {
+	if err := p.reapLeases(ctx); err != nil {
+		return err
+	}
 	now := p.clock.Now()
 	// Lease the rows with work to do that no other process is working
 	// on: theirs are theirs until their lease runs out.

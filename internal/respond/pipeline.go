@@ -6,13 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flowguard/flowguard/internal/alarm"
@@ -87,6 +86,7 @@ type Pipeline struct {
 	clock     Clock
 	retry     *retrier
 	owner     string
+	reaped    atomic.Int64 // when reapLeases last looked, Unix nanoseconds
 
 	mu     sync.Mutex
 	down   map[string]downState // responders failing now
@@ -175,8 +175,7 @@ func New(cfg *Config, st store.Responses, guards *Guards, blockers []Planner, no
 		p.clock = SystemClock{}
 	}
 	if p.owner == "" {
-		host, _ := os.Hostname()
-		p.owner = fmt.Sprintf("%s/%d/%08x", host, os.Getpid(), rand.Uint32())
+		p.owner = newOwner()
 	}
 	p.retry = newRetrier(cfg.Retry, opt.Sleep, opt.Rand)
 	for _, b := range blockers {

@@ -120,6 +120,7 @@ function lineChart(title, series, unit, wide) {
     return root;
   }
   const t0 = Math.min(...all.map((p) => p[0].getTime())), t1 = Math.max(...all.map((p) => p[0].getTime()));
+  root.dataset.start = t0; // the first point's time, for tests and tools
   const vmax = Math.max(...all.map((p) => p[1]), 0) || 1;
   const x = (t) => L + (t1 === t0 ? (W - L - R) / 2 : (t - t0) / (t1 - t0) * (W - L - R));
   const y = (v) => T + (1 - v / vmax) * (H - T - B);

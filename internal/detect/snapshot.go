@@ -1,7 +1,6 @@
 package detect
 
 import (
-	"bufio"
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
@@ -59,24 +58,20 @@ var ErrSnapshotVersion = errors.New("the snapshot was written by another version
 // from the goroutine that feeds the engine, between batches; it changes
 // nothing.
 func (e *Engine) Snapshot(w io.Writer) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	crc := crc32.New(crcTable)
-	enc := &snapshotEncoder{w: io.MultiWriter(bw, crc)}
+	enc := &snapshotEncoder{w: w, crc: crc32.New(crcTable), buf: make([]byte, 0, 2*snapshotFlushAt)}
 	enc.raw(snapshotMagic[:])
 	enc.uv(snapshotVersion)
 	fp := fingerprint(e.opts)
 	enc.raw(fp[:])
 	enc.engine(e)
+	enc.flush()
+	var sum [4]byte
+	binary.LittleEndian.PutUint32(sum[:], enc.crc.Sum32())
+	if enc.err == nil {
+		_, enc.err = w.Write(sum[:])
+	}
 	if enc.err != nil {
 		return fmt.Errorf("cannot write the engine snapshot: %w", enc.err)
-	}
-	var sum [4]byte
-	binary.LittleEndian.PutUint32(sum[:], crc.Sum32())
-	if _, err := bw.Write(sum[:]); err != nil {
-		return fmt.Errorf("cannot write the engine snapshot: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("cannot write the engine snapshot: %w", err)
 	}
 	return nil
 }
@@ -136,23 +131,48 @@ func writeLen(h hash.Hash, b []byte) {
 	h.Write(b)
 }
 
-// snapshotEncoder writes the body. Errors are sticky: the first one stops
-// the writing and is returned by Snapshot.
+// snapshotEncoder writes the body: it appends to buf and hands it to w
+// (and the checksum) in pieces of snapshotFlushAt bytes. Errors are
+// sticky: the first one stops the writing and is returned by Snapshot.
 type snapshotEncoder struct {
 	w   io.Writer
-	tmp [binary.MaxVarintLen64]byte
+	crc hash.Hash32
+	buf []byte
 	err error
 }
 
+const snapshotFlushAt = 64 << 10
+
+func (w *snapshotEncoder) flush() {
+	if w.err == nil && len(w.buf) > 0 {
+		w.crc.Write(w.buf)
+		_, w.err = w.w.Write(w.buf)
+	}
+	w.buf = w.buf[:0]
+}
+
 func (w *snapshotEncoder) raw(b []byte) {
-	if w.err == nil {
-		_, w.err = w.w.Write(b)
+	w.buf = append(w.buf, b...)
+	if len(w.buf) >= snapshotFlushAt {
+		w.flush()
 	}
 }
 
-func (w *snapshotEncoder) uv(x uint64) { w.raw(w.tmp[:binary.PutUvarint(w.tmp[:], x)]) }
-func (w *snapshotEncoder) iv(x int64)  { w.raw(w.tmp[:binary.PutVarint(w.tmp[:], x)]) }
-func (w *snapshotEncoder) n(x int)     { w.uv(uint64(x)) }
+func (w *snapshotEncoder) uv(x uint64) {
+	w.buf = binary.AppendUvarint(w.buf, x)
+	if len(w.buf) >= snapshotFlushAt {
+		w.flush()
+	}
+}
+
+func (w *snapshotEncoder) iv(x int64) {
+	w.buf = binary.AppendVarint(w.buf, x)
+	if len(w.buf) >= snapshotFlushAt {
+		w.flush()
+	}
+}
+
+func (w *snapshotEncoder) n(x int) { w.uv(uint64(x)) }
 
 func (w *snapshotEncoder) b(x bool) {
 	if x {
@@ -163,16 +183,19 @@ func (w *snapshotEncoder) b(x bool) {
 }
 
 func (w *snapshotEncoder) u64(x uint64) {
-	binary.LittleEndian.PutUint64(w.tmp[:8], x)
-	w.raw(w.tmp[:8])
+	w.buf = binary.LittleEndian.AppendUint64(w.buf, x)
+	if len(w.buf) >= snapshotFlushAt {
+		w.flush()
+	}
 }
 
 func (w *snapshotEncoder) f64(x float64) { w.u64(math.Float64bits(x)) }
 
 func (w *snapshotEncoder) str(s string) {
 	w.n(len(s))
-	if w.err == nil {
-		_, w.err = io.WriteString(w.w, s)
+	w.buf = append(w.buf, s...)
+	if len(w.buf) >= snapshotFlushAt {
+		w.flush()
 	}
 }
 

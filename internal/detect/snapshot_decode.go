@@ -261,7 +261,7 @@ func (d *snapshotDecoder) host() *host {
 }
 
 func (d *snapshotDecoder) pane() *pane {
-	p := &pane{idx: d.iv(), ext: map[addrKey]int32{}, hosts: map[uint32]*hostPane{}, pend: map[pendKey]*pendAgg{}}
+	p := &pane{idx: d.iv(), hosts: map[uint32]*hostPane{}, pend: map[pendKey]*pendAgg{}}
 	nb := d.count("detailed sources", 1, math.MaxInt32)
 	p.bigs = make([]*extBig, 0, nb)
 	for range nb {
@@ -271,6 +271,7 @@ func (d *snapshotDecoder) pane() *pane {
 		p.bigs = append(p.bigs, d.big())
 	}
 	ne := d.count("sources", 1, math.MaxInt32)
+	p.ext = make(map[addrKey]int32, ne)
 	p.exts = make([]extState, ne)
 	live := make([]bool, ne)
 	for i := range ne {
@@ -279,11 +280,12 @@ func (d *snapshotDecoder) pane() *pane {
 		}
 		if d.flag() {
 			k := d.key()
-			if _, dup := p.ext[k]; dup {
+			n := len(p.ext)
+			p.ext[k] = int32(i)
+			if len(p.ext) == n {
 				d.fail("source %s appears twice in window %d", k.addr(), p.idx)
 				return p
 			}
-			p.ext[k] = int32(i)
 			live[i] = true
 		}
 		d.ext(&p.exts[i], len(p.bigs))
@@ -314,10 +316,14 @@ func (d *snapshotDecoder) pane() *pane {
 		}
 		p.hosts[hp.id] = hp
 	}
-	for _, i := range p.ext {
-		if h := p.exts[i].host; h != 0 && p.hosts[h-1] == nil {
-			d.fail("a source of window %d names host %d, which the window does not hold", p.idx, h-1)
-			return p
+	checked := uint32(0)
+	for i := range p.exts {
+		if h := p.exts[i].host; live[i] && h != 0 && h != checked {
+			if p.hosts[h-1] == nil {
+				d.fail("a source of window %d names host %d, which the window does not hold", p.idx, h-1)
+				return p
+			}
+			checked = h
 		}
 	}
 	npd := d.count("pending findings", 1, math.MaxInt32)

@@ -79,6 +79,8 @@ type processor struct {
 	fresh     bool                         // something beyond the committed positions was processed
 	caughtUp  map[[2]string]bool           // objects whose replay reached their committed position
 
+	snap snapshots // engine snapshots (snapshot.go)
+
 	errMu   sync.Mutex
 	errSeen map[string]int // bad lines logged per object
 
@@ -113,10 +115,17 @@ func (p *processor) run(ctx context.Context) error {
 	p.started.Store(true)
 	expire := time.NewTicker(p.expireEvery)
 	defer expire.Stop()
+	var snapTick <-chan time.Time
+	if p.snap.on {
+		t := time.NewTicker(max(p.snap.every/4, 10*time.Millisecond))
+		defer t.Stop()
+		snapTick = t.C
+	}
 	for {
 		select {
 		case it, ok := <-p.in:
 			if !ok {
+				p.snap.final = true
 				return p.commit(context.WithoutCancel(ctx))
 			}
 			group := []item{it}
@@ -149,6 +158,12 @@ func (p *processor) run(ctx context.Context) error {
 			p.log.Info("configuration reloaded: suppression rules, trusted IPs, response routes and notifiers")
 		case <-expire.C:
 			p.expire(ctx)
+		case <-snapTick:
+			if p.snapshotDue() {
+				if err := p.commit(ctx); err != nil {
+					return err
+				}
+			}
 		}
 	}
 }
@@ -230,12 +245,15 @@ func (p *processor) process(ctx context.Context, it item) error {
 	if !c.Arrived.IsZero() {
 		p.m.SourceLag.WithLabelValues(it.src).Set(time.Since(c.Arrived).Seconds())
 	}
+	held := p.notePosition(it)
 	if replay {
 		p.replayedTo(it)
 		return nil
 	}
 	p.fresh = true
-	p.pos[[2]string{it.src, c.Position.Object}] = store.Position{Source: it.src, Object: c.Position.Object, Token: c.Position.Token, Name: c.Position.Name}
+	if !held {
+		p.pos[[2]string{it.src, c.Position.Object}] = store.Position{Source: it.src, Object: c.Position.Object, Token: c.Position.Token, Name: c.Position.Name}
+	}
 	if !c.Arrived.IsZero() && (p.oldest.IsZero() || c.Arrived.Before(p.oldest)) {
 		p.oldest = c.Arrived
 	}
@@ -291,7 +309,8 @@ func (p *processor) observeAlarms(b *flowlog.Batch, replay bool) {
 // commit saves the changed findings, the alarm states and the positions
 // in one transaction, then answers what changed.
 func (p *processor) commit(ctx context.Context) error {
-	if !p.fresh {
+	snapshot := p.snapshotDue()
+	if !p.fresh && !snapshot {
 		return nil
 	}
 	p.fireEarly()
@@ -319,6 +338,11 @@ func (p *processor) commit(ctx context.Context) error {
 	}) {
 		c.Positions = append(c.Positions, p.pos[k])
 	}
+	if snapshot {
+		if err := p.addSnapshot(&c); err != nil {
+			return fmt.Errorf("cannot save the detection state: %w", err)
+		}
+	}
 	if p.clock != nil {
 		for _, a := range p.clock.Engine.Alarms {
 			s, since := a.State()
@@ -330,6 +354,9 @@ func (p *processor) commit(ctx context.Context) error {
 		return fmt.Errorf("cannot save the detection state: %w", err)
 	}
 	p.m.Commits.Inc()
+	if snapshot {
+		p.snapshotSaved()
+	}
 	now := time.Now()
 	if !p.oldest.IsZero() {
 		for range len(res.Changed) + len(p.alarmEv) {

@@ -177,14 +177,6 @@ func (d *Daemon) newProcessor(ctx context.Context, cfg *config.Config, sources [
 	}
 	opts.OnFinding = func(r *detect.Result) { p.changed[r.ID] = r }
 	p.trail = newTrailState(cfg, p)
-	if err := p.setupSnapshots(ctx, cfg, sources, opts); err != nil {
-		return nil, nil, err
-	}
-	if p.eng == nil {
-		if p.eng, err = detect.New(opts); err != nil {
-			return nil, nil, err
-		}
-	}
 	if cfg.Alarms != nil && len(cfg.Alarms.Alarms) > 0 {
 		eng, err := alarm.NewEngine(cfg.Alarms)
 		if err != nil {
@@ -192,6 +184,14 @@ func (d *Daemon) newProcessor(ctx context.Context, cfg *config.Config, sources [
 		}
 		p.clock = &alarm.Clock{Engine: eng, Lateness: time.Duration(cfg.Detectors.AllowedLateness)}
 		p.alarmCfg = cfg.Alarms
+	}
+	if err := p.setupSnapshots(ctx, cfg, sources, opts); err != nil {
+		return nil, nil, err
+	}
+	if p.eng == nil {
+		if p.eng, err = detect.New(opts); err != nil {
+			return nil, nil, err
+		}
 	}
 	if p.policy, err = cfg.Config.Policy(); err != nil {
 		return nil, nil, err

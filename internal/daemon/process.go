@@ -428,6 +428,13 @@ func (p *processor) fireEarly() {
 			p.changed[id] = r
 		case !p.inherited[id] || p.rebuilt:
 			p.retract = append(p.retract, id)
+		case p.snap.restored != nil && !p.earlySettled(id):
+			// Restored from a snapshot: the records behind it may not be
+			// delivered again yet. Ask again at the next commit.
+			seen[id] = p.peeked[id]
+			continue
+		case p.snap.restored != nil:
+			p.retract = append(p.retract, id)
 		}
 		delete(p.inherited, id)
 	}

@@ -123,6 +123,13 @@ func (p *processor) addSnapshot(c *store.StreamCommit) error {
 		})
 	}
 	snap := &store.EngineSnapshot{State: buf.Bytes(), Positions: []store.Position{}}
+	if p.clock != nil {
+		a, err := p.clock.SaveState()
+		if err != nil {
+			return err
+		}
+		snap.Alarms = a
+	}
 	for _, k := range keys(p.snap.at) {
 		snap.Positions = append(snap.Positions, p.snap.at[k])
 	}
@@ -202,6 +209,11 @@ func (p *processor) setupSnapshots(ctx context.Context, cfg *config.Config, sour
 		return nil
 	}
 	p.eng, p.snap.restored = eng, snap
+	if p.clock != nil && len(snap.Alarms) > 0 {
+		if err := p.clock.RestoreState(snap.Alarms); err != nil {
+			p.log.Warn("cannot restore the alarms' state from the snapshot; they start again from their saved states", "err", err)
+		}
+	}
 	names := map[string]bool{}
 	for _, s := range sources {
 		names[s.name] = true
@@ -212,4 +224,16 @@ func (p *processor) setupSnapshots(ctx context.Context, cfg *config.Config, sour
 		}
 	}
 	return nil
+}
+
+// earlySettled reports, for an early finding stored before a restart from
+// a snapshot, whether the restored engine has judged every window it
+// spans: if the closed windows did not confirm it by then, they never
+// will, and it is withdrawn as an uninterrupted run would have.
+func (p *processor) earlySettled(id string) bool {
+	f, err := p.st.GetFinding(context.Background(), id)
+	if err != nil {
+		return true // gone from the store: nothing to keep
+	}
+	return p.eng.JudgedBefore().After(f.LastSeen)
 }

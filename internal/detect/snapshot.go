@@ -14,6 +14,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"time"
 )
 
 // An engine snapshot is the whole detection state — open windows, the
@@ -619,4 +620,15 @@ func cmpPendKey(a, b pendKey) int {
 		return c
 	}
 	return cmp.Compare(a.port, b.port)
+}
+
+// JudgedBefore returns the event time before which every window is
+// judged (zero before the first record): a finding whose records all
+// start before it will not change until a late record the lateness allows
+// no longer arrives.
+func (e *Engine) JudgedBefore() time.Time {
+	if !e.started {
+		return time.Time{}
+	}
+	return time.Unix(e.closed*e.paneSec, 0).UTC()
 }

@@ -23,6 +23,7 @@ const snapshotSchema = `CREATE TABLE engine_snapshots (
 	encoding   TEXT NOT NULL,
 	state      BLOB NOT NULL,
 	raw_bytes  INTEGER NOT NULL,
+	alarms     BLOB NOT NULL,
 	positions  TEXT NOT NULL,
 	taken_at   INTEGER NOT NULL
 );`
@@ -32,6 +33,9 @@ type EngineSnapshot struct {
 	// State is the engine's state as detect.Engine.Snapshot writes it;
 	// the store compresses it.
 	State []byte
+	// Alarms is the alarm clock's state (alarm.Clock.SaveState), empty
+	// when no alarm is configured.
+	Alarms []byte
 	// Positions are every source's positions when the state was taken:
 	// the state holds the records before them and none after.
 	Positions []Position
@@ -69,10 +73,11 @@ func saveSnapshot(ctx context.Context, tx *sql.Tx, stream string, s *EngineSnaps
 	if err != nil {
 		return fmt.Errorf("cannot save the engine snapshot of %s: %w", stream, err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO engine_snapshots(stream, encoding, state, raw_bytes, positions, taken_at) VALUES (?,?,?,?,?,?)
+	alarms := enc.EncodeAll(s.Alarms, nil)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO engine_snapshots(stream, encoding, state, raw_bytes, alarms, positions, taken_at) VALUES (?,?,?,?,?,?,?)
 		ON CONFLICT(stream) DO UPDATE SET encoding=excluded.encoding, state=excluded.state, raw_bytes=excluded.raw_bytes,
-		positions=excluded.positions, taken_at=excluded.taken_at`,
-		stream, "zstd", z, len(s.State), string(js), nanos(now)); err != nil {
+		alarms=excluded.alarms, positions=excluded.positions, taken_at=excluded.taken_at`,
+		stream, "zstd", z, len(s.State), alarms, string(js), nanos(now)); err != nil {
 		return fmt.Errorf("cannot save the engine snapshot of %s: %w", stream, err)
 	}
 	return nil
@@ -84,12 +89,12 @@ func saveSnapshot(ctx context.Context, tx *sql.Tx, stream string, s *EngineSnaps
 func (s *Store) LoadSnapshot(ctx context.Context, stream string) (*EngineSnapshot, error) {
 	var (
 		encoding, positions string
-		z                   []byte
+		z, za               []byte
 		raw                 int64
 		at                  int64
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT encoding, state, raw_bytes, positions, taken_at FROM engine_snapshots WHERE stream = ?`, stream).
-		Scan(&encoding, &z, &raw, &positions, &at)
+	err := s.r.QueryRowContext(ctx, `SELECT encoding, state, raw_bytes, alarms, positions, taken_at FROM engine_snapshots WHERE stream = ?`, stream).
+		Scan(&encoding, &z, &raw, &za, &positions, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -104,7 +109,11 @@ func (s *Store) LoadSnapshot(ctx context.Context, stream string) (*EngineSnapsho
 	if err != nil {
 		return nil, fmt.Errorf("cannot decompress the engine snapshot of %s: %w", stream, err)
 	}
-	out := &EngineSnapshot{State: state, TakenAt: fromNanos(at), Stored: len(z)}
+	alarms, err := dec.DecodeAll(za, nil)
+	if err != nil {
+		return nil, fmt.Errorf("cannot decompress the alarm state of %s: %w", stream, err)
+	}
+	out := &EngineSnapshot{State: state, Alarms: alarms, TakenAt: fromNanos(at), Stored: len(z)}
 	if err := json.Unmarshal([]byte(positions), &out.Positions); err != nil {
 		return nil, fmt.Errorf("cannot read the positions of the engine snapshot of %s: %w", stream, err)
 	}

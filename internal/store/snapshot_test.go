@@ -30,14 +30,14 @@ func TestEngineSnapshot(t *testing.T) {
 	ps := []Position{{Source: "events", Object: "s3://b/k", Token: "3"}, {Source: "local", Object: "ino:1", Token: "100"}}
 	f := scan("198.51.100.23", "10.0.1.10", 30, []uint16{22}, t0, t0, map[string]any{"rejected": 30})
 	if _, err := s.CommitStream(ctx, StreamCommit{Stream: "serve", Findings: []finding.Finding{f}, Positions: ps[:1],
-		Snapshot: &EngineSnapshot{State: state, Positions: ps}}); err != nil {
+		Snapshot: &EngineSnapshot{State: state, Alarms: []byte("alarm state"), Positions: ps}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.LoadSnapshot(ctx, "serve")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(got.State, state) || !slices.Equal(got.Positions, ps) || got.TakenAt.IsZero() {
+	if !bytes.Equal(got.State, state) || string(got.Alarms) != "alarm state" || !slices.Equal(got.Positions, ps) || got.TakenAt.IsZero() {
 		t.Fatalf("read back %d bytes, positions %v, taken %v", len(got.State), got.Positions, got.TakenAt)
 	}
 	if got.Stored >= len(state)/2 {

@@ -1,0 +1,217 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowguard/flowguard/internal/config"
+	"github.com/flowguard/flowguard/internal/detect"
+	"github.com/flowguard/flowguard/internal/finding"
+	"github.com/flowguard/flowguard/internal/source"
+)
+
+// TestSnapshotInterval: server.snapshot_interval's default and bounds,
+// the tighter one with a firehose source (Firehose waits 3 minutes for
+// an answer).
+func TestSnapshotInterval(t *testing.T) {
+	for _, tc := range []struct {
+		interval string
+		firehose bool
+		want     time.Duration
+		err      string
+	}{
+		{"", false, DefaultSnapshotInterval, ""},
+		{"5m", false, 5 * time.Minute, ""},
+		{"2m", true, 2 * time.Minute, ""},
+		{"3m", true, 0, "too long for firehose source"},
+		{"10ms", false, 0, "out of range"},
+		{"2h", false, 0, "out of range"},
+	} {
+		cfg := &config.Config{Path: "f.yaml", Sources: []source.LiveConfig{{Name: "local", Type: "files"}}}
+		if tc.firehose {
+			cfg.Sources = append(cfg.Sources, source.LiveConfig{Name: "fh", Type: "firehose"})
+		}
+		if tc.interval != "" {
+			d, _ := time.ParseDuration(tc.interval)
+			cfg.Server = &config.Server{SnapshotInterval: detect.Duration(d)}
+		}
+		got, err := snapshotInterval(cfg)
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%s (firehose %v): err %v, want %q", tc.interval, tc.firehose, err, tc.err)
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("%s (firehose %v): %v, %v; want %v", tc.interval, tc.firehose, got, err, tc.want)
+		}
+	}
+}
+
+// firehosePost delivers lines as Amazon Data Firehose does and returns
+// the status, or an error when no answer came.
+func firehosePost(url, id string, lines []string) (int, error) {
+	type rec struct {
+		Data string `json:"data"`
+	}
+	body := struct {
+		RequestID string `json:"requestId"`
+		Timestamp int64  `json:"timestamp"`
+		Records   []rec  `json:"records"`
+	}{RequestID: id, Timestamp: time.Now().UnixMilli()}
+	for _, l := range lines {
+		body.Records = append(body.Records, rec{base64.StdEncoding.EncodeToString([]byte(l + "\n"))})
+	}
+	js, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(js))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Amz-Firehose-Protocol-Version", "1.0")
+	req.Header.Set("X-Amz-Firehose-Request-Id", id)
+	req.Header.Set("X-Amz-Firehose-Access-Key", "s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestStreamAcknowledgedAtSnapshot: with a source that cannot replay
+// (firehose), a delivery's finding is stored at once (early firing is
+// unchanged) while the delivery is answered, and its position saved, only
+// with the next engine snapshot; a daemon started again on the store
+// restores the snapshot and, fed the rest of the scan, counts it as one
+// run would.
+func TestStreamAcknowledgedAtSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "fh.key"), []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freePort(t)
+	cfgText := fmt.Sprintf(`detectors:
+  allowed_lateness: 2m
+server:
+  snapshot_interval: 2s
+sources:
+  - name: fh
+    type: firehose
+    listen: %s
+    access_key_file: fh.key
+`, addr)
+	cfgPath := filepath.Join(dir, "flowguard.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "f.db")
+	start := func() (*Daemon, func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		d, err := New(ctx, Options{ConfigPath: cfgPath, DBPath: db})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- d.Run(ctx) }()
+		return d, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+			d.Close()
+		}
+	}
+	url := "http://" + addr + "/"
+	post := func(id string, lines []string) (int, time.Duration) {
+		t.Helper()
+		began := time.Now()
+		deadline := began.Add(10 * time.Second)
+		for {
+			code, err := firehosePost(url, id, lines)
+			if err == nil {
+				return code, time.Since(began)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no answer to %s: %v", id, err)
+			}
+			time.Sleep(20 * time.Millisecond) // not listening yet
+		}
+	}
+	const t0 = 1700000000
+	scan := func(from, to int) []string { return strings.Split(strings.TrimSpace(scanLines(t0, from, to)), "\n") }
+	minPorts := detect.DefaultSettings().Portscan.MinPorts
+
+	d, stop := start()
+	// Warm up: the first delivery is answered at the first snapshot.
+	if code, _ := post("warm", scan(1, 2)); code != 200 {
+		t.Fatalf("warm-up delivery: %d", code)
+	}
+	// The delivery that crosses the threshold: its finding is in the
+	// store long before the answer, which waits for a snapshot.
+	type answer struct {
+		code int
+		took time.Duration
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		code, took := post("cross", scan(3, minPorts))
+		answered <- answer{code, took}
+	}()
+	var early *finding.Finding
+	for deadline := time.Now().Add(5 * time.Second); early == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		fs, _ := d.Store().ListFindings(context.Background(), finding.Filter{Types: []string{detect.TypePortscan}})
+		if len(fs) > 0 {
+			early = &fs[0]
+		}
+	}
+	if early == nil {
+		t.Fatal("no early finding while the delivery waits")
+	}
+	select {
+	case a := <-answered:
+		t.Fatalf("the delivery was answered (%d after %s) before its snapshot; the finding was stored meanwhile", a.code, a.took)
+	default:
+	}
+	if ps, _ := d.Store().LoadPositions(context.Background(), "fh"); len(ps) != 1 || !strings.Contains(ps[0].Token, "warm") || strings.Contains(ps[0].Token, "cross") {
+		t.Errorf("positions before the snapshot: %+v, want the warm-up request's only", ps)
+	}
+	a := <-answered
+	if a.code != 200 || a.took > 5*time.Second {
+		t.Fatalf("answer %d after %s, want 200 within about the interval (2s)", a.code, a.took)
+	}
+	snap, err := d.Store().LoadSnapshot(context.Background(), Stream)
+	if err != nil || snap == nil {
+		t.Fatalf("no snapshot after the answer: %v", err)
+	}
+	stop()
+
+	// A new daemon restores the state: the rest of the scan adds to the
+	// ports counted before the restart.
+	d, stop = start()
+	defer stop()
+	if code, _ := post("rest", scan(minPorts+1, minPorts+10)); code != 200 {
+		t.Fatalf("delivery after the restart: %d", code)
+	}
+	fs, err := d.Store().ListFindings(context.Background(), finding.Filter{Types: []string{detect.TypePortscan}})
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("findings after the restart: %v, %v", fs, err)
+	}
+	if fs[0].ID != early.ID || fs[0].Count != int64(minPorts+10) {
+		t.Errorf("after the restart: %s count %d, want %s count %d (the state before the restart restored)", fs[0].ID, fs[0].Count, early.ID, minPorts+10)
+	}
+}

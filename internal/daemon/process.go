@@ -329,6 +329,7 @@ func (p *processor) commit(ctx context.Context) error {
 		fs = append(fs, f)
 	}
 	slices.SortFunc(fs, func(a, b finding.Finding) int { return strings.Compare(a.ID, b.ID) })
+	fs = p.aboveFloor(fs)
 	if p.policy != nil {
 		fs = p.policy.Apply(fs)
 	}

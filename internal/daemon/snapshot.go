@@ -12,6 +12,7 @@ import (
 
 	"github.com/flowguard/flowguard/internal/config"
 	"github.com/flowguard/flowguard/internal/detect"
+	"github.com/flowguard/flowguard/internal/finding"
 	"github.com/flowguard/flowguard/internal/source"
 	"github.com/flowguard/flowguard/internal/store"
 )
@@ -55,6 +56,9 @@ type snapshots struct {
 	final bool
 	// restored is the snapshot the state started from, nil if none.
 	restored *store.EngineSnapshot
+	// floor holds, after a restore, the findings as the stream stored
+	// them before the restart, until the restored state reaches them.
+	floor map[string]finding.Finding
 }
 
 // snapshotInterval reads server.snapshot_interval and checks it against
@@ -209,6 +213,9 @@ func (p *processor) setupSnapshots(ctx context.Context, cfg *config.Config, sour
 		return nil
 	}
 	p.eng, p.snap.restored = eng, snap
+	if p.snap.floor, err = p.st.StreamContributions(ctx, Stream); err != nil {
+		return err
+	}
 	if p.clock != nil && len(snap.Alarms) > 0 {
 		if err := p.clock.RestoreState(snap.Alarms); err != nil {
 			p.log.Warn("cannot restore the alarms' state from the snapshot; they start again from their saved states", "err", err)
@@ -236,4 +243,27 @@ func (p *processor) earlySettled(id string) bool {
 		return true // gone from the store: nothing to keep
 	}
 	return p.eng.JudgedBefore().After(f.LastSeen)
+}
+
+// aboveFloor drops, after a restore, the findings whose values are still
+// below what the stream stored before the restart: the records that
+// brought them there are delivered again but not all processed again
+// yet. Writing them would make counts go down for a while (and answer
+// the change); once a finding reaches its stored value it is written as
+// usual.
+func (p *processor) aboveFloor(fs []finding.Finding) []finding.Finding {
+	if len(p.snap.floor) == 0 {
+		return fs
+	}
+	out := fs[:0]
+	for _, f := range fs {
+		if fl, ok := p.snap.floor[f.ID]; ok {
+			if f.Count < fl.Count || f.LastSeen.Before(fl.LastSeen) || f.FirstSeen.After(fl.FirstSeen) {
+				continue
+			}
+			delete(p.snap.floor, f.ID)
+		}
+		out = append(out, f)
+	}
+	return out
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/flowguard/flowguard/internal/finding"
 )
 
 // snapshotSchema keeps the daemon's engine snapshot: one row per stream,
@@ -129,4 +131,30 @@ func (s *Store) DropSnapshot(ctx context.Context, stream string) error {
 		}
 		return nil
 	})
+}
+
+// StreamContributions returns the findings as the stream last wrote them
+// (its contributions), by id.
+func (s *Store) StreamContributions(ctx context.Context, stream string) (map[string]finding.Finding, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT finding_id, body FROM finding_contributions WHERE stream = ?`, stream)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the findings of stream %s: %w", stream, err)
+	}
+	defer rows.Close()
+	out := map[string]finding.Finding{}
+	for rows.Next() {
+		var id, body string
+		if err := rows.Scan(&id, &body); err != nil {
+			return nil, fmt.Errorf("cannot read the findings of stream %s: %w", stream, err)
+		}
+		var f finding.Finding
+		if err := json.Unmarshal([]byte(body), &f); err != nil {
+			return nil, fmt.Errorf("cannot read finding %s of stream %s: %w", id, stream, err)
+		}
+		out[id] = f
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read the findings of stream %s: %w", stream, err)
+	}
+	return out, nil
 }

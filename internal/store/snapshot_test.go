@@ -37,6 +37,9 @@ func TestEngineSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cs, err := s.StreamContributions(ctx, "serve"); err != nil || len(cs) != 1 || cs[f.ID].Count != 30 || !cs[f.ID].LastSeen.Equal(f.LastSeen) {
+		t.Errorf("contributions %+v, %v", cs, err)
+	}
 	if !bytes.Equal(got.State, state) || string(got.Alarms) != "alarm state" || !slices.Equal(got.Positions, ps) || got.TakenAt.IsZero() {
 		t.Fatalf("read back %d bytes, positions %v, taken %v", len(got.State), got.Positions, got.TakenAt)
 	}

@@ -318,3 +318,155 @@ func TestRestoreDoesNotLowerCounts(t *testing.T) {
 		}
 	}
 }
+
+// scanFrom is scanLines for another actor.
+func scanFrom(actor string, start int64, from, to int) []string {
+	var out []string
+	for p := from; p <= to; p++ {
+		t := start + int64(p)
+		out = append(out, fmt.Sprintf("2 123456789012 eni-1 %s 10.0.1.10 40000 %d 6 1 44 %d %d REJECT OK", actor, p, t, t))
+	}
+	return out
+}
+
+// rejectsFrom returns rejected attempts on one port, numbered from to to
+// by their second: a repeated-reject count adds every record.
+func rejectsFrom(actor string, start int64, from, to int) []string {
+	var out []string
+	for i := from; i <= to; i++ {
+		t := start + int64(i)
+		out = append(out, fmt.Sprintf("2 123456789012 eni-1 %s 10.0.1.10 %d 23 6 1 44 %d %d REJECT OK", actor, 40000+i, t, t))
+	}
+	return out
+}
+
+// TestMixedSourcesResumeFromSnapshot: with a files source next to a
+// stream source, a restart from a snapshot older than the file's
+// committed position resumes the file from its position in the snapshot
+// and replays the rest up to the committed position without writing it:
+// no record of the file is counted twice (rejects add up) or lost, and
+// the stream's findings are kept.
+func TestMixedSourcesResumeFromSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "fh.key"), []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freePort(t)
+	cfgPath := filepath.Join(dir, "flowguard.yaml")
+	cfgText := fmt.Sprintf(`detectors:
+  allowed_lateness: 2m
+server:
+  snapshot_interval: 300ms
+sources:
+  - name: local
+    type: files
+    paths: [logs/]
+    poll_interval: 10ms
+  - name: fh
+    type: firehose
+    listen: %s
+    access_key_file: fh.key
+`, addr)
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "f.db")
+	file := filepath.Join(dir, "logs", "flows.log")
+	size := 0
+	run := func(fn func(d *Daemon)) {
+		ctx, cancel := context.WithCancel(context.Background())
+		d, err := New(ctx, Options{ConfigPath: cfgPath, DBPath: db})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- d.Run(ctx) }()
+		fn(d)
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		d.Close()
+	}
+	appendWait := func(d *Daemon, lines []string) {
+		t.Helper()
+		p := strings.Join(lines, "\n") + "\n"
+		f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(p)
+		f.Close()
+		size += len(p)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			ps, _ := d.Store().LoadPositions(context.Background(), "local")
+			if len(ps) == 1 && ps[0].Token == fmt.Sprint(size) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the file was not committed up to %d: %+v", size, ps)
+			}
+		}
+	}
+	url := "http://" + addr + "/"
+	post := func(id string, lines []string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			code, err := firehosePost(url, id, lines)
+			if err == nil && code == 200 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("delivery %s: %d, %v", id, code, err)
+			}
+		}
+	}
+	const t0 = 1700000000
+	fileActor, streamActor := "198.51.100.23", "203.0.113.9"
+	var old *store.EngineSnapshot
+	var oldStream []store.Position
+	run(func(d *Daemon) {
+		appendWait(d, rejectsFrom(fileActor, t0, 1, 5))
+		post("b", scanFrom(streamActor, t0, 1, 20)) // answered with a snapshot holding both
+		var err error
+		if old, err = d.Store().LoadSnapshot(context.Background(), Stream); err != nil || old == nil {
+			t.Fatalf("no snapshot: %v", err)
+		}
+		oldStream, _ = d.Store().LoadPositions(context.Background(), "fh")
+		appendWait(d, rejectsFrom(fileActor, t0, 6, 10)) // committed after the snapshot
+	})
+	// A crash right after the file's last commit: the snapshot is the
+	// older one, the file's committed position the newer.
+	func() {
+		s, err := store.Open(context.Background(), db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if _, err := s.CommitStream(context.Background(), store.StreamCommit{Stream: Stream, Positions: oldStream, Snapshot: old}); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	run(func(d *Daemon) {
+		appendWait(d, rejectsFrom(fileActor, t0, 11, 16))
+	})
+	s, err := store.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fs, err := s.ListFindings(context.Background(), finding.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, f := range fs {
+		got[f.Type+" "+f.Actor.IP.String()] = f.Count
+	}
+	if got[detect.TypeRepeatedReject+" "+fileActor] != 16 || got[detect.TypePortscan+" "+streamActor] != 20 {
+		t.Errorf("counts %v, want the file's 16 rejects (each record once) and the stream's scan of 20 ports", got)
+	}
+}

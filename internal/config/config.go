@@ -73,6 +73,10 @@ type Server struct {
 	// need; when empty, one is generated in the database's directory at
 	// first start. Relative to this file.
 	TokenFile string `yaml:"token_file,omitempty"`
+	// SnapshotInterval is how often the daemon saves its detection state
+	// when a source cannot replay its data (SQS, Kinesis, Kafka,
+	// Firehose); those sources acknowledge only then. Default 30s.
+	SnapshotInterval detect.Duration `yaml:"snapshot_interval,omitempty"`
 }
 
 // ExpectedSource is one rule of expected_sources: connections to Ports are

@@ -177,9 +177,6 @@ func (d *Daemon) newProcessor(ctx context.Context, cfg *config.Config, sources [
 	}
 	opts.OnFinding = func(r *detect.Result) { p.changed[r.ID] = r }
 	p.trail = newTrailState(cfg, p)
-	if p.eng, err = detect.New(opts); err != nil {
-		return nil, nil, err
-	}
 	if cfg.Alarms != nil && len(cfg.Alarms.Alarms) > 0 {
 		eng, err := alarm.NewEngine(cfg.Alarms)
 		if err != nil {
@@ -187,6 +184,14 @@ func (d *Daemon) newProcessor(ctx context.Context, cfg *config.Config, sources [
 		}
 		p.clock = &alarm.Clock{Engine: eng, Lateness: time.Duration(cfg.Detectors.AllowedLateness)}
 		p.alarmCfg = cfg.Alarms
+	}
+	if err := p.setupSnapshots(ctx, cfg, sources, opts); err != nil {
+		return nil, nil, err
+	}
+	if p.eng == nil {
+		if p.eng, err = detect.New(opts); err != nil {
+			return nil, nil, err
+		}
 	}
 	if p.policy, err = cfg.Config.Policy(); err != nil {
 		return nil, nil, err
@@ -224,6 +229,19 @@ func (d *Daemon) newProcessor(ctx context.Context, cfg *config.Config, sources [
 		r, ok := s.src.(source.Replayer)
 		if !ok || !r.Replayable() {
 			p.rebuilt = false
+		}
+		if p.snap.restored != nil {
+			// The state holds every source's records up to its position
+			// in the snapshot: each resumes there. A source that replays
+			// reads again what it committed after it, which rebuilds the
+			// rest of the state without being written twice.
+			from[i] = snapshotFrom(p.snap.restored, s.name)
+			continue
+		}
+		if p.snap.on && (!ok || !r.Replayable()) {
+			for _, ps := range saved {
+				p.snap.at[[2]string{s.name, ps.Object}] = ps
+			}
 		}
 		if ok && r.Replayable() {
 			// Read everything again to rebuild the in-memory state; what

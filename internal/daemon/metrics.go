@@ -20,6 +20,11 @@ type Metrics struct {
 	AWSAPIErrors  *prometheus.CounterVec // awsmetrics.Errors, fed by every AWS client
 	Latency       prometheus.Histogram
 	Commits       prometheus.Counter
+	// SnapshotBytes and SnapshotSeconds describe the engine snapshots
+	// (snapshot.go): the last one's size before compression, and the time
+	// each took to write.
+	SnapshotBytes   prometheus.Gauge
+	SnapshotSeconds prometheus.Histogram
 }
 
 // NewMetrics registers the metrics on a new registry, with the Go and
@@ -46,9 +51,14 @@ func NewMetrics() *Metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}),
 		Commits: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowguard_commits_total",
 			Help: "Store transactions that saved findings, alarm states and source positions together."}),
+		SnapshotBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowguard_snapshot_bytes",
+			Help: "Size of the last engine snapshot, before compression."}),
+		SnapshotSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "flowguard_snapshot_seconds",
+			Help:    "Time to write each engine snapshot (the processor waits meanwhile).",
+			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5}}),
 	}
 	r.MustRegister(m.Records, m.BytesRead, m.ParseErrors, m.SourceLag, m.Findings, m.Notifications,
-		m.AWSAPIErrors, m.Latency, m.Commits,
+		m.AWSAPIErrors, m.Latency, m.Commits, m.SnapshotBytes, m.SnapshotSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -79,6 +79,8 @@ type processor struct {
 	fresh     bool                         // something beyond the committed positions was processed
 	caughtUp  map[[2]string]bool           // objects whose replay reached their committed position
 
+	snap snapshots // engine snapshots (snapshot.go)
+
 	errMu   sync.Mutex
 	errSeen map[string]int // bad lines logged per object
 
@@ -113,10 +115,17 @@ func (p *processor) run(ctx context.Context) error {
 	p.started.Store(true)
 	expire := time.NewTicker(p.expireEvery)
 	defer expire.Stop()
+	var snapTick <-chan time.Time
+	if p.snap.on {
+		t := time.NewTicker(max(p.snap.every/4, 10*time.Millisecond))
+		defer t.Stop()
+		snapTick = t.C
+	}
 	for {
 		select {
 		case it, ok := <-p.in:
 			if !ok {
+				p.snap.final = true
 				return p.commit(context.WithoutCancel(ctx))
 			}
 			group := []item{it}
@@ -149,6 +158,12 @@ func (p *processor) run(ctx context.Context) error {
 			p.log.Info("configuration reloaded: suppression rules, trusted IPs, response routes and notifiers")
 		case <-expire.C:
 			p.expire(ctx)
+		case <-snapTick:
+			if p.snapshotDue() {
+				if err := p.commit(ctx); err != nil {
+					return err
+				}
+			}
 		}
 	}
 }
@@ -230,12 +245,15 @@ func (p *processor) process(ctx context.Context, it item) error {
 	if !c.Arrived.IsZero() {
 		p.m.SourceLag.WithLabelValues(it.src).Set(time.Since(c.Arrived).Seconds())
 	}
+	held := p.notePosition(it)
 	if replay {
 		p.replayedTo(it)
 		return nil
 	}
 	p.fresh = true
-	p.pos[[2]string{it.src, c.Position.Object}] = store.Position{Source: it.src, Object: c.Position.Object, Token: c.Position.Token, Name: c.Position.Name}
+	if !held {
+		p.pos[[2]string{it.src, c.Position.Object}] = store.Position{Source: it.src, Object: c.Position.Object, Token: c.Position.Token, Name: c.Position.Name}
+	}
 	if !c.Arrived.IsZero() && (p.oldest.IsZero() || c.Arrived.Before(p.oldest)) {
 		p.oldest = c.Arrived
 	}
@@ -291,7 +309,8 @@ func (p *processor) observeAlarms(b *flowlog.Batch, replay bool) {
 // commit saves the changed findings, the alarm states and the positions
 // in one transaction, then answers what changed.
 func (p *processor) commit(ctx context.Context) error {
-	if !p.fresh {
+	snapshot := p.snapshotDue()
+	if !p.fresh && !snapshot {
 		return nil
 	}
 	p.fireEarly()
@@ -310,6 +329,7 @@ func (p *processor) commit(ctx context.Context) error {
 		fs = append(fs, f)
 	}
 	slices.SortFunc(fs, func(a, b finding.Finding) int { return strings.Compare(a.ID, b.ID) })
+	fs = p.aboveFloor(fs)
 	if p.policy != nil {
 		fs = p.policy.Apply(fs)
 	}
@@ -318,6 +338,11 @@ func (p *processor) commit(ctx context.Context) error {
 		return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1])
 	}) {
 		c.Positions = append(c.Positions, p.pos[k])
+	}
+	if snapshot {
+		if err := p.addSnapshot(&c); err != nil {
+			return fmt.Errorf("cannot save the detection state: %w", err)
+		}
 	}
 	if p.clock != nil {
 		for _, a := range p.clock.Engine.Alarms {
@@ -330,6 +355,9 @@ func (p *processor) commit(ctx context.Context) error {
 		return fmt.Errorf("cannot save the detection state: %w", err)
 	}
 	p.m.Commits.Inc()
+	if snapshot {
+		p.snapshotSaved()
+	}
 	now := time.Now()
 	if !p.oldest.IsZero() {
 		for range len(res.Changed) + len(p.alarmEv) {
@@ -400,6 +428,13 @@ func (p *processor) fireEarly() {
 		case r != nil:
 			p.changed[id] = r
 		case !p.inherited[id] || p.rebuilt:
+			p.retract = append(p.retract, id)
+		case p.snap.restored != nil && !p.earlySettled(id):
+			// Restored from a snapshot: the records behind it may not be
+			// delivered again yet. Ask again at the next commit.
+			seen[id] = p.peeked[id]
+			continue
+		case p.snap.restored != nil:
 			p.retract = append(p.retract, id)
 		}
 		delete(p.inherited, id)

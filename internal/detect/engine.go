@@ -82,6 +82,7 @@ type Metrics struct {
 // called from one goroutine at a time; Run parallelises decoding and
 // extraction itself.
 type Engine struct {
+	opts     Options // as given to New, for snapshots (fingerprint)
 	set      Settings
 	cl       classifier
 	expected []expectedRule
@@ -137,6 +138,7 @@ func New(o Options) (*Engine, error) {
 		home = DefaultHomeNetworks()
 	}
 	e := &Engine{
+		opts:       o,
 		set:        o.Settings,
 		cl:         classifier{home: newPrefixSet(home), allow: newPrefixSet(o.Allow), threat: newPrefixSet(o.Threats)},
 		onFind:     o.OnFinding,

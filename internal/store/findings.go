@@ -527,6 +527,9 @@ type StreamCommit struct {
 	// whose contribution is early (an open window's, not yet confirmed by
 	// its closing): LoadEarly reads it back after a restart.
 	Early []string
+	// Snapshot, when not nil, replaces the stream's engine snapshot
+	// (LoadSnapshot), in the same transaction.
+	Snapshot *EngineSnapshot
 }
 
 // CommitResult says what a StreamCommit changed.
@@ -677,6 +680,11 @@ func (s *Store) CommitStream(ctx context.Context, c StreamCommit) (CommitResult,
 		}
 		if c.Early != nil {
 			if err := saveEarly(ctx, tx, c.Stream, c.Early); err != nil {
+				return err
+			}
+		}
+		if c.Snapshot != nil {
+			if err := saveSnapshot(ctx, tx, c.Stream, c.Snapshot, now); err != nil {
 				return err
 			}
 		}

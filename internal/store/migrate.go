@@ -137,6 +137,10 @@ var migrations = []string{
 	// 9: the daemon's early findings, not yet confirmed by their window's
 	// closing (early.go).
 	earlySchema,
+
+	// 10: the daemon's engine snapshot, saved with the positions of the
+	// sources that acknowledge and forget (snapshot.go).
+	snapshotSchema,
 }
 
 // SchemaVersion is the schema version this build writes.

@@ -14,6 +14,7 @@ import (
 	"github.com/flowguard/flowguard/internal/finding"
 	"github.com/flowguard/flowguard/internal/flowlog"
 	"github.com/flowguard/flowguard/internal/guardduty"
+	"github.com/flowguard/flowguard/internal/query"
 	"github.com/flowguard/flowguard/internal/store"
 	"github.com/flowguard/flowguard/internal/trail"
 )
@@ -113,4 +114,34 @@ func applyTrailChanges(ctx context.Context, w io.Writer, path string, changes []
 		fmt.Fprintf(w, "flowguard: %d GuardDuty finding(s) archived, unarchived or given feedback in GuardDuty (from CloudTrail)\n", n)
 	}
 	return nil
+}
+
+// runQuery runs a query over the inputs: flow logs, or CloudTrail when
+// the first input holds CloudTrail (each input is opened once). The
+// inputs of one run are of one kind, as a Logs Insights query reads one
+// kind of log group; an input of the other kind is skipped input.
+func runQuery(r *reading, prog *query.Program, stderr io.Writer) (*query.Table, error) {
+	inputs := slices.Clone(r.inputs)
+	isTrail := false
+	if len(inputs) > 0 && inputs[0].Name != "-" {
+		ok, first, err := trail.Sniff(r.ctx, inputs[0])
+		if err == nil {
+			isTrail, inputs[0] = ok, first
+		}
+	}
+	if !isTrail {
+		for _, w := range prog.Warnings() {
+			fmt.Fprintln(stderr, "flowguard: warning:", w)
+		}
+		inputs = trail.Divert(inputs, func(ctx context.Context, in flowlog.Input) error {
+			rc, err := in.Open(ctx)
+			if err == nil {
+				rc.Close()
+			}
+			r.scanner.Errors.Skip(&flowlog.LineError{Source: in.Name, Msg: "CloudTrail among flow logs: query the two kinds of logs in separate runs"})
+			return nil
+		})
+		return prog.Run(r.ctx, r.scanner, inputs)
+	}
+	return prog.RunRecords(r.ctx, &trail.Records{Inputs: inputs, Errors: r.scanner.Errors})
 }

@@ -121,6 +121,7 @@ func TestDetectCloudTrailJoin(t *testing.T) {
 	if j, err := st.GetFinding(context.Background(), join.ID); err != nil || j.Actor.User != join.Actor.User {
 		t.Errorf("stored joined finding %+v %v", j, err)
 	}
+	checkCorrelateView(t, db, scan, join, gd)
 }
 
 // TestDetectCloudTrailMalformed: a broken CloudTrail file is named with

@@ -67,6 +67,9 @@ type Options struct {
 	BurstUserSources int
 	// SensitivePorts default to DefaultSensitivePorts.
 	SensitivePorts []uint16
+	// MaxTrackedSignIns bounds the sign-ins the brute-force rules keep
+	// (DefaultMaxTrackedSignIns when 0).
+	MaxTrackedSignIns int
 }
 
 // Detector raises findings from CloudTrail records. Add the records in

@@ -65,6 +65,11 @@ type Options struct {
 	BurstWindow      time.Duration
 	BurstFailures    int
 	BurstUserSources int
+	// Streaming is set by a caller that runs for long (serve): sign-ins
+	// older than the newest by two windows and an hour are then folded
+	// into their key's sums and forgotten. A batch run (detect), whose
+	// inputs may come in any order, keeps them.
+	Streaming bool
 	// SensitivePorts default to DefaultSensitivePorts.
 	SensitivePorts []uint16
 	// MaxTrackedSignIns bounds the sign-ins the brute-force rules keep
@@ -77,16 +82,9 @@ type Options struct {
 type Detector struct {
 	o       Options
 	found   map[string]*finding.Finding
-	failBy  map[string][]attempt // "ip" or "user" key → failed sign-ins
-	okBy    map[string][]attempt // successful sign-ins, same keys
+	signIns *signIns // the brute-force rules' memory, by "ip:" or "user:" key
 	records int64
 	Changes []GuardDutyChange // archive and feedback seen, in order
-}
-
-type attempt struct {
-	at   time.Time
-	ip   netip.Addr
-	user string
 }
 
 // New returns a detector.
@@ -103,7 +101,10 @@ func New(o Options) *Detector {
 	if o.SensitivePorts == nil {
 		o.SensitivePorts = DefaultSensitivePorts
 	}
-	return &Detector{o: o, found: map[string]*finding.Finding{}, failBy: map[string][]attempt{}, okBy: map[string][]attempt{}}
+	if o.MaxTrackedSignIns <= 0 {
+		o.MaxTrackedSignIns = DefaultMaxTrackedSignIns
+	}
+	return &Detector{o: o, found: map[string]*finding.Finding{}, signIns: newSignIns()}
 }
 
 // Records is how many records were added.
@@ -173,17 +174,9 @@ func (d *Detector) signIn(e Event, ip netip.Addr) {
 	a := attempt{at: e.EventTime, ip: ip, user: user}
 	failed := e.Failed()
 	if ip.IsValid() && !in(d.o.Allow, ip) {
-		if failed {
-			d.failBy["ip:"+ip.String()] = append(d.failBy["ip:"+ip.String()], a)
-		} else {
-			d.okBy["ip:"+ip.String()] = append(d.okBy["ip:"+ip.String()], a)
-		}
+		d.remember("ip:"+ip.String(), a, failed)
 	}
-	if failed {
-		d.failBy["user:"+user] = append(d.failBy["user:"+user], a)
-	} else {
-		d.okBy["user:"+user] = append(d.okBy["user:"+user], a)
-	}
+	d.remember("user:"+user, a, failed)
 	if fs := d.attackers(ip); len(fs) > 0 && !in(d.o.Allow, ip) {
 		ids, types := make([]string, 0, len(fs)), make([]string, 0, len(fs))
 		for _, f := range fs {
@@ -306,7 +299,7 @@ func (d *Detector) raiseKeyed(e Event, typ string, sev float64, key, target, tit
 // Findings returns the findings, brute force judged over all the records
 // added, ordered by first seen.
 func (d *Detector) Findings() []finding.Finding {
-	d.bursts()
+	d.forget()
 	out := make([]finding.Finding, 0, len(d.found))
 	for _, f := range d.found {
 		out = append(out, *f)
@@ -318,84 +311,6 @@ func (d *Detector) Findings() []finding.Finding {
 		return out[i].ID < out[j].ID
 	})
 	return out
-}
-
-// bursts raises the brute-force findings: BurstFailures failed sign-ins
-// within BurstWindow from one source, or against one user from at least
-// BurstUserSources sources.
-func (d *Detector) bursts() {
-	keys := make([]string, 0, len(d.failBy))
-	for k := range d.failBy {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		as := d.failBy[k]
-		sort.Slice(as, func(i, j int) bool { return as[i].at.Before(as[j].at) })
-		var burst []attempt // failures inside bursts
-		lo, added := 0, -1
-		for hi := range as {
-			for as[hi].at.Sub(as[lo].at) > d.o.BurstWindow {
-				lo++
-			}
-			if hi-lo+1 >= d.o.BurstFailures {
-				burst = append(burst, as[max(lo, added+1):hi+1]...)
-				added = hi
-			}
-		}
-		if len(burst) == 0 {
-			continue
-		}
-		users, ips := map[string]bool{}, map[netip.Addr]bool{}
-		for _, a := range burst {
-			users[a.user] = true
-			ips[a.ip] = true
-		}
-		byUser := strings.HasPrefix(k, "user:")
-		if byUser && len(ips) < d.o.BurstUserSources {
-			continue // one source: the per-source finding names it
-		}
-		first, last := burst[0].at, burst[len(burst)-1].at
-		// A success from the same key after the first failure: the
-		// brute force may have worked.
-		succeeded := false
-		for _, ok := range d.okBy[k] {
-			if !ok.at.Before(first) && ok.at.Sub(last) <= d.o.BurstWindow {
-				succeeded = true
-			}
-		}
-		sev := finding.Medium
-		if succeeded {
-			sev = finding.High
-		}
-		f := finding.Finding{Severity: sev, Count: int64(len(burst)), FirstSeen: first, LastSeen: last,
-			Evidence: map[string]any{"failures": len(burst), "distinct_users": len(users), "distinct_sources": len(ips),
-				"window": d.o.BurstWindow.String(), "threshold": d.o.BurstFailures, "succeeded_after": succeeded}}
-		if byUser {
-			user := strings.TrimPrefix(k, "user:")
-			f.Type = TypeBruteForceUser
-			f.ID = finding.ID(f.Type, netip.Addr{}, user)
-			f.Actor = finding.Actor{Direction: finding.Inbound, User: user}
-			f.Target = finding.Target{Resource: user}
-			f.Title = fmt.Sprintf("%d failed console sign-ins against %s from %d sources", len(burst), user, len(ips))
-		} else {
-			ip := burst[0].ip
-			f.Type = TypeBruteForceSource
-			f.ID = finding.ID(f.Type, ip, "")
-			f.Actor = finding.Actor{IP: ip, Direction: finding.Inbound}
-			if len(users) == 1 {
-				f.Actor.User = burst[0].user
-			}
-			f.Title = fmt.Sprintf("%s failed %d console sign-ins against %d user(s)", ip, len(burst), len(users))
-		}
-		if in(d.o.Home, f.Actor.IP) {
-			f.Actor.Direction = finding.Lateral
-		}
-		if succeeded {
-			f.Title += ", then signed in"
-		}
-		d.found[f.ID] = &f
-	}
 }
 
 // idsWithPrefix collects the strings in a decoded JSON value that start

@@ -11,15 +11,16 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	Records       *prometheus.CounterVec
-	BytesRead     *prometheus.CounterVec
-	ParseErrors   *prometheus.CounterVec
-	SourceLag     *prometheus.GaugeVec
-	Findings      *prometheus.CounterVec
-	Notifications *prometheus.CounterVec
-	AWSAPIErrors  *prometheus.CounterVec // awsmetrics.Errors, fed by every AWS client
-	Latency       prometheus.Histogram
-	Commits       prometheus.Counter
+	Records        *prometheus.CounterVec
+	BytesRead      *prometheus.CounterVec
+	ParseErrors    *prometheus.CounterVec
+	SourceLag      *prometheus.GaugeVec
+	Findings       *prometheus.CounterVec
+	Notifications  *prometheus.CounterVec
+	AWSAPIErrors   *prometheus.CounterVec // awsmetrics.Errors, fed by every AWS client
+	Latency        prometheus.Histogram
+	Commits        prometheus.Counter
+	SignInsEvicted prometheus.Counter // CloudTrail sign-ins forgotten (cloudtrail.max_tracked_sign_ins)
 }
 
 // NewMetrics registers the metrics on a new registry, with the Go and
@@ -46,9 +47,11 @@ func NewMetrics() *Metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}),
 		Commits: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowguard_commits_total",
 			Help: "Store transactions that saved findings, alarm states and source positions together."}),
+		SignInsEvicted: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowguard_cloudtrail_sign_ins_evicted_total",
+			Help: "Console sign-ins the CloudTrail brute-force rules forgot to stay within cloudtrail.max_tracked_sign_ins."}),
 	}
 	r.MustRegister(m.Records, m.BytesRead, m.ParseErrors, m.SourceLag, m.Findings, m.Notifications,
-		m.AWSAPIErrors, m.Latency, m.Commits,
+		m.AWSAPIErrors, m.Latency, m.Commits, m.SignInsEvicted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

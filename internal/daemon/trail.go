@@ -21,14 +21,16 @@ import (
 // it instead of the flow log decoder; their findings are committed and
 // answered with the flow findings.
 type trailState struct {
-	p   *processor
-	det *cloudtrail.Detector
+	p       *processor
+	det     *cloudtrail.Detector
+	evicted int64 // sign-ins evicted, as counted in the metric
 }
 
 func newTrailState(cfg *config.Config, p *processor) *trailState {
 	t := &trailState{p: p}
 	o := trail.Options(cfg)
 	o.Lookup = t.attackers
+	o.Streaming = true // the process runs for months: forget old sign-ins
 	t.det = cloudtrail.New(o)
 	return t
 }
@@ -83,7 +85,15 @@ func (t *trailState) process(ctx context.Context, c source.Chunk, in flowlog.Inp
 	} else {
 		err = rd.ReadInput(ctx, in)
 	}
-	for _, f := range t.det.Findings() {
+	fs := t.det.Findings()
+	if n := t.det.Evicted(); n > t.evicted {
+		if t.evicted == 0 {
+			t.p.log.Warn("CloudTrail sign-ins forgotten to stay within cloudtrail.max_tracked_sign_ins: their failures no longer count towards a brute force (see flowguard_cloudtrail_sign_ins_evicted_total)", "evicted", n)
+		}
+		t.p.m.SignInsEvicted.Add(float64(n - t.evicted))
+		t.evicted = n
+	}
+	for _, f := range fs {
 		if old, seen := t.p.changed[f.ID]; !seen || old.Count != f.Count || old.Title != f.Title {
 			t.p.changed[f.ID] = &detect.Result{Finding: f, Rule: "CloudTrail: " + f.Type}
 		}

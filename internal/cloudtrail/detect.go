@@ -57,6 +57,10 @@ type Options struct {
 	// Attackers maps addresses that attack us in the flow logs to the
 	// findings naming them (the join).
 	Attackers map[netip.Addr][]finding.Finding
+	// DeferJoin keeps the sign-ins for the join until SetAttackers gives
+	// the flow findings (detect reads CloudTrail while the flow logs are
+	// still being read).
+	DeferJoin bool
 	// Lookup, when set, finds more such findings (in the store).
 	Lookup func(netip.Addr) []finding.Finding
 	// BurstWindow and BurstFailures: that many failed sign-ins within the
@@ -80,11 +84,12 @@ type Options struct {
 // Detector raises findings from CloudTrail records. Add the records in
 // any order, then call Findings.
 type Detector struct {
-	o       Options
-	found   map[string]*finding.Finding
-	signIns *signIns // the brute-force rules' memory, by "ip:" or "user:" key
-	records int64
-	Changes []GuardDutyChange // archive and feedback seen, in order
+	o        Options
+	found    map[string]*finding.Finding
+	signIns  *signIns // the brute-force rules' memory, by "ip:" or "user:" key
+	deferred []Event  // sign-ins waiting for SetAttackers (DeferJoin)
+	records  int64
+	Changes  []GuardDutyChange // archive and feedback seen, in order
 }
 
 // New returns a detector.
@@ -167,17 +172,41 @@ func (d *Detector) Add(e Event) {
 
 // signIn judges a ConsoleLogin record.
 func (d *Detector) signIn(e Event, ip netip.Addr) {
-	user := e.User()
-	if e.UserIdentity.UserName == hiddenUser {
-		user = hiddenUser // failures for names that do not exist
-	}
+	user := d.signInUser(e)
 	a := attempt{at: e.EventTime, ip: ip, user: user}
 	failed := e.Failed()
 	if ip.IsValid() && !in(d.o.Allow, ip) {
 		d.remember("ip:"+ip.String(), a, failed)
 	}
 	d.remember("user:"+user, a, failed)
-	if fs := d.attackers(ip); len(fs) > 0 && !in(d.o.Allow, ip) {
+	if ip.IsValid() && !in(d.o.Allow, ip) {
+		if d.o.DeferJoin {
+			e.Raw = nil // not needed for the join
+			d.deferred = append(d.deferred, e)
+		} else {
+			d.join(e, ip, user, failed)
+		}
+	}
+	if failed {
+		return
+	}
+	typ := e.UserIdentity.Type
+	if typ == "Root" {
+		d.raise(e, TypeRoot, finding.Low, user, fmt.Sprintf("root signed in to the console from %s", addr(ip)), nil)
+	}
+	if (typ == "Root" || typ == "IAMUser") && e.MFAUsed() == "No" {
+		d.raise(e, TypeNoMFA, finding.Medium, user, fmt.Sprintf("%s signed in to the console without MFA from %s", user, addr(ip)), nil)
+	}
+	if len(d.o.SignInSources) > 0 && ip.IsValid() && !in(d.o.SignInSources, ip) && !in(d.o.Allow, ip) {
+		d.raise(e, TypeUnexpectedSource, finding.Medium, user,
+			fmt.Sprintf("%s signed in to the console from %s, outside the expected sources", user, ip), nil)
+	}
+}
+
+// join raises the sign-in-from-attacker finding when the flow findings
+// name the sign-in's address as attacking us.
+func (d *Detector) join(e Event, ip netip.Addr, user string, failed bool) {
+	if fs := d.attackers(ip); len(fs) > 0 {
 		ids, types := make([]string, 0, len(fs)), make([]string, 0, len(fs))
 		for _, f := range fs {
 			ids = append(ids, f.ID)
@@ -205,20 +234,25 @@ func (d *Detector) signIn(e Event, ip netip.Addr) {
 			f.Evidence["signed_in"] = false
 		}
 	}
-	if failed {
-		return
+}
+
+// SetAttackers gives a detector made with DeferJoin the flow findings to
+// join the sign-ins with (by actor address), and joins the sign-ins
+// added so far; later ones are joined as they come.
+func (d *Detector) SetAttackers(m map[netip.Addr][]finding.Finding) {
+	d.o.Attackers, d.o.DeferJoin = m, false
+	for _, e := range d.deferred {
+		d.join(e, e.IP(), d.signInUser(e), e.Failed())
 	}
-	typ := e.UserIdentity.Type
-	if typ == "Root" {
-		d.raise(e, TypeRoot, finding.Low, user, fmt.Sprintf("root signed in to the console from %s", addr(ip)), nil)
+	d.deferred = nil
+}
+
+// signInUser names the user of a sign-in.
+func (d *Detector) signInUser(e Event) string {
+	if e.UserIdentity.UserName == hiddenUser {
+		return hiddenUser // failures for names that do not exist
 	}
-	if (typ == "Root" || typ == "IAMUser") && e.MFAUsed() == "No" {
-		d.raise(e, TypeNoMFA, finding.Medium, user, fmt.Sprintf("%s signed in to the console without MFA from %s", user, addr(ip)), nil)
-	}
-	if len(d.o.SignInSources) > 0 && ip.IsValid() && !in(d.o.SignInSources, ip) && !in(d.o.Allow, ip) {
-		d.raise(e, TypeUnexpectedSource, finding.Medium, user,
-			fmt.Sprintf("%s signed in to the console from %s, outside the expected sources", user, ip), nil)
-	}
+	return e.User()
 }
 
 // attackers returns the flow findings naming ip as an attacker.

@@ -420,16 +420,24 @@ const sniffRaw = 64 << 10
 func SniffReader(br *bufio.Reader) bool {
 	head, _ := br.Peek(4096)
 	if len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b {
-		raw, _ := br.Peek(min(sniffRaw, br.Size()))
+		head, _ = br.Peek(min(sniffRaw, br.Size()))
+	}
+	return SniffHead(head)
+}
+
+// SniffHead is Sniff for the first bytes of an input as stored: plain, or
+// gzip (the first 64 KiB of which are enough).
+func SniffHead(raw []byte) bool {
+	if len(raw) >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
 		zr, err := gzip.NewReader(bytes.NewReader(raw))
 		if err != nil {
 			return false // not ours: the flow log reader reports it
 		}
 		buf := make([]byte, 4096)
 		n, _ := io.ReadFull(zr, buf)
-		head = buf[:n]
+		raw = buf[:n]
 	}
-	return Sniff(head)
+	return Sniff(raw)
 }
 
 // SniffInput opens in and reports whether it holds CloudTrail or

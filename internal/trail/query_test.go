@@ -68,7 +68,7 @@ func (r *ctRecord) json() map[string]any {
 
 // genTrail writes n random records as CloudTrail delivers them (gzip JSON,
 // {"Records": […]}), in files of at most 500 records.
-func genTrail(t *testing.T, n int, seed uint64) ([]ctRecord, []flowlog.Input) {
+func genTrail(t testing.TB, n int, seed uint64) ([]ctRecord, []flowlog.Input) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 1))
 	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }

@@ -116,7 +116,7 @@ func (r *recordBatches) batches(ctx context.Context, fn func(*flowlog.Batch) err
 		pos := map[string]int{"start": 0}
 		for _, rec := range recs {
 			for k := range rec.Fields {
-				if _, ok := pos[k]; !ok {
+				if _, ok := pos[k]; !ok && k != "" { // a JSON key may be empty: no query can name it
 					pos[k] = len(names)
 					names = append(names, k)
 				}

@@ -159,15 +159,12 @@ func runDetect(cmd *cobra.Command, f *detectFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	flows, trails := splitTrail(r.ctx, r.inputs) // CloudTrail and GuardDuty JSON, by content
-	runErr := eng.Run(r.ctx, r.scanner, flows)
-	var trail *trailRun
+	tr := newTrailReading(cfg, r.scanner.Errors) // CloudTrail and GuardDuty JSON, by content
+	runErr := eng.Run(r.ctx, r.scanner, tr.inputs(r.inputs))
 	if runErr == nil {
 		eng.Flush()
 		results := eng.Results()
-		if trail, runErr = detectTrail(r.ctx, cfg, trails, results, r.scanner.Errors); runErr != nil {
-			return r.finish(stderr, runErr)
-		}
+		trail := tr.finish(results)
 		results = append(results, trail.results...)
 		applyPolicy(policy, &results)
 		warnMetrics(stderr, eng.Metrics())

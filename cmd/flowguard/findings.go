@@ -92,6 +92,7 @@ Finding ids can be shortened to any unique prefix of at least 6 characters.`,
 		newFindingsArchiveCmd(&db, false),
 		newFindingsFeedbackCmd(&db),
 		newFindingsSuppressCmd(&db),
+		newFindingsCorrelateCmd(&db),
 	)
 	return cmd
 }

@@ -14,12 +14,17 @@ func newQueryCmd() *cobra.Command {
 	var maxRows int
 	cmd := &cobra.Command{
 		Use:   "query [--format F] [--output table|json|csv] 'QUERY' PATH...",
-		Short: "Run a CloudWatch Logs Insights query over flow logs",
+		Short: "Run a CloudWatch Logs Insights query over flow logs or CloudTrail",
 		Long: `Run a CloudWatch Logs Insights query over flow log files, directories,
 globs, standard input (-) or s3://bucket/prefix. A query copied from the
 AWS console runs unchanged, for example:
 
-  flowguard query 'filter action="REJECT" | stats count() by srcaddr | filter count >= 2 | sort count desc' logs/`,
+  flowguard query 'filter action="REJECT" | stats count() by srcaddr | filter count >= 2 | sort count desc' logs/
+
+CloudTrail files (recognised by content, as detect does) are queried with
+their fields as Logs Insights names them:
+
+  flowguard query 'filter eventName="ConsoleLogin" | stats count(*) by userIdentity.arn, sourceIPAddress' trail/`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "table" && output != "json" && output != "csv" {
@@ -29,14 +34,11 @@ AWS console runs unchanged, for example:
 			if err != nil {
 				return fmt.Errorf("query: %w", err)
 			}
-			for _, w := range prog.Warnings() {
-				fmt.Fprintln(cmd.ErrOrStderr(), "flowguard: warning:", w)
-			}
 			r, err := in.open(cmd, args[1:])
 			if err != nil {
 				return err
 			}
-			res, err := prog.Run(r.ctx, r.scanner, r.inputs)
+			res, err := runQuery(r, prog, cmd.ErrOrStderr()) // flow logs or CloudTrail
 			if err == nil {
 				err = query.Write(cmd.OutOrStdout(), output, res)
 			}

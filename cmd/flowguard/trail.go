@@ -14,25 +14,10 @@ import (
 	"github.com/flowguard/flowguard/internal/finding"
 	"github.com/flowguard/flowguard/internal/flowlog"
 	"github.com/flowguard/flowguard/internal/guardduty"
+	"github.com/flowguard/flowguard/internal/query"
 	"github.com/flowguard/flowguard/internal/store"
 	"github.com/flowguard/flowguard/internal/trail"
 )
-
-// splitTrail separates, by their first bytes, the inputs that hold
-// CloudTrail or EventBridge JSON (CloudTrail records, GuardDuty findings)
-// from the flow logs. Standard input is read once: it stays a flow log.
-func splitTrail(ctx context.Context, inputs []flowlog.Input) (flows, trails []flowlog.Input) {
-	for _, in := range inputs {
-		if in.Name != "-" {
-			if ok, err := cloudtrail.SniffInput(ctx, in); err == nil && ok {
-				trails = append(trails, in)
-				continue
-			}
-		}
-		flows = append(flows, in)
-	}
-	return flows, trails
-}
 
 // trailRun is what the CloudTrail and GuardDuty inputs gave.
 type trailRun struct {
@@ -40,51 +25,56 @@ type trailRun struct {
 	changes []cloudtrail.GuardDutyChange
 }
 
-// trailOptions derives the CloudTrail detections' settings from the
-// configuration, joined with this run's flow findings.
-func trailOptions(cfg *config.Config, flows []*detect.Result) cloudtrail.Options {
-	o := trail.Options(cfg)
-	o.Attackers = map[netip.Addr][]finding.Finding{}
-	for _, r := range flows {
-		if cloudtrail.IsAttack(&r.Finding) {
-			o.Attackers[r.Actor.IP] = append(o.Attackers[r.Actor.IP], r.Finding)
-		}
-	}
-	return o
+// trailReading reads the inputs that hold CloudTrail or EventBridge JSON
+// (CloudTrail records, GuardDuty findings), which the flow log scan hands
+// over as it opens each input (trail.Divert: each input is opened once).
+// CloudTrail records go through the CloudTrail detections, whose join
+// with the flow findings waits for the end of the scan; GuardDuty
+// findings are taken as they are.
+type trailReading struct {
+	d  *cloudtrail.Detector
+	rd *cloudtrail.Reader
+	gd map[string]*detect.Result
 }
 
-// detectTrail reads the CloudTrail and GuardDuty inputs: CloudTrail
-// records go through the CloudTrail detections (joined with the flow
-// findings), GuardDuty findings are taken as they are.
-func detectTrail(ctx context.Context, cfg *config.Config, trails []flowlog.Input, flows []*detect.Result, errs flowlog.ErrorSink) (*trailRun, error) {
-	run := &trailRun{}
-	if len(trails) == 0 {
-		return run, nil
-	}
-	d := cloudtrail.New(trailOptions(cfg, flows))
-	gd := map[string]*detect.Result{}
-	rd := trail.Reader(d, errs, func(f finding.Finding) {
+func newTrailReading(cfg *config.Config, errs flowlog.ErrorSink) *trailReading {
+	o := trail.Options(cfg)
+	o.DeferJoin = true
+	t := &trailReading{d: cloudtrail.New(o), gd: map[string]*detect.Result{}}
+	t.rd = trail.Reader(t.d, errs, func(f finding.Finding) {
 		// The latest update of a GuardDuty finding wins.
-		if old := gd[f.ID]; old == nil || !f.LastSeen.Before(old.LastSeen) {
-			gd[f.ID] = &detect.Result{Finding: f, Rule: "GuardDuty finding"}
+		if old := t.gd[f.ID]; old == nil || !f.LastSeen.Before(old.LastSeen) {
+			t.gd[f.ID] = &detect.Result{Finding: f, Rule: "GuardDuty finding"}
 		}
 	})
-	for _, in := range trails {
-		if err := ctx.Err(); err != nil {
-			return nil, context.Cause(ctx)
-		}
-		if err := rd.ReadInput(ctx, in); err != nil {
-			return nil, fmt.Errorf("%s: %w", in.Name, err)
+	return t
+}
+
+// inputs returns the inputs for the flow log scan: those that hold
+// CloudTrail or EventBridge JSON are read here instead, one at a time, in
+// order. Standard input stays a flow log.
+func (t *trailReading) inputs(inputs []flowlog.Input) []flowlog.Input {
+	return trail.Divert(inputs, t.rd.ReadInput)
+}
+
+// finish joins the sign-ins with this run's flow findings and returns the
+// CloudTrail and GuardDuty results.
+func (t *trailReading) finish(flows []*detect.Result) *trailRun {
+	attackers := map[netip.Addr][]finding.Finding{}
+	for _, r := range flows {
+		if cloudtrail.IsAttack(&r.Finding) {
+			attackers[r.Actor.IP] = append(attackers[r.Actor.IP], r.Finding)
 		}
 	}
-	for _, f := range d.Findings() {
+	t.d.SetAttackers(attackers)
+	run := &trailRun{changes: t.d.Changes}
+	for _, f := range t.d.Findings() {
 		run.results = append(run.results, &detect.Result{Finding: f, Rule: "CloudTrail: " + f.Type})
 	}
-	for _, id := range slices.Sorted(maps.Keys(gd)) {
-		run.results = append(run.results, gd[id])
+	for _, id := range slices.Sorted(maps.Keys(t.gd)) {
+		run.results = append(run.results, t.gd[id])
 	}
-	run.changes = d.Changes
-	return run, nil
+	return run
 }
 
 // applyTrailChanges carries the archives and feedback given in GuardDuty
@@ -113,4 +103,34 @@ func applyTrailChanges(ctx context.Context, w io.Writer, path string, changes []
 		fmt.Fprintf(w, "flowguard: %d GuardDuty finding(s) archived, unarchived or given feedback in GuardDuty (from CloudTrail)\n", n)
 	}
 	return nil
+}
+
+// runQuery runs a query over the inputs: flow logs, or CloudTrail when
+// the first input holds CloudTrail (each input is opened once). The
+// inputs of one run are of one kind, as a Logs Insights query reads one
+// kind of log group; an input of the other kind is skipped input.
+func runQuery(r *reading, prog *query.Program, stderr io.Writer) (*query.Table, error) {
+	inputs := slices.Clone(r.inputs)
+	isTrail := false
+	if len(inputs) > 0 && inputs[0].Name != "-" {
+		ok, first, err := trail.Sniff(r.ctx, inputs[0])
+		if err == nil {
+			isTrail, inputs[0] = ok, first
+		}
+	}
+	if !isTrail {
+		for _, w := range prog.Warnings() {
+			fmt.Fprintln(stderr, "flowguard: warning:", w)
+		}
+		inputs = trail.Divert(inputs, func(ctx context.Context, in flowlog.Input) error {
+			rc, err := in.Open(ctx)
+			if err == nil {
+				rc.Close()
+			}
+			r.scanner.Errors.Skip(&flowlog.LineError{Source: in.Name, Msg: "CloudTrail among flow logs: query the two kinds of logs in separate runs"})
+			return nil
+		})
+		return prog.Run(r.ctx, r.scanner, inputs)
+	}
+	return prog.RunRecords(r.ctx, &trail.Records{Inputs: inputs, Errors: r.scanner.Errors})
 }

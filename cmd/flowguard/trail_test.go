@@ -121,6 +121,7 @@ func TestDetectCloudTrailJoin(t *testing.T) {
 	if j, err := st.GetFinding(context.Background(), join.ID); err != nil || j.Actor.User != join.Actor.User {
 		t.Errorf("stored joined finding %+v %v", j, err)
 	}
+	checkCorrelateView(t, db, scan, join, gd)
 }
 
 // TestDetectCloudTrailMalformed: a broken CloudTrail file is named with
@@ -204,5 +205,40 @@ notify:
 		if n != 1 || !strings.Contains(all, "PortProbeUnprotectedPort") {
 			t.Errorf("run %d: %d Slack message(s): %s", run, n, all)
 		}
+	}
+}
+
+// TestQueryCloudTrail: flowguard query over CloudTrail files (a gzip
+// delivery file and a JSON-lines file, recognised by content) takes the
+// dotted field names Logs Insights gives CloudTrail, @timestamp is the
+// eventTime and @message the record; flow logs among them are skipped
+// input with a clear message (exit 2), and the flow log warning about
+// unknown field names is not printed.
+func TestQueryCloudTrail(t *testing.T) {
+	dir := t.TempDir()
+	ct := filepath.Join("..", "..", "internal", "cloudtrail", "testdata")
+	copyFixture(t, filepath.Join(ct, "signin-iamuser-failure.json"), filepath.Join(dir, "a.json.gz"))
+	copyFixture(t, filepath.Join(ct, "signin-iamuser-nomfa.json"), filepath.Join(dir, "b.log"))
+	out, stderr, code := execute(t, "", "query", "--output", "json",
+		`filter eventName = "ConsoleLogin" | fields @timestamp, userIdentity.userName as user, responseElements.ConsoleLogin as result, strcontains(@message, '"MFAUsed"') as mfa | sort @timestamp asc`, dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if strings.Contains(stderr, "not a flow log field") {
+		t.Errorf("flow log warning over CloudTrail: %s", stderr)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if len(rows) != 2 || rows[1]["result"] != "Failure" || rows[1]["user"] != "JohnDoe" || rows[1]["@timestamp"] != "2026-11-22 10:07:00.000" ||
+		rows[0]["result"] != "Success" || rows[0]["mfa"] != true {
+		t.Errorf("rows %v", rows)
+	}
+
+	os.WriteFile(filepath.Join(dir, "c.log"), []byte("2 111122223333 eni-1 198.51.100.23 10.0.1.10 40000 22 6 1 40 1795341600 1795341660 REJECT OK\n"), 0o644)
+	out, stderr, code = execute(t, "", "query", "--output", "json", `stats count(*) as n`, dir)
+	if code != 2 || !strings.Contains(stderr, "c.log") || !strings.Contains(stderr, "query the two kinds of logs in separate runs") || !strings.Contains(out, `"n": 2`) {
+		t.Errorf("exit %d, out %s, stderr %s", code, out, stderr)
 	}
 }

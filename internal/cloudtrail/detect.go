@@ -57,6 +57,10 @@ type Options struct {
 	// Attackers maps addresses that attack us in the flow logs to the
 	// findings naming them (the join).
 	Attackers map[netip.Addr][]finding.Finding
+	// DeferJoin keeps the sign-ins for the join until SetAttackers gives
+	// the flow findings (detect reads CloudTrail while the flow logs are
+	// still being read).
+	DeferJoin bool
 	// Lookup, when set, finds more such findings (in the store).
 	Lookup func(netip.Addr) []finding.Finding
 	// BurstWindow and BurstFailures: that many failed sign-ins within the
@@ -65,25 +69,27 @@ type Options struct {
 	BurstWindow      time.Duration
 	BurstFailures    int
 	BurstUserSources int
+	// Streaming is set by a caller that runs for long (serve): sign-ins
+	// older than the newest by two windows and an hour are then folded
+	// into their key's sums and forgotten. A batch run (detect), whose
+	// inputs may come in any order, keeps them.
+	Streaming bool
 	// SensitivePorts default to DefaultSensitivePorts.
 	SensitivePorts []uint16
+	// MaxTrackedSignIns bounds the sign-ins the brute-force rules keep
+	// (DefaultMaxTrackedSignIns when 0).
+	MaxTrackedSignIns int
 }
 
 // Detector raises findings from CloudTrail records. Add the records in
 // any order, then call Findings.
 type Detector struct {
-	o       Options
-	found   map[string]*finding.Finding
-	failBy  map[string][]attempt // "ip" or "user" key → failed sign-ins
-	okBy    map[string][]attempt // successful sign-ins, same keys
-	records int64
-	Changes []GuardDutyChange // archive and feedback seen, in order
-}
-
-type attempt struct {
-	at   time.Time
-	ip   netip.Addr
-	user string
+	o        Options
+	found    map[string]*finding.Finding
+	signIns  *signIns // the brute-force rules' memory, by "ip:" or "user:" key
+	deferred []Event  // sign-ins waiting for SetAttackers (DeferJoin)
+	records  int64
+	Changes  []GuardDutyChange // archive and feedback seen, in order
 }
 
 // New returns a detector.
@@ -100,7 +106,10 @@ func New(o Options) *Detector {
 	if o.SensitivePorts == nil {
 		o.SensitivePorts = DefaultSensitivePorts
 	}
-	return &Detector{o: o, found: map[string]*finding.Finding{}, failBy: map[string][]attempt{}, okBy: map[string][]attempt{}}
+	if o.MaxTrackedSignIns <= 0 {
+		o.MaxTrackedSignIns = DefaultMaxTrackedSignIns
+	}
+	return &Detector{o: o, found: map[string]*finding.Finding{}, signIns: newSignIns()}
 }
 
 // Records is how many records were added.
@@ -163,25 +172,41 @@ func (d *Detector) Add(e Event) {
 
 // signIn judges a ConsoleLogin record.
 func (d *Detector) signIn(e Event, ip netip.Addr) {
-	user := e.User()
-	if e.UserIdentity.UserName == hiddenUser {
-		user = hiddenUser // failures for names that do not exist
-	}
+	user := d.signInUser(e)
 	a := attempt{at: e.EventTime, ip: ip, user: user}
 	failed := e.Failed()
 	if ip.IsValid() && !in(d.o.Allow, ip) {
-		if failed {
-			d.failBy["ip:"+ip.String()] = append(d.failBy["ip:"+ip.String()], a)
+		d.remember("ip:"+ip.String(), a, failed)
+	}
+	d.remember("user:"+user, a, failed)
+	if ip.IsValid() && !in(d.o.Allow, ip) {
+		if d.o.DeferJoin {
+			e.Raw = nil // not needed for the join
+			d.deferred = append(d.deferred, e)
 		} else {
-			d.okBy["ip:"+ip.String()] = append(d.okBy["ip:"+ip.String()], a)
+			d.join(e, ip, user, failed)
 		}
 	}
 	if failed {
-		d.failBy["user:"+user] = append(d.failBy["user:"+user], a)
-	} else {
-		d.okBy["user:"+user] = append(d.okBy["user:"+user], a)
+		return
 	}
-	if fs := d.attackers(ip); len(fs) > 0 && !in(d.o.Allow, ip) {
+	typ := e.UserIdentity.Type
+	if typ == "Root" {
+		d.raise(e, TypeRoot, finding.Low, user, fmt.Sprintf("root signed in to the console from %s", addr(ip)), nil)
+	}
+	if (typ == "Root" || typ == "IAMUser") && e.MFAUsed() == "No" {
+		d.raise(e, TypeNoMFA, finding.Medium, user, fmt.Sprintf("%s signed in to the console without MFA from %s", user, addr(ip)), nil)
+	}
+	if len(d.o.SignInSources) > 0 && ip.IsValid() && !in(d.o.SignInSources, ip) && !in(d.o.Allow, ip) {
+		d.raise(e, TypeUnexpectedSource, finding.Medium, user,
+			fmt.Sprintf("%s signed in to the console from %s, outside the expected sources", user, ip), nil)
+	}
+}
+
+// join raises the sign-in-from-attacker finding when the flow findings
+// name the sign-in's address as attacking us.
+func (d *Detector) join(e Event, ip netip.Addr, user string, failed bool) {
+	if fs := d.attackers(ip); len(fs) > 0 {
 		ids, types := make([]string, 0, len(fs)), make([]string, 0, len(fs))
 		for _, f := range fs {
 			ids = append(ids, f.ID)
@@ -209,20 +234,25 @@ func (d *Detector) signIn(e Event, ip netip.Addr) {
 			f.Evidence["signed_in"] = false
 		}
 	}
-	if failed {
-		return
+}
+
+// SetAttackers gives a detector made with DeferJoin the flow findings to
+// join the sign-ins with (by actor address), and joins the sign-ins
+// added so far; later ones are joined as they come.
+func (d *Detector) SetAttackers(m map[netip.Addr][]finding.Finding) {
+	d.o.Attackers, d.o.DeferJoin = m, false
+	for _, e := range d.deferred {
+		d.join(e, e.IP(), d.signInUser(e), e.Failed())
 	}
-	typ := e.UserIdentity.Type
-	if typ == "Root" {
-		d.raise(e, TypeRoot, finding.Low, user, fmt.Sprintf("root signed in to the console from %s", addr(ip)), nil)
+	d.deferred = nil
+}
+
+// signInUser names the user of a sign-in.
+func (d *Detector) signInUser(e Event) string {
+	if e.UserIdentity.UserName == hiddenUser {
+		return hiddenUser // failures for names that do not exist
 	}
-	if (typ == "Root" || typ == "IAMUser") && e.MFAUsed() == "No" {
-		d.raise(e, TypeNoMFA, finding.Medium, user, fmt.Sprintf("%s signed in to the console without MFA from %s", user, addr(ip)), nil)
-	}
-	if len(d.o.SignInSources) > 0 && ip.IsValid() && !in(d.o.SignInSources, ip) && !in(d.o.Allow, ip) {
-		d.raise(e, TypeUnexpectedSource, finding.Medium, user,
-			fmt.Sprintf("%s signed in to the console from %s, outside the expected sources", user, ip), nil)
-	}
+	return e.User()
 }
 
 // attackers returns the flow findings naming ip as an attacker.
@@ -303,7 +333,7 @@ func (d *Detector) raiseKeyed(e Event, typ string, sev float64, key, target, tit
 // Findings returns the findings, brute force judged over all the records
 // added, ordered by first seen.
 func (d *Detector) Findings() []finding.Finding {
-	d.bursts()
+	d.forget()
 	out := make([]finding.Finding, 0, len(d.found))
 	for _, f := range d.found {
 		out = append(out, *f)
@@ -315,84 +345,6 @@ func (d *Detector) Findings() []finding.Finding {
 		return out[i].ID < out[j].ID
 	})
 	return out
-}
-
-// bursts raises the brute-force findings: BurstFailures failed sign-ins
-// within BurstWindow from one source, or against one user from at least
-// BurstUserSources sources.
-func (d *Detector) bursts() {
-	keys := make([]string, 0, len(d.failBy))
-	for k := range d.failBy {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		as := d.failBy[k]
-		sort.Slice(as, func(i, j int) bool { return as[i].at.Before(as[j].at) })
-		var burst []attempt // failures inside bursts
-		lo, added := 0, -1
-		for hi := range as {
-			for as[hi].at.Sub(as[lo].at) > d.o.BurstWindow {
-				lo++
-			}
-			if hi-lo+1 >= d.o.BurstFailures {
-				burst = append(burst, as[max(lo, added+1):hi+1]...)
-				added = hi
-			}
-		}
-		if len(burst) == 0 {
-			continue
-		}
-		users, ips := map[string]bool{}, map[netip.Addr]bool{}
-		for _, a := range burst {
-			users[a.user] = true
-			ips[a.ip] = true
-		}
-		byUser := strings.HasPrefix(k, "user:")
-		if byUser && len(ips) < d.o.BurstUserSources {
-			continue // one source: the per-source finding names it
-		}
-		first, last := burst[0].at, burst[len(burst)-1].at
-		// A success from the same key after the first failure: the
-		// brute force may have worked.
-		succeeded := false
-		for _, ok := range d.okBy[k] {
-			if !ok.at.Before(first) && ok.at.Sub(last) <= d.o.BurstWindow {
-				succeeded = true
-			}
-		}
-		sev := finding.Medium
-		if succeeded {
-			sev = finding.High
-		}
-		f := finding.Finding{Severity: sev, Count: int64(len(burst)), FirstSeen: first, LastSeen: last,
-			Evidence: map[string]any{"failures": len(burst), "distinct_users": len(users), "distinct_sources": len(ips),
-				"window": d.o.BurstWindow.String(), "threshold": d.o.BurstFailures, "succeeded_after": succeeded}}
-		if byUser {
-			user := strings.TrimPrefix(k, "user:")
-			f.Type = TypeBruteForceUser
-			f.ID = finding.ID(f.Type, netip.Addr{}, user)
-			f.Actor = finding.Actor{Direction: finding.Inbound, User: user}
-			f.Target = finding.Target{Resource: user}
-			f.Title = fmt.Sprintf("%d failed console sign-ins against %s from %d sources", len(burst), user, len(ips))
-		} else {
-			ip := burst[0].ip
-			f.Type = TypeBruteForceSource
-			f.ID = finding.ID(f.Type, ip, "")
-			f.Actor = finding.Actor{IP: ip, Direction: finding.Inbound}
-			if len(users) == 1 {
-				f.Actor.User = burst[0].user
-			}
-			f.Title = fmt.Sprintf("%s failed %d console sign-ins against %d user(s)", ip, len(burst), len(users))
-		}
-		if in(d.o.Home, f.Actor.IP) {
-			f.Actor.Direction = finding.Lateral
-		}
-		if succeeded {
-			f.Title += ", then signed in"
-		}
-		d.found[f.ID] = &f
-	}
 }
 
 // idsWithPrefix collects the strings in a decoded JSON value that start

@@ -46,6 +46,8 @@ type Event struct {
 	// of its first byte).
 	Source string `json:"-"`
 	Line   int    `json:"-"`
+	// Raw is the record as it was read (Flatten gives its fields).
+	Raw json.RawMessage `json:"-"`
 }
 
 // UserIdentity is CloudTrail's userIdentity element.
@@ -331,6 +333,7 @@ func (r *Reader) record(name string, data *doc, off int, raw json.RawMessage) er
 	}
 	e.Source = name
 	e.Line, _ = data.lines.position(off)
+	e.Raw = raw
 	if r.Event == nil {
 		return nil
 	}
@@ -406,6 +409,37 @@ func Sniff(head []byte) bool {
 	return false
 }
 
+// sniffRaw is how many bytes of a gzip stream SniffReader looks at to
+// find the first 4 KiB of its content.
+const sniffRaw = 64 << 10
+
+// SniffReader reports whether the stream br reads (plain or gzip) holds
+// CloudTrail or EventBridge JSON, looking at its first bytes without
+// consuming them: br then reads the stream from its start. Give it a
+// reader of at least 64 KiB (bufio.NewReaderSize).
+func SniffReader(br *bufio.Reader) bool {
+	head, _ := br.Peek(4096)
+	if len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b {
+		head, _ = br.Peek(min(sniffRaw, br.Size()))
+	}
+	return SniffHead(head)
+}
+
+// SniffHead is Sniff for the first bytes of an input as stored: plain, or
+// gzip (the first 64 KiB of which are enough).
+func SniffHead(raw []byte) bool {
+	if len(raw) >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return false // not ours: the flow log reader reports it
+		}
+		buf := make([]byte, 4096)
+		n, _ := io.ReadFull(zr, buf)
+		raw = buf[:n]
+	}
+	return Sniff(raw)
+}
+
 // SniffInput opens in and reports whether it holds CloudTrail or
 // EventBridge JSON (plain or gzip).
 func SniffInput(ctx context.Context, in flowlog.Input) (bool, error) {
@@ -414,17 +448,5 @@ func SniffInput(ctx context.Context, in flowlog.Input) (bool, error) {
 		return false, err
 	}
 	defer rc.Close()
-	br := bufio.NewReader(rc)
-	var rd io.Reader = br
-	if h, _ := br.Peek(2); len(h) == 2 && h[0] == 0x1f && h[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return false, nil // not ours: the flow log reader reports it
-		}
-		defer zr.Close()
-		rd = zr
-	}
-	head := make([]byte, 4096)
-	n, _ := io.ReadFull(rd, head)
-	return Sniff(head[:n]), nil
+	return SniffReader(bufio.NewReaderSize(rc, sniffRaw)), nil
 }

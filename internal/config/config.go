@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/flowguard/flowguard/internal/alarm"
+	"github.com/flowguard/flowguard/internal/cloudtrail"
 	"github.com/flowguard/flowguard/internal/detect"
 	"github.com/flowguard/flowguard/internal/finding"
 	"github.com/flowguard/flowguard/internal/respond"
@@ -39,6 +40,8 @@ type Config struct {
 	ExpectedSources []ExpectedSource `yaml:"expected_sources"`
 	// Detectors are the detection rules' settings.
 	Detectors detect.Settings `yaml:"detectors"`
+	// CloudTrail is the CloudTrail rules' settings.
+	CloudTrail cloudtrail.Settings `yaml:"cloudtrail"`
 	// Alarms are metric filters and CloudWatch-style alarms.
 	Alarms *alarm.Config `yaml:"alarms,omitempty"`
 	// The findings section: suppression_rules and trusted_ips.
@@ -133,7 +136,7 @@ func networks(ps []netip.Prefix) []Network {
 // home networks, nothing allowed or listed, every detector on with its
 // default thresholds.
 func DefaultConfig() Config {
-	return Config{HomeNetworks: networks(detect.DefaultHomeNetworks()), Detectors: detect.DefaultSettings()}
+	return Config{HomeNetworks: networks(detect.DefaultHomeNetworks()), Detectors: detect.DefaultSettings(), CloudTrail: cloudtrail.DefaultSettings()}
 }
 
 // Error is a configuration error at a place in the file.
@@ -439,6 +442,13 @@ func (c *Config) validate(name string, t *tree) error {
 				at(fe.Path, fe.Msg)
 			} else {
 				at("detectors", e.Error())
+			}
+		}
+	}
+	if err := c.CloudTrail.Validate("cloudtrail"); err != nil {
+		for _, e := range unjoin(err) {
+			if fe, ok := errors.AsType[*detect.FieldError](e); ok {
+				at(fe.Path, fe.Msg)
 			}
 		}
 	}

@@ -25,6 +25,7 @@ type Metrics struct {
 	// each took to write.
 	SnapshotBytes   prometheus.Gauge
 	SnapshotSeconds prometheus.Histogram
+	SignInsEvicted  prometheus.Counter // CloudTrail sign-ins forgotten (cloudtrail.max_tracked_sign_ins)
 }
 
 // NewMetrics registers the metrics on a new registry, with the Go and
@@ -56,9 +57,11 @@ func NewMetrics() *Metrics {
 		SnapshotSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "flowguard_snapshot_seconds",
 			Help:    "Time to write each engine snapshot (the processor waits meanwhile).",
 			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5}}),
+		SignInsEvicted: prometheus.NewCounter(prometheus.CounterOpts{Name: "flowguard_cloudtrail_sign_ins_evicted_total",
+			Help: "Console sign-ins the CloudTrail brute-force rules forgot to stay within cloudtrail.max_tracked_sign_ins."}),
 	}
 	r.MustRegister(m.Records, m.BytesRead, m.ParseErrors, m.SourceLag, m.Findings, m.Notifications,
-		m.AWSAPIErrors, m.Latency, m.Commits, m.SnapshotBytes, m.SnapshotSeconds,
+		m.AWSAPIErrors, m.Latency, m.Commits, m.SnapshotBytes, m.SnapshotSeconds, m.SignInsEvicted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

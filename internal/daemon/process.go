@@ -385,6 +385,7 @@ func (p *processor) commit(ctx context.Context) error {
 			p.log.Warn("source could not acknowledge", "source", name, "err", err)
 		}
 	}
+	p.trail.committed(res.Changed) // the sign-in join's index of attackers
 	clear(p.changed)
 	clear(p.pos)
 	p.alarmEv, p.oldest, p.fresh, p.retract, p.earlyDiff = nil, time.Time{}, false, nil, false

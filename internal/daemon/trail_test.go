@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	gdsdk "github.com/aws/aws-sdk-go-v2/service/guardduty"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/flowguard/flowguard/internal/awstest"
 	"github.com/flowguard/flowguard/internal/cloudtrail"
@@ -139,5 +140,72 @@ sources:
 	// The checkpoint is the newest updatedAt: the feedback's.
 	if len(ps) != 1 || ps[0].Object != "guardduty:12abc34d567e8fa901bc2d34e56789f0" || ps[0].Token <= fmt.Sprint(time.Date(2026, 11, 22, 10, 14, 0, 0, time.UTC).UnixMilli()) {
 		t.Errorf("guardduty position %+v, %v", ps, err)
+	}
+}
+
+// TestServeSignInMemoryBounded: under serve, a flood of failed console
+// sign-ins from distinct addresses against distinct users (CloudTrail
+// JSON lines through a files source) stays within
+// cloudtrail.max_tracked_sign_ins; the evictions are counted in
+// flowguard_cloudtrail_sign_ins_evicted_total, and a brute force inside
+// the flood is still found.
+func TestServeSignInMemoryBounded(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "trail"), 0o755)
+	cfgPath := filepath.Join(dir, "flowguard.yaml")
+	os.WriteFile(cfgPath, []byte(`home_networks: [10.0.0.0/16]
+cloudtrail:
+  max_tracked_sign_ins: 200
+sources:
+  - name: trail
+    type: files
+    paths: [trail/]
+    poll_interval: 10ms
+`), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, err := New(ctx, Options{ConfigPath: cfgPath, DBPath: filepath.Join(dir, "f.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	var b strings.Builder
+	const flood = 5000
+	for i := range flood {
+		ip, user := fmt.Sprintf("100.64.%d.%d", i>>8, i&255), fmt.Sprintf("user%d", i)
+		if i%20 == 0 {
+			ip, user = "198.51.100.23", "JohnDoe"
+		}
+		fmt.Fprintf(&b, `{"eventVersion":"1.08","eventTime":"2026-11-22T10:%02d:%02dZ","eventName":"ConsoleLogin","eventSource":"signin.amazonaws.com","sourceIPAddress":%q,"userIdentity":{"type":"IAMUser","userName":%q},"responseElements":{"ConsoleLogin":"Failure"},"errorMessage":"Failed authentication"}`+"\n",
+			i/600, (i/10)%60, ip, user)
+	}
+	os.WriteFile(filepath.Join(dir, "trail", "signins.jsonl"), []byte(b.String()), 0o644)
+	deadline := time.Now().Add(20 * time.Second)
+	var bf []finding.Finding
+	for {
+		bf, _ = d.Store().ListFindings(ctx, finding.Filter{Types: []string{cloudtrail.TypeBruteForceSource}})
+		if len(bf) == 1 && bf[0].Count == flood/20 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(bf) != 1 || bf[0].Actor.IP.String() != "198.51.100.23" || bf[0].Count != flood/20 {
+		t.Errorf("brute force inside the flood: %+v", bf)
+	}
+	var m dto.Metric
+	if err := d.Metrics.SignInsEvicted.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if v := m.GetCounter().GetValue(); v < flood {
+		t.Errorf("flowguard_cloudtrail_sign_ins_evicted_total %v, want most of the %d sign-ins (by address and by user)", v, 2*flood)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := d.proc.trail.det.Tracked(); n > 200 {
+		t.Errorf("holds %d sign-ins and keys, more than max_tracked_sign_ins 200", n)
 	}
 }

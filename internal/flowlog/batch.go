@@ -35,6 +35,8 @@ type Batch struct {
 	nbad int
 
 	errs ErrorSink
+
+	msgs [][]byte // records of other sources: their text (SetMessages)
 }
 
 type column struct {
@@ -66,6 +68,7 @@ func (b *Batch) reset(f *Format, source string, seq int) {
 	b.N = 0
 	b.line = b.line[:0]
 	b.text = nil
+	b.msgs = nil
 	b.offs = b.offs[:0]
 	nf := f.Len()
 	if cap(b.cols) < nf {
@@ -443,6 +446,9 @@ func (b *Batch) String(i, pos int) ([]byte, bool) {
 // sources without lines.
 func (b *Batch) RawLine(i int) []byte {
 	if b.text == nil {
+		if b.msgs != nil {
+			return b.msgs[i]
+		}
 		return nil
 	}
 	k := i * (len(b.cols) + 1)

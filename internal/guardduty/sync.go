@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -296,15 +297,58 @@ func ApplyChanges(ctx context.Context, st *store.Store, changes []cloudtrail.Gua
 	return n, nil
 }
 
-// FormatCheckpoint and ParseCheckpoint write and read a poll checkpoint
-// (updatedAt in milliseconds) as a source token.
-func FormatCheckpoint(ms int64) string { return strconv.FormatInt(ms, 10) }
+// Checkpoint is where a poll resumes: the newest updatedAt yielded
+// (milliseconds since the epoch), and the ids of the findings yielded with
+// exactly that updatedAt. The next poll reads from that millisecond on
+// (updatedAt >= Millis) and skips those ids at that millisecond, so that a
+// finding updated in the same millisecond as one already yielded, but
+// read later, is neither lost nor yielded twice.
+type Checkpoint struct {
+	Millis int64
+	IDs    []string // sorted
+}
 
-// ParseCheckpoint reads a token written by FormatCheckpoint.
-func ParseCheckpoint(tok string) (int64, error) {
-	ms, err := strconv.ParseInt(tok, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("GuardDuty checkpoint %q: %w", tok, err)
+// Has reports whether the finding id, updated at ms, was yielded.
+func (c *Checkpoint) Has(id string, ms int64) bool {
+	if ms != c.Millis {
+		return false
 	}
-	return ms, nil
+	_, ok := slices.BinarySearch(c.IDs, id)
+	return ok
+}
+
+// FormatCheckpoint writes a checkpoint as a source token: "MILLIS/ID,ID…".
+func FormatCheckpoint(c Checkpoint) string {
+	return strconv.FormatInt(c.Millis, 10) + "/" + strings.Join(c.IDs, ",")
+}
+
+// ParseCheckpoint reads a token written by FormatCheckpoint. A token of
+// milliseconds alone (written before the ids were kept) meant that
+// everything updated in that millisecond was yielded: it resumes at the
+// next millisecond.
+func ParseCheckpoint(tok string) (Checkpoint, error) {
+	ms, ids, hasIDs := strings.Cut(tok, "/")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("GuardDuty checkpoint %q: %w", tok, err)
+	}
+	if !hasIDs {
+		return Checkpoint{Millis: n + 1}, nil
+	}
+	c := Checkpoint{Millis: n}
+	if ids != "" {
+		c.IDs = strings.Split(ids, ",")
+		slices.Sort(c.IDs)
+	}
+	return c, nil
+}
+
+// Millis returns a finding's updatedAt in milliseconds, and whether it
+// is a time.
+func Millis(f *Finding) (int64, bool) {
+	t, err := time.Parse(time.RFC3339Nano, f.UpdatedAt)
+	if err != nil {
+		return 0, false
+	}
+	return t.UnixMilli(), true
 }

@@ -496,7 +496,12 @@ func laterRefs(cmds []Command) []string {
 
 // Run executes the program over flow log inputs.
 func (p *Program) Run(ctx context.Context, sc *flowlog.Scanner, inputs []flowlog.Input) (*Table, error) {
-	t, err := p.pipes[0].runStream(ctx, sc, inputs)
+	return p.run(ctx, &scannerSource{sc: sc, inputs: inputs})
+}
+
+// run executes the program over the batches of src.
+func (p *Program) run(ctx context.Context, src batchSource) (*Table, error) {
+	t, err := p.pipes[0].runStream(ctx, src)
 	if err != nil {
 		return nil, err
 	}
@@ -578,16 +583,9 @@ func batchOrder(b *flowlog.Batch) func(uint32) [4]int {
 	return func(i uint32) [4]int { return [4]int{b.Input, b.Seq, b.Part, int(i)} }
 }
 
-func (p *pipeline) runStream(ctx context.Context, sc *flowlog.Scanner, inputs []flowlog.Input) (*Table, error) {
-	nw := sc.Workers
-	if nw <= 0 {
-		nw = defaultWorkers()
-		sc.Workers = nw
-	}
-	// The decoder locates only the fields the query reads.
-	own := *sc
-	own.Fields = p.reads.list()
-	sc = &own
+func (p *pipeline) runStream(ctx context.Context, src batchSource) (*Table, error) {
+	nw := src.workers()
+	fields := p.reads.list() // the decoder locates only the fields the query reads
 	states := make([]*workerState, nw)
 	states[0] = p.newWorker(nil)
 	var mu sync.Mutex
@@ -601,7 +599,7 @@ func (p *pipeline) runStream(ctx context.Context, sc *flowlog.Scanner, inputs []
 	}
 	if p.rows != nil && p.rows.ordered() {
 		final := newRowSink(p.rows)
-		err := flowlog.ScanOrdered(ctx, sc, inputs, func(w int, b *flowlog.Batch) []row {
+		err := src.scanOrdered(ctx, fields, func(w int, b *flowlog.Batch) []row {
 			st := state(w)
 			st.w.startFrame(&st.f, b, p.slots)
 			p.runStages(st)
@@ -615,7 +613,7 @@ func (p *pipeline) runStream(ctx context.Context, sc *flowlog.Scanner, inputs []
 		}
 		return final.table(), nil
 	}
-	err := sc.Scan(ctx, inputs, func(w int, b *flowlog.Batch) error {
+	err := src.scan(ctx, fields, func(w int, b *flowlog.Batch) error {
 		st := state(w)
 		st.w.startFrame(&st.f, b, p.slots)
 		p.runStages(st)

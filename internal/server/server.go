@@ -161,6 +161,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/alarms", s.alarms)
 	mux.HandleFunc("GET /api/v1/audit", s.audit)
 	mux.HandleFunc("GET /api/v1/sources", s.sources)
+	mux.HandleFunc("GET /api/v1/correlate", s.correlate)
 	mux.HandleFunc("POST /api/v1/query", s.auth(s.query))
 	s.dashboardRoutes(mux)
 	return mux

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	gdsdk "github.com/aws/aws-sdk-go-v2/service/guardduty"
@@ -69,8 +70,9 @@ func (g *guardDutySource) SetStore(st *store.Store) { g.st = st }
 
 func (g *guardDutySource) object() string { return "guardduty:" + g.cfg.DetectorID }
 
-// Run polls the detector from the saved checkpoint (its findings'
-// updatedAt in milliseconds), yielding the findings updated since.
+// Run polls the detector from the saved checkpoint (the newest updatedAt
+// yielded, and the findings yielded at it: guardduty.Checkpoint), yielding
+// the findings updated since.
 func (g *guardDutySource) Run(ctx context.Context, from []Position, emit Emit) error {
 	api := g.api
 	if api == nil {
@@ -80,24 +82,21 @@ func (g *guardDutySource) Run(ctx context.Context, from []Position, emit Emit) e
 		}
 		api = gdsdk.NewFromConfig(cfg)
 	}
-	since := g.now().Add(-g.cfg.Start).UnixMilli()
+	// cp: the poll reads from cp.Millis on, and skips the findings it
+	// lists (yielded and committed with that millisecond).
+	cp := guardduty.Checkpoint{Millis: g.now().Add(-g.cfg.Start).UnixMilli()}
 	for _, p := range from {
 		if p.Object == g.object() {
-			ms, err := guardduty.ParseCheckpoint(p.Token)
+			c, err := guardduty.ParseCheckpoint(p.Token)
 			if err != nil {
 				return err
 			}
-			// Everything updated at the checkpoint was yielded and
-			// committed with it.
-			since = ms + 1
+			cp = c
 		}
 	}
-	// Findings at the checkpoint are read again by the next poll; those
-	// already yielded with the same updatedAt are not yielded twice.
-	yielded := map[string]string{}
 	bo := backoff{min: min(g.cfg.PollInterval, time.Second), max: 5 * time.Minute}
 	for {
-		fs, next, err := guardduty.Poll(ctx, api, g.cfg.DetectorID, since)
+		fs, next, err := guardduty.Poll(ctx, api, g.cfg.DetectorID, cp.Millis)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -112,37 +111,39 @@ func (g *guardDutySource) Run(ctx context.Context, from []Position, emit Emit) e
 		g.state.connected()
 		var data bytes.Buffer
 		var newest time.Time
-		fresh := map[string]string{}
-		for _, f := range fs {
-			if yielded[f.ID] == f.UpdatedAt {
-				continue
+		atNext := guardduty.Checkpoint{Millis: next}
+		if next == cp.Millis {
+			atNext.IDs = slices.Clone(cp.IDs)
+		}
+		for i := range fs {
+			f := &fs[i]
+			ms, _ := guardduty.Millis(f)
+			if cp.Has(f.ID, ms) {
+				continue // yielded before, at the checkpoint's millisecond
 			}
-			ev, err := guardduty.Event(f)
+			ev, err := guardduty.Event(*f)
 			if err != nil {
 				return err
 			}
 			data.Write(ev)
 			data.WriteByte('\n')
-			fresh[f.ID] = f.UpdatedAt
-			if t, err := time.Parse(time.RFC3339Nano, f.UpdatedAt); err == nil && t.After(newest) {
+			if ms == next {
+				atNext.IDs = append(atNext.IDs, f.ID)
+			}
+			if t := time.UnixMilli(ms); t.After(newest) {
 				newest = t
 			}
 		}
+		slices.Sort(atNext.IDs)
+		atNext.IDs = slices.Compact(atNext.IDs)
 		if data.Len() > 0 {
-			pos := Position{Object: g.object(), Token: guardduty.FormatCheckpoint(next), Name: "guardduty detector " + g.cfg.DetectorID}
+			pos := Position{Object: g.object(), Token: guardduty.FormatCheckpoint(atNext), Name: "guardduty detector " + g.cfg.DetectorID}
 			if err := emit(ctx, Chunk{Object: pos.Object, Name: pos.Name, Data: data.Bytes(), Line: 1, Position: pos, Arrived: g.now()}); err != nil {
 				return nil
 			}
 			g.state.read(pos, int64(data.Len()), newest)
 		}
-		if next != since {
-			yielded = fresh
-		} else {
-			for id, u := range fresh {
-				yielded[id] = u
-			}
-		}
-		since = next
+		cp = atNext
 		if g.cfg.Sync && g.st != nil {
 			sy := &guardduty.Syncer{API: api, DetectorID: g.cfg.DetectorID, Store: g.st}
 			if _, err := sy.Sync(ctx); err != nil && ctx.Err() == nil {

@@ -21,9 +21,11 @@ const SignInPort = 443
 // Options derives the CloudTrail detections' settings from flowguard's
 // configuration: home networks, allowlist, threat lists (loaded), and the
 // sources of the expected_sources entries that list port 443 as the
-// expected sign-in sources. Attackers and Lookup are left to the caller.
+// expected sign-in sources, and the cloudtrail: section's thresholds.
+// Attackers and Lookup are left to the caller.
 func Options(cfg *config.Config) cloudtrail.Options {
 	o := cloudtrail.Options{Home: config.Prefixes(cfg.HomeNetworks), Allow: config.Prefixes(cfg.Allowlist), Threats: cfg.Threats}
+	cfg.CloudTrail.Apply(&o)
 	for _, x := range cfg.ExpectedSources {
 		if slices.Contains(x.Ports, SignInPort) {
 			o.SignInSources = append(o.SignInSources, config.Prefixes(x.Sources)...)

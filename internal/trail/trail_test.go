@@ -1,8 +1,10 @@
 package trail
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/flowguard/flowguard/internal/cloudtrail"
@@ -45,5 +47,49 @@ func TestReaderSplitsCloudTrailAndGuardDuty(t *testing.T) {
 	}
 	if errs := sk.First(); len(errs) != 1 || errs[0].Line != 3 {
 		t.Errorf("skipped %v", errs)
+	}
+}
+
+// TestCloudTrailSettingsReachTheRules: the cloudtrail: section's thresholds
+// decide. Six failed sign-ins in 20 minutes from one address are brute
+// force with min_failures 5 and window 30m, not with the defaults (10 in
+// 10 minutes); port 5432 opened to the world is a finding only when it is
+// a sensitive port, and 22 is not once the list leaves it out.
+func TestCloudTrailSettingsReachTheRules(t *testing.T) {
+	var evs []string
+	for i := range 6 {
+		evs = append(evs, fmt.Sprintf(`{"eventVersion":"1.08","eventTime":"2026-11-22T10:%02d:00Z","eventName":"ConsoleLogin","eventSource":"signin.amazonaws.com","sourceIPAddress":"198.51.100.23","userIdentity":{"type":"IAMUser","userName":"JohnDoe"},"responseElements":{"ConsoleLogin":"Failure"},"errorMessage":"Failed authentication"}`, i*4))
+	}
+	evs = append(evs, `{"eventVersion":"1.08","eventTime":"2026-11-22T11:00:00Z","eventName":"AuthorizeSecurityGroupIngress","eventSource":"ec2.amazonaws.com","sourceIPAddress":"203.0.113.5","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/ops"},"requestParameters":{"groupId":"sg-1","ipPermissions":{"items":[{"ipProtocol":"tcp","fromPort":22,"toPort":22,"ipRanges":{"items":[{"cidrIp":"0.0.0.0/0"}]}},{"ipProtocol":"tcp","fromPort":5432,"toPort":5432,"ipRanges":{"items":[{"cidrIp":"0.0.0.0/0"}]}}]}}}`)
+	doc := []byte(strings.Join(evs, "\n"))
+	run := func(yml string) map[string]finding.Finding {
+		t.Helper()
+		cfg, err := config.Parse([]byte(yml), "flowguard.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := cloudtrail.New(Options(cfg))
+		if err := Reader(d, nil, nil).Read("t.json", doc); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]finding.Finding{}
+		for _, f := range d.Findings() {
+			out[f.Type] = f
+		}
+		return out
+	}
+	def := run("")
+	if _, ok := def[cloudtrail.TypeBruteForceSource]; ok {
+		t.Error("brute force with the defaults (6 failures in 20 minutes)")
+	}
+	if sg := def[cloudtrail.TypeSecurityGroupOpen]; !slices.Equal(sg.Target.Ports, []uint16{22, 5432}) {
+		t.Errorf("defaults: security group finding ports %v", sg.Target.Ports)
+	}
+	set := run("cloudtrail:\n  brute_force: {window: 30m, min_failures: 5}\n  sensitive_ports: [5432]\n")
+	if bf, ok := set[cloudtrail.TypeBruteForceSource]; !ok || bf.Count != 6 || bf.Evidence["threshold"] != 5 || bf.Evidence["window"] != "30m0s" {
+		t.Errorf("brute force with min_failures 5, window 30m: %+v", bf)
+	}
+	if sg := set[cloudtrail.TypeSecurityGroupOpen]; !slices.Equal(sg.Target.Ports, []uint16{5432}) {
+		t.Errorf("sensitive_ports [5432]: security group finding ports %v", sg.Target.Ports)
 	}
 }

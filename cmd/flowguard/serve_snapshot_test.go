@@ -5,10 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -100,39 +97,11 @@ func (r *kafkaRun) start() {
 	r.daemonRun.start()
 }
 
-// startReady starts serve on a known port and waits until it answers
-// /readyz: from then on it has its signal handling and a SIGTERM stops it
-// cleanly (the store may already hold every position, from a snapshot of
-// the run killed before).
+// startReady starts serve and waits until it answers /readyz.
 func (r *kafkaRun) startReady() {
 	r.t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	r.starts++
-	cfg := fmt.Sprintf(streamConfig, r.brokers, "fg-"+strconv.Itoa(r.starts))
-	if err := os.WriteFile(filepath.Join(r.dir, "flowguard.yaml"), []byte(cfg), 0o644); err != nil {
-		r.t.Fatal(err)
-	}
-	r.errb = &bytes.Buffer{}
-	r.cmd = exec.Command(r.bin, "serve", "--config", filepath.Join(r.dir, "flowguard.yaml"), "--db", r.db, "--listen", addr, "--log-level", "warn")
-	r.cmd.Stderr = r.errb
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-	}
-	r.t.Fatalf("serve not ready in 30s\n%s", r.errb)
+	r.start()
+	r.waitReady()
 }
 
 // produce writes a piece of flow log text as records of at most 50 lines.

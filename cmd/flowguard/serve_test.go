@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,6 +99,7 @@ type daemonRun struct {
 	env  []string
 	cmd  *exec.Cmd
 	errb *bytes.Buffer
+	addr string // where the running daemon listens
 }
 
 func newDaemonRun(t *testing.T) *daemonRun { return newDaemonRunWith(t, serveConfig, nil) }
@@ -117,7 +120,13 @@ func newDaemonRunWith(t *testing.T, config string, env []string) *daemonRun {
 func (r *daemonRun) start() {
 	r.t.Helper()
 	r.errb = &bytes.Buffer{}
-	r.cmd = exec.Command(r.bin, "serve", "--config", filepath.Join(r.dir, "flowguard.yaml"), "--db", r.db, "--listen", "127.0.0.1:0", "--log-level", "warn")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.addr = l.Addr().String()
+	l.Close()
+	r.cmd = exec.Command(r.bin, "serve", "--config", filepath.Join(r.dir, "flowguard.yaml"), "--db", r.db, "--listen", r.addr, "--log-level", "warn")
 	r.cmd.Stderr = r.errb
 	if r.env != nil {
 		r.cmd.Env = append(os.Environ(), r.env...)
@@ -127,9 +136,16 @@ func (r *daemonRun) start() {
 	}
 }
 
-// stop sends sig and waits; a SIGTERM must end in exit code 0.
+// stop sends sig and waits; a SIGTERM must end in exit code 0. Before a
+// SIGTERM it waits for /readyz: a process still in the Go runtime's start
+// has no signal handling yet, and the store may already hold every
+// position (from the run killed before), so that waiting for the commits
+// does not say the daemon is up.
 func (r *daemonRun) stop(sig syscall.Signal) {
 	r.t.Helper()
+	if sig == syscall.SIGTERM {
+		r.waitReady()
+	}
 	if err := r.cmd.Process.Signal(sig); err != nil {
 		r.t.Fatal(err)
 	}
@@ -137,6 +153,21 @@ func (r *daemonRun) stop(sig syscall.Signal) {
 	if sig == syscall.SIGTERM && err != nil {
 		r.t.Fatalf("serve after SIGTERM: %v\n%s", err, r.errb)
 	}
+}
+
+// waitReady waits until the daemon answers /readyz with 200.
+func (r *daemonRun) waitReady() {
+	r.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get("http://" + r.addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+	}
+	r.t.Fatalf("serve not ready in 30s\n%s", r.errb)
 }
 
 // appendData appends p to the followed file.

@@ -73,6 +73,9 @@ type Server struct {
 	// need; when empty, one is generated in the database's directory at
 	// first start. Relative to this file.
 	TokenFile string `yaml:"token_file,omitempty"`
+	// TrafficRetention is how long the daemon keeps the per-minute
+	// traffic aggregates the dashboard draws; default 168h (7 days).
+	TrafficRetention detect.Duration `yaml:"traffic_retention,omitempty"`
 }
 
 // ExpectedSource is one rule of expected_sources: connections to Ports are

@@ -177,6 +177,7 @@ func (d *Daemon) newProcessor(ctx context.Context, cfg *config.Config, sources [
 	}
 	opts.OnFinding = func(r *detect.Result) { p.changed[r.ID] = r }
 	p.trail = newTrailState(cfg, p)
+	p.traffic = newTrafficHook(cfg)
 	if p.eng, err = detect.New(opts); err != nil {
 		return nil, nil, err
 	}

@@ -64,6 +64,7 @@ type processor struct {
 	policy   *finding.Policy
 	pipeline *respond.Pipeline
 	trail    *trailState
+	traffic  *trafficHook // per-minute aggregates for the dashboard (traffic.go)
 
 	sources   map[string]source.Live
 	committed map[string]map[string]string // source → object → token at start
@@ -209,8 +210,13 @@ func (p *processor) process(ctx context.Context, it item) error {
 	}
 	records, isTrail, err := p.trail.process(ctx, c, in, sc.Errors) // CloudTrail, GuardDuty
 	if !isTrail {
+		tok, ok := p.committed[it.src][c.Position.Object]
+		skip := coveredLines(p.sources[it.src], c, tok, ok)
 		err = sc.Scan(ctx, []flowlog.Input{in}, func(_ int, b *flowlog.Batch) error {
 			p.eng.Observe(b)
+			if !replay {
+				p.traffic.observe(it.src, b, c.Arrived, skip)
+			}
 			if p.clock != nil {
 				p.observeAlarms(b, replay)
 			}
@@ -324,6 +330,9 @@ func (p *processor) commit(ctx context.Context) error {
 			s, since := a.State()
 			c.Alarms = append(c.Alarms, store.AlarmState{Name: a.Alarm().Name, State: s, Since: since})
 		}
+	}
+	if err := p.traffic.fill(&c, p.changed); err != nil {
+		return fmt.Errorf("cannot save the traffic aggregates: %w", err)
 	}
 	res, err := p.st.CommitStream(ctx, c)
 	if err != nil {

@@ -527,6 +527,11 @@ type StreamCommit struct {
 	// whose contribution is early (an open window's, not yet confirmed by
 	// its closing): LoadEarly reads it back after a restart.
 	Early []string
+	// Traffic is added to the per-minute traffic aggregates, and
+	// Explanations (finding id → JSON) replace the findings'
+	// explanations, in the same transaction (traffic.go).
+	Traffic      *TrafficDelta
+	Explanations map[string][]byte
 }
 
 // CommitResult says what a StreamCommit changed.
@@ -679,6 +684,12 @@ func (s *Store) CommitStream(ctx context.Context, c StreamCommit) (CommitResult,
 			if err := saveEarly(ctx, tx, c.Stream, c.Early); err != nil {
 				return err
 			}
+		}
+		if err := addTraffic(ctx, tx, c.Traffic); err != nil {
+			return err
+		}
+		if err := saveExplanations(ctx, tx, c.Explanations, now); err != nil {
+			return err
 		}
 		return saveAlarmStates(ctx, tx, c.Alarms, now)
 	})

@@ -137,6 +137,10 @@ var migrations = []string{
 	// 9: the daemon's early findings, not yet confirmed by their window's
 	// closing (early.go).
 	earlySchema,
+
+	// 10: per-minute traffic aggregates and top tables that the daemon
+	// adds for every source, and the findings' explanations (traffic.go).
+	trafficSchema,
 }
 
 // SchemaVersion is the schema version this build writes.

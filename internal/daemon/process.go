@@ -64,7 +64,7 @@ type processor struct {
 	policy   *finding.Policy
 	pipeline *respond.Pipeline
 	trail    *trailState
-	traffic  *trafficHook // per-minute aggregates for the dashboard (traffic.go)
+	traffic  *dashHook // aggregates, explanations, live events for the dashboard (dashboard.go)
 
 	sources   map[string]source.Live
 	committed map[string]map[string]string // source → object → token at start
@@ -164,6 +164,7 @@ func (p *processor) expire(ctx context.Context) {
 		p.log.Warn("cannot expire blocks", "err", err)
 	}
 	p.countReport(rep)
+	p.traffic.responded(rep.Outcomes)
 }
 
 // errSink reports the bad lines of one chunk with their place in the
@@ -339,6 +340,7 @@ func (p *processor) commit(ctx context.Context) error {
 		return fmt.Errorf("cannot save the detection state: %w", err)
 	}
 	p.m.Commits.Inc()
+	p.traffic.committed(&c, res)
 	now := time.Now()
 	if !p.oldest.IsZero() {
 		for range len(res.Changed) + len(p.alarmEv) {
@@ -446,6 +448,7 @@ func (p *processor) respond(ctx context.Context) {
 	}
 	rep, err := p.pipeline.Handle(ctx, events)
 	p.countReport(rep)
+	p.traffic.responded(rep.Outcomes)
 	for _, o := range rep.Outcomes {
 		p.log.Info("response", "kind", o.Kind, "finding", o.FindingID, "prefix", o.Prefix, "target", o.Target, "guard", o.Guard, "reason", o.Reason)
 	}

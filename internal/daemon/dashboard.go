@@ -10,6 +10,7 @@ import (
 	"github.com/flowguard/flowguard/internal/config"
 	"github.com/flowguard/flowguard/internal/detect"
 	"github.com/flowguard/flowguard/internal/flowlog"
+	"github.com/flowguard/flowguard/internal/respond"
 	"github.com/flowguard/flowguard/internal/server"
 	"github.com/flowguard/flowguard/internal/source"
 	"github.com/flowguard/flowguard/internal/store"
@@ -27,22 +28,24 @@ const pruneEvery = 10 * time.Minute
 // two commits: beyond it the least counted key gives way (Space-Saving).
 const sketchCap = 256
 
-// trafficHook keeps, for the dashboard, per-minute aggregates of the
-// records the processor reads (records, bytes and rejects by action; top
-// rejected sources, talkers and destination ports) and hands them to the
-// commit that saves the positions of the records they count, with the
-// explanations of the findings it writes. Replayed records (already
-// committed before a restart) are not added again. It is owned by the
-// processor's goroutine.
-type trafficHook struct {
+// dashHook is what the processor does for the dashboard: it keeps
+// per-minute aggregates of the records it reads (records, bytes and
+// rejects by action; top rejected sources, talkers and destination ports)
+// and hands them to the commit that saves the positions of the records
+// they count, with the explanations of the findings it writes; replayed
+// records (committed before a restart) are not added again. After a
+// commit and a response it publishes live events (server.Hub). It is
+// owned by the processor's goroutine.
+type dashHook struct {
+	events    *server.Hub
 	retention time.Duration
 	lastPrune time.Time
 	now       func() time.Time
 	bySource  map[string]map[int64]*minuteAgg // source → minute (Unix s) → aggregate
 }
 
-func newTrafficHook(cfg *config.Config) *trafficHook {
-	h := &trafficHook{retention: DefaultTrafficRetention, now: time.Now, bySource: map[string]map[int64]*minuteAgg{}}
+func newDashHook(cfg *config.Config, events *server.Hub) *dashHook {
+	h := &dashHook{events: events, retention: DefaultTrafficRetention, now: time.Now, bySource: map[string]map[int64]*minuteAgg{}}
 	if cfg.Server != nil && cfg.Server.TrafficRetention > 0 {
 		h.retention = time.Duration(cfg.Server.TrafficRetention)
 	}
@@ -81,7 +84,7 @@ func coveredLines(src source.Live, c source.Chunk, committed string, ok bool) in
 // observe adds a batch's records to the source's minutes, skipping those
 // on the first skip lines of their chunk (coveredLines). A record without
 // a start time counts in the minute it arrived.
-func (h *trafficHook) observe(src string, b *flowlog.Batch, arrived time.Time, skip int) {
+func (h *dashHook) observe(src string, b *flowlog.Batch, arrived time.Time, skip int) {
 	f := b.Format
 	ipos := [...]int{f.Index(flowlog.FieldStart), f.Index(flowlog.FieldAction), f.Index(flowlog.FieldBytes),
 		f.Index(flowlog.FieldSrcAddr), f.Index(flowlog.FieldDstAddr), f.Index(flowlog.FieldDstPort)}
@@ -174,7 +177,7 @@ func (h *trafficHook) observe(src string, b *flowlog.Batch, arrived time.Time, s
 // saves (so that the records are counted exactly when their positions
 // are saved: a crash loses both or neither), the pruning of old minutes
 // now and then, and the explanations of the findings it writes.
-func (h *trafficHook) fill(c *store.StreamCommit, changed map[string]*detect.Result) error {
+func (h *dashHook) fill(c *store.StreamCommit, changed map[string]*detect.Result) error {
 	saved := map[string]bool{}
 	for _, p := range c.Positions {
 		saved[p.Source] = true
@@ -226,6 +229,39 @@ func (h *trafficHook) fill(c *store.StreamCommit, changed map[string]*detect.Res
 		}
 	}
 	return nil
+}
+
+// committed publishes what a commit changed: the findings, and that
+// traffic was added.
+func (h *dashHook) committed(c *store.StreamCommit, res store.CommitResult) {
+	isNew := map[string]bool{}
+	for _, id := range res.New {
+		isNew[id] = true
+	}
+	for _, f := range res.Changed {
+		h.events.Publish(server.EventFinding, server.EventFindingData{ID: f.ID, Type: f.Type, Severity: f.Severity, Title: f.Title,
+			Count: f.Count, LastSeen: f.LastSeen, New: isNew[f.ID]})
+	}
+	if c.Traffic != nil {
+		var n int64
+		for _, t := range c.Traffic.Counts {
+			n += t.Records
+		}
+		if n > 0 {
+			h.events.Publish(server.EventTraffic, map[string]int64{"records": n})
+		}
+	}
+}
+
+// responded publishes the response pipeline's blocks, dry-run blocks and
+// unblocks.
+func (h *dashHook) responded(os []respond.Outcome) {
+	for _, o := range os {
+		switch o.Kind {
+		case respond.OutcomeBlocked, respond.OutcomeWould, respond.OutcomeUnblocked:
+			h.events.Publish(server.EventBlock, o)
+		}
+	}
 }
 
 func actionName(a flowlog.Action) string {

@@ -32,6 +32,14 @@ func (b *filesBackend) Sources() []source.Status {
 // written by lines, with the clock at now.
 func newDashboardServer(t *testing.T, now time.Time, lines []string) (*httptest.Server, *store.Store, string) {
 	t.Helper()
+	ts, st, tok, _ := newDashboardServerHub(t, now, lines)
+	return ts, st, tok
+}
+
+// newDashboardServerHub is newDashboardServer that also returns the hub
+// of its live events.
+func newDashboardServerHub(t *testing.T, now time.Time, lines []string) (*httptest.Server, *store.Store, string, *Hub) {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(context.Background(), filepath.Join(dir, "f.db"))
 	if err != nil {
@@ -54,7 +62,7 @@ func newDashboardServer(t *testing.T, now time.Time, lines []string) (*httptest.
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ts, st, strings.TrimSpace(string(tok))
+	return ts, st, strings.TrimSpace(string(tok)), s.hub
 }
 
 // flowLine is a v2 record.

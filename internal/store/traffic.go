@@ -66,13 +66,20 @@ var TopKinds = []string{TopRejectedSources, TopTalkers, TopDstPorts}
 const TrafficTopKeep = 100
 
 // PortSet is a linear-counting sketch of a set of ports: 512 bits, one
-// set per port's hash. Sets merge by OR; Estimate is close to exact for a
-// few dozen ports and within a few per cent up to about 2,000.
+// set per port's hash. Sets merge by OR. Estimate's standard error is
+// about 1% at 20 ports, 3% at 100, 5% at 1,000 and 11% at 2,000; past
+// about 3,000 it saturates.
 type PortSet [8]uint64
 
 // Add puts port in the set.
 func (p *PortSet) Add(port uint16) {
-	h := (uint64(port) + 1) * 0x9E3779B97F4A7C15 >> (64 - 9)
+	h := uint64(port) + 1 // murmur3's finaliser: ports next to each other land anywhere
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	h >>= 64 - 9
 	p[h>>6] |= 1 << (h & 63)
 }
 

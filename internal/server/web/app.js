@@ -384,12 +384,12 @@ async function findingPage(id) {
       table(null, ex.thresholds ? Object.entries(ex.thresholds).sort().map(([k, v]) => ({ k, v: Array.isArray(v) ? v.join(", ") : v })) : thresholds(f.type, settings) || [],
         [{ key: "k", label: "setting" }, { key: "v", label: "value", num: true }],
         { empty: "This finding type has no threshold in the detectors' settings." })),
+    el("section", { class: "card wide" }, el("h3", {}, "The actor's flows over time"), timelineBox),
     el("section", { class: "card wide", id: "explanation" }, el("h3", {}, "Records the detector kept"),
       table(null, (ex.samples || []).map((r) => ({ where: r.source + (r.line ? ":" + r.line : ""), record: r.text })),
         [{ key: "where", label: "where" }, { key: "record", label: "record", render: (r) => el("code", {}, r.record) }],
         { empty: "No sample record was kept for this finding (it was found before flowguard recorded explanations, or from an event that is not a flow record)." }),
       el("details", {}, el("summary", {}, "As flowguard detect --explain prints it"), el("pre", { id: "explain-text" }, ex.text || ""))),
-    el("section", { class: "card wide" }, el("h3", {}, "The actor's flows over time"), timelineBox),
     el("section", { class: "card wide" }, el("h3", {}, "The actor's latest records in the followed files"), samplesBox),
     el("section", { class: "card wide" }, el("h3", {}, "History"), table(null, (f.history || []).map((h) => ({ ...h })), null, { empty: "No history." }))));
   try {

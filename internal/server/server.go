@@ -138,12 +138,21 @@ func loadToken(path string, log *slog.Logger) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("cannot write the API token: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Written whole to a private file, then linked into place: a process
+	// killed meanwhile leaves no empty token file behind, and of two
+	// processes starting at once the second reads the first one's token.
+	f, err := os.CreateTemp(filepath.Dir(path), ".token-*")
 	if err != nil {
 		return nil, fmt.Errorf("cannot write the API token: %w", err)
 	}
+	defer os.Remove(f.Name())
 	_, werr := f.Write(append(tok, '\n'))
-	if err := errors.Join(werr, f.Close()); err != nil {
+	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+		return nil, fmt.Errorf("cannot write the API token: %w", err)
+	}
+	if err := os.Link(f.Name(), path); errors.Is(err, os.ErrExist) {
+		return loadToken(path, log)
+	} else if err != nil {
 		return nil, fmt.Errorf("cannot write the API token: %w", err)
 	}
 	log.Info("generated the API token; requests that change state need it as Authorization: Bearer", "token_file", path)

@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,9 +26,10 @@ const DefaultTrafficRetention = 7 * 24 * time.Hour
 // the retention.
 const pruneEvery = 10 * time.Minute
 
-// sketchCap bounds each minute's top tables in memory, per source, between
-// two commits: beyond it the least counted key gives way (Space-Saving).
-const sketchCap = 256
+// sketchKeep bounds each minute's top tables in memory, per source,
+// between two commits: past 4×sketchKeep keys the sketchKeep heaviest stay
+// (topCounter).
+const sketchKeep = 256
 
 // dashHook is what the processor does for the dashboard: it keeps
 // per-minute aggregates of the records it reads (records, bytes and
@@ -42,6 +45,33 @@ type dashHook struct {
 	lastPrune time.Time
 	now       func() time.Time
 	bySource  map[string]map[int64]*minuteAgg // source → minute (Unix s) → aggregate
+	free      []*topCounter                   // counters a commit is done with, for reuse
+}
+
+// counter returns an empty top counter, a reused one when there is.
+func (h *dashHook) counter(withPorts bool) *topCounter {
+	if n := len(h.free); n > 0 {
+		t := h.free[n-1]
+		h.free = h.free[:n-1]
+		t.ents = t.ents[:0]
+		clear(t.idx)
+		t.ports = nil
+		if withPorts {
+			t.ports = append(t.portBuf[:0], store.PortSet{})[:0] // not nil: nil means no ports
+		}
+		return t
+	}
+	return newTopCounter(sketchKeep, withPorts)
+}
+
+// release keeps a counter for reuse (at most 64).
+func (h *dashHook) release(t *topCounter) {
+	if t != nil && len(h.free) < 64 {
+		if t.ports != nil {
+			t.portBuf = t.ports
+		}
+		h.free = append(h.free, t)
+	}
 }
 
 func newDashHook(cfg *config.Config, events *server.Hub) *dashHook {
@@ -54,10 +84,10 @@ func newDashHook(cfg *config.Config, events *server.Hub) *dashHook {
 
 // minuteAgg is one minute of one source's records.
 type minuteAgg struct {
-	records, bytes [3]int64 // by flowlog.Action: absent, ACCEPT, REJECT
-	rejected       *spaceSaving[netip.Addr]
-	talkers        *spaceSaving[[2]netip.Addr]
-	ports          *spaceSaving[uint16]
+	records, bytes [3]int64    // by flowlog.Action: absent, ACCEPT, REJECT
+	rejected       *topCounter // source address
+	talkers        *topCounter // source and destination addresses
+	ports          *topCounter // destination port
 }
 
 // coveredLines returns how many lines at the start of a chunk of a
@@ -147,27 +177,28 @@ func (h *dashHook) observe(src string, b *flowlog.Batch, arrived time.Time, skip
 		if srcs == nil || !srcs[i].IsValid() {
 			continue
 		}
+		src := srcs[i]
 		if dsts != nil && dsts[i].IsValid() {
 			if m.talkers == nil {
-				m.talkers = newSpaceSaving[[2]netip.Addr](sketchCap)
+				m.talkers = h.counter(false)
 			}
-			m.talkers.add([2]netip.Addr{srcs[i], dsts[i]}, 1, n, n)
+			m.talkers.add(pairKey(src, dsts[i]), src.As16(), dsts[i].As16(), 1, n, n)
 		}
 		port, havePort := uint16(0), ports != nil && hasPort[i]
 		if havePort {
 			port = uint16(ports[i])
 			if m.ports == nil {
-				m.ports = newSpaceSaving[uint16](sketchCap)
+				m.ports = h.counter(false)
 			}
-			m.ports.add(port, 1, n, 1)
+			m.ports.add(uint64(port), [16]byte{}, [16]byte{}, 1, n, 1)
 		}
 		if a == flowlog.ActionReject {
 			if m.rejected == nil {
-				m.rejected = newSpaceSaving[netip.Addr](sketchCap)
+				m.rejected = h.counter(true)
 			}
-			e := m.rejected.add(srcs[i], 1, n, 1)
+			e := m.rejected.add(addrKey(src), src.As16(), [16]byte{}, 1, n, 1)
 			if havePort {
-				e.ports.Add(port)
+				m.rejected.ports[e].Add(port)
 			}
 		}
 	}
@@ -195,15 +226,18 @@ func (h *dashHook) fill(c *store.StreamCommit, changed map[string]*detect.Result
 						Records: m.records[a], Bytes: m.bytes[a]})
 				}
 			}
-			m.rejected.each(func(k netip.Addr, e *ssEntry[netip.Addr]) {
-				d.Top = append(d.Top, store.TrafficTop{Minute: at, Kind: store.TopRejectedSources, Key: k.String(), Count: e.count, Bytes: e.bytes, Ports: e.ports})
+			m.rejected.each(func(e *topEntry, ps *store.PortSet) {
+				d.Top = append(d.Top, store.TrafficTop{Minute: at, Kind: store.TopRejectedSources, Key: addr16(e.a).String(), Count: e.count, Bytes: e.bytes, Ports: *ps})
 			})
-			m.talkers.each(func(k [2]netip.Addr, e *ssEntry[[2]netip.Addr]) {
-				d.Top = append(d.Top, store.TrafficTop{Minute: at, Kind: store.TopTalkers, Key: k[0].String() + " " + k[1].String(), Count: e.count, Bytes: e.bytes})
+			m.talkers.each(func(e *topEntry, _ *store.PortSet) {
+				d.Top = append(d.Top, store.TrafficTop{Minute: at, Kind: store.TopTalkers, Key: addr16(e.a).String() + " " + addr16(e.b).String(), Count: e.count, Bytes: e.bytes})
 			})
-			m.ports.each(func(k uint16, e *ssEntry[uint16]) {
-				d.Top = append(d.Top, store.TrafficTop{Minute: at, Kind: store.TopDstPorts, Key: strconv.Itoa(int(k)), Count: e.count, Bytes: e.bytes})
+			m.ports.each(func(e *topEntry, _ *store.PortSet) {
+				d.Top = append(d.Top, store.TrafficTop{Minute: at, Kind: store.TopDstPorts, Key: strconv.Itoa(int(e.key)), Count: e.count, Bytes: e.bytes})
 			})
+			h.release(m.rejected)
+			h.release(m.talkers)
+			h.release(m.ports)
 		}
 		delete(h.bySource, src)
 	}
@@ -264,6 +298,40 @@ func (h *dashHook) responded(os []respond.Outcome) {
 	}
 }
 
+// addr16 is the address an As16 array holds (IPv4 as IPv4: the records'
+// mapped addresses were unmapped when parsed).
+func addr16(k [16]byte) netip.Addr { return netip.AddrFrom16(k).Unmap() }
+
+// addrKey is an address as a topCounter key: an IPv4 address itself, an
+// IPv6 address a 64-bit hash of it (a collision, about one in 2⁶⁴ per
+// pair of addresses, would add one address's counts to another's).
+func addrKey(a netip.Addr) uint64 {
+	if a.Is4() {
+		v := a.As4()
+		return uint64(binary.BigEndian.Uint32(v[:]))
+	}
+	v := a.As16()
+	return mix(binary.BigEndian.Uint64(v[:8])^mix(binary.BigEndian.Uint64(v[8:]))) | 1<<63
+}
+
+// pairKey is a source and destination as a topCounter key: two IPv4
+// addresses side by side, else a hash of both.
+func pairKey(src, dst netip.Addr) uint64 {
+	if src.Is4() && dst.Is4() {
+		return addrKey(src)<<32 | addrKey(dst)
+	}
+	return mix(addrKey(src) ^ mix(addrKey(dst)+0x9E3779B97F4A7C15))
+}
+
+// mix is murmur3's 64-bit finaliser.
+func mix(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	return h ^ h>>33
+}
+
 func actionName(a flowlog.Action) string {
 	switch a {
 	case flowlog.ActionAccept:
@@ -274,92 +342,116 @@ func actionName(a flowlog.Action) string {
 	return ""
 }
 
-// ssEntry is a key's counts in a Space-Saving sketch; weight is what it
-// is ranked by (bytes for talkers, records otherwise).
-type ssEntry[K comparable] struct {
-	key                  K
+// topEntry is a key's counts in a topCounter; weight is what it is
+// ranked by (bytes for talkers, records otherwise). Keys are 64-bit
+// (addrKey, pairKey, a port), which makes the map several times cheaper
+// than one keyed by addresses.
+type topEntry struct {
+	key                  uint64
+	a, b                 [16]byte // what key stands for (As16): an address, a pair
 	count, bytes, weight int64
-	ports                store.PortSet
-	at                   int // index in the heap
 }
 
-// spaceSaving keeps the heaviest keys within cap entries (Metwally et
-// al.'s Space-Saving): a new key, once full, takes the place of the
-// lightest and starts from its weight, so weights are overestimates by at
-// most the lightest entry's; below cap keys every count is exact.
-type spaceSaving[K comparable] struct {
-	cap  int
-	idx  map[K]*ssEntry[K]
-	heap []*ssEntry[K] // min-heap by weight
+// topCounter counts keys exactly until it holds 4×keep of them, then
+// keeps the keep heaviest and forgets the others' counts, which are then
+// lower bounds, like the store's per-minute top tables (which keep
+// store.TrafficTopKeep). Adding to a known key is one map lookup. With
+// withPorts, each key also has a set of destination ports.
+type topCounter struct {
+	keep    int
+	idx     map[uint64]int32
+	ents    []topEntry
+	ports   []store.PortSet // by entry, when kept
+	portBuf []store.PortSet // ports' storage, kept for reuse
+	ws      []int64         // trim's scratch
 }
 
-func newSpaceSaving[K comparable](cap int) *spaceSaving[K] {
-	return &spaceSaving[K]{cap: cap, idx: map[K]*ssEntry[K]{}}
-}
-
-// add counts one record of key; it returns the key's entry.
-func (s *spaceSaving[K]) add(k K, count, bytes, weight int64) *ssEntry[K] {
-	e := s.idx[k]
-	switch {
-	case e != nil:
-	case len(s.heap) < s.cap:
-		e = &ssEntry[K]{key: k, at: len(s.heap)}
-		s.heap = append(s.heap, e)
-		s.idx[k] = e
-		s.up(e.at)
-	default:
-		e = s.heap[0]
-		delete(s.idx, e.key)
-		*e = ssEntry[K]{key: k, weight: e.weight, at: e.at}
-		s.idx[k] = e
+func newTopCounter(keep int, withPorts bool) *topCounter {
+	t := &topCounter{keep: keep, idx: make(map[uint64]int32, keep)}
+	if withPorts {
+		t.ports = []store.PortSet{}
 	}
+	return t
+}
+
+// add counts one record of key and returns its index (valid until the
+// next add).
+func (t *topCounter) add(k uint64, a, b [16]byte, count, bytes, weight int64) int32 {
+	i, ok := t.idx[k]
+	if !ok {
+		if len(t.ents) >= 4*t.keep {
+			t.trim()
+		}
+		i = int32(len(t.ents))
+		t.ents = append(t.ents, topEntry{key: k, a: a, b: b})
+		if t.ports != nil {
+			t.ports = append(t.ports, store.PortSet{})
+		}
+		t.idx[k] = i
+	}
+	e := &t.ents[i]
 	e.count += count
 	e.bytes += bytes
 	e.weight += weight
-	s.down(e.at)
-	return e
+	return i
 }
 
-// each calls fn for every kept key; a nil sketch has none.
-func (s *spaceSaving[K]) each(fn func(K, *ssEntry[K])) {
-	if s == nil {
+// trim keeps the keep heaviest keys, in place.
+func (t *topCounter) trim() { t.trimTo(t.keep) }
+
+// trimTo keeps the keep heaviest keys, in place.
+func (t *topCounter) trimTo(keep int) {
+	if len(t.ents) <= keep {
 		return
 	}
-	for _, e := range s.heap {
-		fn(e.key, e)
+	t.ws = t.ws[:0]
+	for i := range t.ents {
+		t.ws = append(t.ws, t.ents[i].weight)
+	}
+	slices.Sort(t.ws)
+	cut := t.ws[len(t.ws)-keep]
+	ties := 0 // how many of weight cut may stay
+	for _, w := range t.ws[len(t.ws)-keep:] {
+		if w == cut {
+			ties++
+		}
+	}
+	clear(t.idx)
+	j := 0
+	for i := range t.ents {
+		w := t.ents[i].weight
+		if w < cut || w == cut && ties == 0 {
+			continue
+		}
+		if w == cut {
+			ties--
+		}
+		t.ents[j] = t.ents[i]
+		if t.ports != nil {
+			t.ports[j] = t.ports[i]
+		}
+		t.idx[t.ents[j].key] = int32(j)
+		j++
+	}
+	t.ents = t.ents[:j]
+	if t.ports != nil {
+		t.ports = t.ports[:j]
 	}
 }
 
-func (s *spaceSaving[K]) swap(i, j int) {
-	s.heap[i], s.heap[j] = s.heap[j], s.heap[i]
-	s.heap[i].at, s.heap[j].at = i, j
-}
-
-func (s *spaceSaving[K]) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if s.heap[p].weight <= s.heap[i].weight {
-			return
-		}
-		s.swap(i, p)
-		i = p
+// each calls fn for the store.TrafficTopKeep heaviest keys (the store
+// keeps no more a minute), with their ports (nil without); a nil counter
+// has none.
+func (t *topCounter) each(fn func(*topEntry, *store.PortSet)) {
+	if t == nil {
+		return
 	}
-}
-
-func (s *spaceSaving[K]) down(i int) {
-	n := len(s.heap)
-	for {
-		l, small := 2*i+1, i
-		if l < n && s.heap[l].weight < s.heap[small].weight {
-			small = l
+	t.trimTo(store.TrafficTopKeep)
+	for i := range t.ents {
+		var ps *store.PortSet
+		if t.ports != nil {
+			ps = &t.ports[i]
 		}
-		if r := l + 1; r < n && s.heap[r].weight < s.heap[small].weight {
-			small = r
-		}
-		if small == i {
-			return
-		}
-		s.swap(i, small)
-		i = small
+		fn(&t.ents[i], ps)
 	}
 }

@@ -63,7 +63,7 @@ var TopKinds = []string{TopRejectedSources, TopTalkers, TopDstPorts}
 
 // TrafficTopKeep is how many rows of each top table the store keeps per
 // minute; the rest of a minute's keys are dropped when rows are added.
-const TrafficTopKeep = 100
+const TrafficTopKeep = 50
 
 // PortSet is a linear-counting sketch of a set of ports: 512 bits, one
 // set per port's hash. Sets merge by OR. Estimate's standard error is
@@ -154,25 +154,29 @@ func addTraffic(ctx context.Context, tx *sql.Tx, d *TrafficDelta) error {
 		}
 	}
 	if len(d.Top) > 0 {
-		put, err := tx.PrepareContext(ctx, `INSERT INTO traffic_top(minute, kind, key, n, bytes, p0, p1, p2, p3, p4, p5, p6, p7)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
-			ON CONFLICT(minute, kind, key) DO UPDATE SET n=n+excluded.n, bytes=bytes+excluded.bytes,
-			p0=p0|excluded.p0, p1=p1|excluded.p1, p2=p2|excluded.p2, p3=p3|excluded.p3,
-			p4=p4|excluded.p4, p5=p5|excluded.p5, p6=p6|excluded.p6, p7=p7|excluded.p7`)
-		if err != nil {
-			return fmt.Errorf("cannot add the top tables: %w", err)
-		}
-		defer put.Close()
+		// Many rows a statement: the statement's cost, not the row's,
+		// dominates a commit.
+		const perStmt = 100
 		touched := map[[2]any]bool{}
-		for _, t := range d.Top {
-			args := []any{t.Minute.Unix(), t.Kind, t.Key, t.Count, t.Bytes}
-			for _, w := range t.Ports {
-				args = append(args, int64(w))
+		args := make([]any, 0, perStmt*13)
+		for start := 0; start < len(d.Top); start += perStmt {
+			rows := d.Top[start:min(start+perStmt, len(d.Top))]
+			args = args[:0]
+			for _, t := range rows {
+				args = append(args, t.Minute.Unix(), t.Kind, t.Key, t.Count, t.Bytes)
+				for _, w := range t.Ports {
+					args = append(args, int64(w))
+				}
+				touched[[2]any{t.Minute.Unix(), t.Kind}] = true
 			}
-			if _, err := put.ExecContext(ctx, args...); err != nil {
-				return fmt.Errorf("cannot add to the %s of minute %s: %w", t.Kind, t.Minute.UTC().Format(time.RFC3339), err)
+			q := `INSERT INTO traffic_top(minute, kind, key, n, bytes, p0, p1, p2, p3, p4, p5, p6, p7) VALUES ` +
+				strings.TrimSuffix(strings.Repeat("(?,?,?,?,?,?,?,?,?,?,?,?,?),", len(rows)), ",") + `
+				ON CONFLICT(minute, kind, key) DO UPDATE SET n=n+excluded.n, bytes=bytes+excluded.bytes,
+				p0=p0|excluded.p0, p1=p1|excluded.p1, p2=p2|excluded.p2, p3=p3|excluded.p3,
+				p4=p4|excluded.p4, p5=p5|excluded.p5, p6=p6|excluded.p6, p7=p7|excluded.p7`
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return fmt.Errorf("cannot add to the top tables of minute %s: %w", rows[0].Minute.UTC().Format(time.RFC3339), err)
 			}
-			touched[[2]any{t.Minute.Unix(), t.Kind}] = true
 		}
 		for k := range touched {
 			kind := k[1].(string)

@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/flowguard/flowguard/internal/awstest"
 	"github.com/flowguard/flowguard/internal/synth"
 )
 
@@ -26,26 +25,9 @@ import (
 // (which comes once the records are committed).
 func firehoseDeliver(t *testing.T, url, key, id string, lines []byte) {
 	t.Helper()
-	type rec struct {
-		Data string `json:"data"`
-	}
-	body := struct {
-		RequestID string `json:"requestId"`
-		Timestamp int64  `json:"timestamp"`
-		Records   []rec  `json:"records"`
-	}{id, time.Now().UnixMilli(), nil}
-	for len(lines) > 0 {
-		n := bytes.LastIndexByte(lines[:min(len(lines), 256<<10)], '\n') + 1
-		body.Records = append(body.Records, rec{base64.StdEncoding.EncodeToString(lines[:n])})
-		lines = lines[n:]
-	}
-	js, _ := json.Marshal(body)
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
-		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(js))
-		req.Header.Set("X-Amz-Firehose-Request-Id", id)
-		req.Header.Set("X-Amz-Firehose-Access-Key", key)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := http.DefaultClient.Do(awstest.FirehoseRequest(url, key, id, lines))
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
@@ -117,7 +99,7 @@ func TestDashboardStreamSourceInBrowser(t *testing.T) {
 	js(t, ctx, `const r = document.querySelector("#range"); r.value = "1h"; r.dispatchEvent(new Event("change"))`)
 	// The last hour holds some 30 minutes of points; the first view (the
 	// last 15 minutes) at most 15.
-	waitFor(t, ctx, "records in the chart", `document.querySelectorAll("svg.chart circle.pt.records").length >= 25`, 20*time.Second)
+	waitFor(t, ctx, "records in the chart", `document.querySelectorAll("svg.chart circle.pt.records").length >= 25`, 40*time.Second)
 	vals, err := chartValues(ctx, "svg.chart")
 	if err != nil {
 		t.Fatal(err)
@@ -137,13 +119,13 @@ func TestDashboardStreamSourceInBrowser(t *testing.T) {
 	if err != nil || before <= 0 {
 		t.Fatalf("the sources table shows %v records for firehose-vpc (%v): %s", before, err, text(t, ctx, "#sources-box"))
 	}
-	waitFor(t, ctx, "live updates", `document.querySelector("#status").textContent.includes("live updates on")`, 15*time.Second)
+	waitFor(t, ctx, "live updates", `document.querySelector("#status").textContent.includes("live updates on")`, 40*time.Second)
 
 	// A delivery while the page is open: the table grows by itself.
 	js(t, ctx, `window.fgMark = 1`) // gone if the page reloaded
 	firehoseDeliver(t, "http://"+fh+"/", "s3cret-key-0001", "req-late", late.Bytes())
 	want := before + float64(bytes.Count(late.Bytes(), []byte{'\n'}))
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+	for deadline := time.Now().Add(40 * time.Second); ; time.Sleep(250 * time.Millisecond) {
 		got, err := chromedp.Run(ctx, chromedp.Evaluate[float64](recordsOf))
 		mark, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.fgMark === 1`))
 		if err == nil && got == want && mark {
@@ -158,9 +140,9 @@ func TestDashboardStreamSourceInBrowser(t *testing.T) {
 
 	// The finding page: the rule's sentence, its thresholds, the records
 	// the detector kept (from the deliveries), and the --explain text.
-	waitFor(t, ctx, "a port scan as a finding", `Array.from(document.querySelectorAll("a.finding-link")).some(a => a.textContent.includes(" scanned "))`, 20*time.Second)
+	waitFor(t, ctx, "a port scan as a finding", `Array.from(document.querySelectorAll("a.finding-link")).some(a => a.textContent.includes(" scanned "))`, 40*time.Second)
 	js(t, ctx, `Array.from(document.querySelectorAll("a.finding-link")).find(a => a.textContent.includes(" scanned ")).click()`)
-	waitFor(t, ctx, "the finding page", `document.querySelector("#explanation")`, 10*time.Second)
+	waitFor(t, ctx, "the finding page", `document.querySelector("#explanation")`, 30*time.Second)
 	if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#explanation tbody tr").length`)); n == 0 {
 		t.Fatalf("no sample record on the finding page: %s", text(t, ctx, "main"))
 	}

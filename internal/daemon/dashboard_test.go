@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowguard/flowguard/internal/awstest"
 	"github.com/flowguard/flowguard/internal/flowlog"
 	"github.com/flowguard/flowguard/internal/server"
 	"github.com/flowguard/flowguard/internal/store"
@@ -130,36 +130,17 @@ func freePort(t *testing.T) string {
 }
 
 // post delivers records to a firehose source as Amazon Data Firehose
-// does (protocol 1.0) and returns the status, which comes once the
-// records are committed.
+// does and returns the status, which comes once the records are
+// committed.
 func post(t *testing.T, url, id string, data []byte) int {
 	t.Helper()
-	type rec struct {
-		Data string `json:"data"`
-	}
-	body := struct {
-		RequestID string `json:"requestId"`
-		Timestamp int64  `json:"timestamp"`
-		Records   []rec  `json:"records"`
-	}{RequestID: id, Timestamp: time.Now().UnixMilli()}
-	for len(data) > 0 { // records of about 64 KiB, cut at a line's end
-		n := bytes.LastIndexByte(data[:min(len(data), 64<<10)], '\n') + 1
-		body.Records = append(body.Records, rec{base64.StdEncoding.EncodeToString(data[:n])})
-		data = data[n:]
-	}
-	js, _ := json.Marshal(body)
-	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(js))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Amz-Firehose-Request-Id", id)
-	req.Header.Set("X-Amz-Firehose-Access-Key", "s3cret")
 	for range 100 { // the endpoint starts with the daemon
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := http.DefaultClient.Do(awstest.FirehoseRequest(url, "s3cret", id, data))
 		if err == nil {
 			resp.Body.Close()
 			return resp.StatusCode
 		}
 		time.Sleep(20 * time.Millisecond)
-		req.Body, _ = req.GetBody()
 	}
 	t.Fatalf("cannot deliver to %s", url)
 	return 0

@@ -302,10 +302,14 @@ func TestDashboardLiveDemo(t *testing.T) {
 	waitFor(t, ctx, "the finding page", `document.querySelector("#archive")`, 10*time.Second)
 	waitFor(t, ctx, "the actor's flows", `document.querySelectorAll("main svg.chart circle.pt").length > 0`, 30*time.Second)
 	page := text(t, ctx, "main")
-	for _, want := range []string{"Recon:EC2/Portscan", "distinct_ports", "portscan.min_ports", "198.51.100.23", "10.0.1.10", "REJECT"} {
+	for _, want := range []string{"Recon:EC2/Portscan", "distinct_ports", "min_ports", "198.51.100.23", "10.0.1.10", "REJECT",
+		"Records the detector kept", "flowlogs.log:", "As flowguard detect --explain prints it"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the finding page lacks %q", want)
 		}
+	}
+	if ex := text(t, ctx, "#explain-text"); !strings.Contains(ex, "  thresholds: ") || !strings.Contains(ex, "min_ports=") {
+		t.Errorf("the --explain text on the finding page: %q", ex)
 	}
 	checkScreenshot(t, "dashboard-finding.png", screenshot(t, ctx))
 	checkA11y(t, ctx, "finding")

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -233,13 +232,6 @@ func writeFindingsJSON(w io.Writer, rs []*detect.Result) error {
 	return server.WriteFindings(w, findingsOf(rs))
 }
 
-func addrText(a netip.Addr) string {
-	if !a.IsValid() {
-		return "-"
-	}
-	return a.String()
-}
-
 func writeFindingsTable(w io.Writer, rs []*detect.Result) error {
 	if len(rs) == 0 {
 		_, err := fmt.Fprintln(w, "no findings")
@@ -252,7 +244,7 @@ func writeFindingsTable(w io.Writer, rs []*detect.Result) error {
 		if r.Archived {
 			sev += " (archived)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", escaped(sev, r.Type, addrText(r.Actor.IP), addrText(r.Target.IP),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", escaped(sev, r.Type, server.AddrText(r.Actor.IP), server.AddrText(r.Target.IP),
 			detect.Num(r.Count), r.FirstSeen.Format("2006-01-02 15:04:05"), r.LastSeen.Format("15:04:05"), r.Title)...)
 	}
 	if err := tw.Flush(); err != nil {
@@ -262,75 +254,29 @@ func writeFindingsTable(w io.Writer, rs []*detect.Result) error {
 }
 
 // writeExplain prints, as cscli explain does for CrowdSec, which rule and
-// which records produced each finding naming ip.
+// which records produced each finding naming ip (server.WriteExplanation,
+// which the dashboard's finding page shows too).
 func writeExplain(w io.Writer, ip netip.Addr, rs []*detect.Result) error {
 	n := 0
-	var b strings.Builder
 	for _, r := range rs {
 		if r.Actor.IP != ip && r.Target.IP != ip {
 			continue
 		}
 		n++
-		fmt.Fprintf(&b, "%s  %s (%s %.1f)\n", escaped(r.Title, r.Type, finding.Level(r.Severity), r.Severity)...)
-		fmt.Fprintf(&b, "  id:         %s\n", r.ID)
-		fmt.Fprintf(&b, "  actor:      %s (%s)\n", escaped(addrText(r.Actor.IP), r.Actor.Direction)...)
-		tgt := addrText(r.Target.IP)
-		if len(r.Target.Ports) > 0 {
-			ports := make([]string, len(r.Target.Ports))
-			for i, p := range r.Target.Ports {
-				ports[i] = fmt.Sprint(p)
-			}
-			tgt += " ports " + strings.Join(ports, ",")
+		e := server.ExplanationOf(r)
+		if err := server.WriteExplanation(w, &r.Finding, &e); err != nil {
+			return err
 		}
-		fmt.Fprintf(&b, "  target:     %s\n", tgt)
-		fmt.Fprintf(&b, "  seen:       %s to %s, %s records or events\n", r.FirstSeen.Format("2006-01-02 15:04:05"), r.LastSeen.Format("15:04:05"), detect.Num(r.Count))
-		fmt.Fprintf(&b, "  rule:       %s\n", escaped(r.Rule)...)
-		if len(r.Thresholds) > 0 {
-			fmt.Fprintf(&b, "  thresholds: %s\n", escaped(kv(r.Thresholds))...)
+		if _, err := io.WriteString(w, "\n"); err != nil {
+			return fmt.Errorf("cannot write: %w", err)
 		}
-		fmt.Fprintf(&b, "  evidence:   %s\n", escaped(kv(r.Evidence))...)
-		if r.Archived {
-			b.WriteString("  archived by a suppression rule\n")
-		}
-		if len(r.Samples) > 0 {
-			b.WriteString("  records:\n")
-			for _, s := range r.Samples {
-				loc := s.Source
-				if s.Line > 0 {
-					loc += fmt.Sprintf(":%d", s.Line)
-				}
-				fmt.Fprintf(&b, "    %s: %s\n", escaped(loc, s.Text)...)
-			}
-		}
-		b.WriteString("\n")
 	}
 	if n == 0 {
-		fmt.Fprintf(&b, "no finding names %s\n", ip)
-	}
-	if _, err := io.WriteString(w, b.String()); err != nil {
-		return fmt.Errorf("cannot write: %w", err)
+		if _, err := fmt.Fprintf(w, "no finding names %s\n", ip); err != nil {
+			return fmt.Errorf("cannot write: %w", err)
+		}
 	}
 	return nil
-}
-
-func kv(m map[string]any) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		v := m[k]
-		switch x := v.(type) {
-		case int64:
-			v = detect.Num(x)
-		case int:
-			v = detect.Num(int64(x))
-		}
-		parts = append(parts, fmt.Sprintf("%s=%v", k, v))
-	}
-	return strings.Join(parts, " ")
 }
 
 // recordFindings records the findings in the store as the contribution

@@ -64,6 +64,8 @@ func flowguardBinary(t *testing.T) string {
 // data arrives.
 const serveConfig = `detectors:
   allowed_lateness: 2m
+server:
+  traffic_retention: 87600h # the generated traffic is from 2026-11-22
 alarms:
   metric_filters:
     - name: rejects
@@ -234,6 +236,26 @@ func (r *daemonRun) storeState() ([]string, []string) {
 	return out, alarms
 }
 
+// trafficState is the dashboard's per-minute traffic: records and bytes
+// by minute, source and action.
+func (r *daemonRun) trafficState() []string {
+	r.t.Helper()
+	st, err := store.Open(context.Background(), r.db)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer st.Close()
+	cs, err := st.TrafficSeries(context.Background(), time.Unix(0, 0), time.Now().Add(24*time.Hour), time.Minute)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var out []string
+	for _, c := range cs {
+		out = append(out, fmt.Sprintf("%s %s records=%d bytes=%d", c.Time.Format(time.RFC3339), c.Action, c.Records, c.Bytes))
+	}
+	return out
+}
+
 // generated returns synthetic flow logs with labelled attacks, cut into
 // pieces of whole lines (the last piece may end mid-line, as a writer
 // caught in the act leaves it, except for the very end).
@@ -276,8 +298,8 @@ func diffLines(t *testing.T, what string, got, want []string) {
 // TestServeExactlyOnceAcrossKill9 runs the real flowguard serve on a
 // directory a generator appends to, kills it with SIGKILL at random
 // moments many times, restarts it each time, and compares the store at the
-// end (findings' ids, counts, first and last seen; alarm states) with a run
-// that was never killed.
+// end (findings' ids, counts, first and last seen; alarm states; the
+// dashboard's per-minute traffic) with a run that was never killed.
 func TestServeExactlyOnceAcrossKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -300,6 +322,10 @@ func TestServeExactlyOnceAcrossKill9(t *testing.T) {
 	if len(wantF) < 10 {
 		t.Fatalf("the uninterrupted run found only %d findings: the test data is too small", len(wantF))
 	}
+	wantT := clean.trafficState()
+	if len(wantT) < 20 {
+		t.Fatalf("the uninterrupted run's traffic has %d minute rows", len(wantT))
+	}
 
 	killed := newDaemonRun(t)
 	kills := killAndRestart(killed, pieces, total)
@@ -307,11 +333,13 @@ func TestServeExactlyOnceAcrossKill9(t *testing.T) {
 	t.Logf("%d kills; %d findings, %d alarms", kills, len(gotF), len(gotA))
 	diffLines(t, "findings", gotF, wantF)
 	diffLines(t, "alarm states", gotA, wantA)
+	diffLines(t, "traffic minutes", killed.trafficState(), wantT)
 }
 
 // killAndRestart appends the pieces across runs of r killed with SIGKILL
-// at random moments (at least 12 kills), then lets a last run commit
-// everything and stops it with SIGTERM. It returns the number of kills.
+// at random moments (at least 12 kills), and between some of them, then
+// lets a last run commit everything and stops it with SIGTERM. It returns
+// the number of kills.
 func killAndRestart(r *daemonRun, pieces [][]byte, total int) int {
 	rng := rand.New(rand.NewPCG(42, 42))
 	next, kills := 0, 0
@@ -324,6 +352,12 @@ func killAndRestart(r *daemonRun, pieces [][]byte, total int) int {
 		time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond)
 		r.stop(syscall.SIGKILL)
 		kills++
+		if rng.IntN(2) == 0 && next < len(pieces) {
+			// The writer goes on while the daemon is down: the replay
+			// then cuts its chunks across the committed offset.
+			r.appendData(pieces[next])
+			next++
+		}
 	}
 	r.start()
 	r.waitCommitted(total)

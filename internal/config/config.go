@@ -80,6 +80,9 @@ type Server struct {
 	// when a source cannot replay its data (SQS, Kinesis, Kafka,
 	// Firehose); those sources acknowledge only then. Default 30s.
 	SnapshotInterval detect.Duration `yaml:"snapshot_interval,omitempty"`
+	// TrafficRetention is how long the daemon keeps the per-minute
+	// traffic aggregates the dashboard draws; default 168h (7 days).
+	TrafficRetention detect.Duration `yaml:"traffic_retention,omitempty"`
 }
 
 // ExpectedSource is one rule of expected_sources: connections to Ports are

@@ -19,6 +19,7 @@ import (
 	"github.com/flowguard/flowguard/internal/config"
 	"github.com/flowguard/flowguard/internal/detect"
 	"github.com/flowguard/flowguard/internal/respond"
+	"github.com/flowguard/flowguard/internal/server"
 	"github.com/flowguard/flowguard/internal/source"
 	"github.com/flowguard/flowguard/internal/store"
 )
@@ -51,6 +52,7 @@ type Daemon struct {
 	opts    Options
 	log     *slog.Logger
 	Metrics *Metrics
+	events  *server.Hub // live events for the dashboard
 
 	mu      sync.Mutex
 	cfg     *config.Config
@@ -76,7 +78,7 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{opts: o, log: o.Logger, cfg: cfg, Metrics: NewMetrics(), restart: make(chan struct{}, 1)}
+	d := &Daemon{opts: o, log: o.Logger, cfg: cfg, Metrics: NewMetrics(), events: server.NewHub(), restart: make(chan struct{}, 1)}
 	if d.sources, err = d.buildSources(cfg); err != nil {
 		return nil, err
 	}
@@ -114,6 +116,10 @@ func (d *Daemon) buildSources(cfg *config.Config) ([]named, error) {
 
 // Registry returns the registry of the daemon's metrics.
 func (d *Daemon) Registry() *prometheus.Registry { return d.Metrics.Registry }
+
+// Events returns the hub the daemon publishes live events into (GET
+// /api/v1/events).
+func (d *Daemon) Events() *server.Hub { return d.events }
 
 // Store returns the daemon's store.
 func (d *Daemon) Store() *store.Store { return d.st }
@@ -177,6 +183,7 @@ func (d *Daemon) newProcessor(ctx context.Context, cfg *config.Config, sources [
 	}
 	opts.OnFinding = func(r *detect.Result) { p.changed[r.ID] = r }
 	p.trail = newTrailState(cfg, p)
+	p.traffic = newDashHook(cfg, d.events)
 	if cfg.Alarms != nil && len(cfg.Alarms.Alarms) > 0 {
 		eng, err := alarm.NewEngine(cfg.Alarms)
 		if err != nil {

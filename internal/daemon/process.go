@@ -64,6 +64,7 @@ type processor struct {
 	policy   *finding.Policy
 	pipeline *respond.Pipeline
 	trail    *trailState
+	traffic  *dashHook // aggregates, explanations, live events for the dashboard (dashboard.go)
 
 	sources   map[string]source.Live
 	committed map[string]map[string]string // source → object → token at start
@@ -178,6 +179,7 @@ func (p *processor) expire(ctx context.Context) {
 		p.log.Warn("cannot expire blocks", "err", err)
 	}
 	p.countReport(rep)
+	p.traffic.responded(rep.Outcomes)
 }
 
 // errSink reports the bad lines of one chunk with their place in the
@@ -224,8 +226,13 @@ func (p *processor) process(ctx context.Context, it item) error {
 	}
 	records, isTrail, err := p.trail.process(ctx, c, in, sc.Errors) // CloudTrail, GuardDuty
 	if !isTrail {
+		tok, ok := p.committed[it.src][c.Position.Object]
+		skip := coveredLines(p.sources[it.src], c, tok, ok)
 		err = sc.Scan(ctx, []flowlog.Input{in}, func(_ int, b *flowlog.Batch) error {
 			p.eng.Observe(b)
+			if !replay {
+				p.traffic.observe(it.src, b, c.Arrived, skip)
+			}
 			if p.clock != nil {
 				p.observeAlarms(b, replay)
 			}
@@ -350,6 +357,9 @@ func (p *processor) commit(ctx context.Context) error {
 			c.Alarms = append(c.Alarms, store.AlarmState{Name: a.Alarm().Name, State: s, Since: since})
 		}
 	}
+	if err := p.traffic.fill(&c, p.changed); err != nil {
+		return fmt.Errorf("cannot save the traffic aggregates: %w", err)
+	}
 	res, err := p.st.CommitStream(ctx, c)
 	if err != nil {
 		return fmt.Errorf("cannot save the detection state: %w", err)
@@ -358,6 +368,7 @@ func (p *processor) commit(ctx context.Context) error {
 	if snapshot {
 		p.snapshotSaved()
 	}
+	p.traffic.committed(&c, res)
 	now := time.Now()
 	if !p.oldest.IsZero() {
 		for range len(res.Changed) + len(p.alarmEv) {
@@ -473,6 +484,7 @@ func (p *processor) respond(ctx context.Context) {
 	}
 	rep, err := p.pipeline.Handle(ctx, events)
 	p.countReport(rep)
+	p.traffic.responded(rep.Outcomes)
 	for _, o := range rep.Outcomes {
 		p.log.Info("response", "kind", o.Kind, "finding", o.FindingID, "prefix", o.Prefix, "target", o.Target, "guard", o.Guard, "reason", o.Reason)
 	}

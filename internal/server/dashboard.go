@@ -2,12 +2,14 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"embed"
 	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -73,76 +75,149 @@ func setPageHeaders(w http.ResponseWriter) {
 	w.Header().Set("Referrer-Policy", "no-referrer")
 }
 
-// Dashboard bounds: the time bin is at least 10 s and the period at most
-// a day, so that a table over time holds at most 8,640 rows per action.
+// Dashboard bounds: the traffic tables have a bin of at least a minute
+// (the aggregates' grain) and at most maxBins bins; the finding timeline
+// reads files, over at most a day, in bins of at least 10 s.
 const (
 	minBin       = 10 * time.Second
 	maxDashSince = 24 * time.Hour
+	maxBins      = 2000
+	topRows      = 20
 )
 
-// tables serves the traffic tables of internal/report over the records
-// of the followed files that start within since (default 15m), binned by
-// bin (default 1m): ?since=15m&bin=1m&name=traffic&name=dst_ports.
+// aggregated are the tables the daemon keeps per minute for every source
+// (store/traffic.go), with their titles; source_records is the records
+// of each of the daemon's sources.
+var aggregated = map[string]string{
+	"traffic": "", "rejected": "", "rejected_sources": "", "top_talkers": "", "dst_ports": "",
+	"source_records": "Records by flowguard source",
+}
+
+// tables serves the overview's traffic tables from the daemon's
+// per-minute aggregates, which cover every source: the minutes from since
+// (default 15m, at most the retention) to now, binned by bin (default
+// 1m, a whole number of minutes): ?since=15m&bin=1m&name=traffic.
 func (s *Server) tables(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	now := s.now()
-	sinceArg := q.Get("since")
-	if sinceArg == "" {
-		sinceArg = "15m"
-	}
+	sinceArg := cmp.Or(q.Get("since"), "15m")
 	since, err := parseSince(sinceArg, now)
 	if err != nil {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	if now.Sub(since) > maxDashSince {
-		fail(w, http.StatusBadRequest, "since %q: the dashboard's tables cover at most %s; use flowguard report for longer periods", sinceArg, maxDashSince)
-		return
-	}
 	bin := time.Minute
 	if v := q.Get("bin"); v != "" {
-		if bin, err = time.ParseDuration(v); err != nil || bin < minBin {
-			fail(w, http.StatusBadRequest, "bin %q: want a duration of at least %s", v, minBin)
+		if bin, err = time.ParseDuration(v); err != nil || bin <= 0 {
+			fail(w, http.StatusBadRequest, "bin %q: want a duration such as 1m or 1h", v)
 			return
 		}
 	}
-	for _, n := range q["name"] {
-		if _, ok := report.SpecByName(n); !ok {
-			fail(w, http.StatusBadRequest, "name %q: no such table", n)
-			return
-		}
-	}
-	inputs, err := s.recentInputs(since)
-	if err != nil {
-		fail(w, http.StatusRequestEntityTooLarge, "%v", err)
+	bin = max(bin.Round(time.Minute), time.Minute)
+	since = since.Truncate(time.Minute)
+	until := now.Truncate(time.Minute).Add(time.Minute)
+	if n := until.Sub(since) / bin; n > maxBins {
+		fail(w, http.StatusBadRequest, "since %q with bin %s makes %d bins: give a bin of at least %s", sinceArg, bin, n, (until.Sub(since)/maxBins).Round(time.Minute)+time.Minute)
 		return
 	}
-	ctx, cancel := contextWithTimeout(r, queryTimeout)
-	defer cancel()
-	skipped := &flowlog.Skipped{}
-	res, err := report.Compute(ctx, &flowlog.Scanner{Errors: skipped}, inputs, report.Options{Bin: bin, Names: q["name"], Since: since})
-	if err != nil {
-		fail(w, http.StatusInternalServerError, "%v", err)
-		return
+	names := q["name"]
+	if len(names) == 0 {
+		names = []string{"traffic", "rejected", "rejected_sources", "top_talkers", "dst_ports", "source_records"}
 	}
 	out := struct {
-		Since   time.Time                  `json:"since"`
-		Bin     string                     `json:"bin"`
-		Inputs  int                        `json:"inputs"`
-		Skipped int64                      `json:"skipped"`
-		Tables  map[string]json.RawMessage `json:"tables"`
-		Titles  map[string]string          `json:"titles"`
-	}{since.UTC(), bin.String(), len(inputs), skipped.Count(), map[string]json.RawMessage{}, map[string]string{}}
-	for _, t := range res {
-		raw, err := tableJSON(t.Table)
+		Since       time.Time                  `json:"since"`
+		Bin         string                     `json:"bin"`
+		Approximate []string                   `json:"approximate"`
+		Tables      map[string]json.RawMessage `json:"tables"`
+		Titles      map[string]string          `json:"titles"`
+	}{since.UTC(), bin.String(), []string{}, map[string]json.RawMessage{}, map[string]string{}}
+	for _, n := range names {
+		if _, ok := aggregated[n]; !ok {
+			fail(w, http.StatusBadRequest, "name %q: no such table here (the daemon keeps traffic, rejected, rejected_sources, top_talkers, dst_ports and source_records; flowguard report computes the others from the logs)", n)
+			return
+		}
+		rows, approx, err := s.table(r.Context(), n, since, until, bin)
 		if err != nil {
 			fail(w, http.StatusInternalServerError, "%v", err)
 			return
 		}
-		out.Tables[t.Name] = raw
-		out.Titles[t.Name] = t.Title
+		js, err := json.Marshal(rows)
+		if err != nil {
+			fail(w, http.StatusInternalServerError, "cannot write table %s: %v", n, err)
+			return
+		}
+		out.Tables[n] = js
+		out.Titles[n] = aggregated[n]
+		if spec, ok := report.SpecByName(n); ok {
+			out.Titles[n] = spec.Title
+		}
+		if approx {
+			out.Approximate = append(out.Approximate, n)
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// table reads one of the aggregated tables as row objects with the
+// columns of the report's table of that name; approx says whether the
+// minutes kept only their first keys (the top tables).
+func (s *Server) table(ctx context.Context, name string, since, until time.Time, bin time.Duration) (rows []map[string]any, approx bool, err error) {
+	st := s.b.Store()
+	rows = []map[string]any{}
+	switch name {
+	case "traffic", "rejected":
+		bins, err := st.TrafficSeries(ctx, since, until, bin)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, b := range bins {
+			switch {
+			case name == "traffic":
+				rows = append(rows, map[string]any{"time": b.Time, "action": b.Action, "records": b.Records, "bytes": b.Bytes})
+			case b.Action == "REJECT":
+				rows = append(rows, map[string]any{"time": b.Time, "rejects": b.Records})
+			}
+		}
+		return rows, false, nil
+	case "source_records":
+		cs, err := st.TrafficBySource(ctx, since, until)
+		if err != nil {
+			return nil, false, err
+		}
+		by := map[string]map[string]any{}
+		for _, c := range cs {
+			row := by[c.Source]
+			if row == nil {
+				row = map[string]any{"source": c.Source, "records": int64(0), "bytes": int64(0), "rejects": int64(0)}
+				by[c.Source] = row
+				rows = append(rows, row)
+			}
+			row["records"] = row["records"].(int64) + c.Records
+			row["bytes"] = row["bytes"].(int64) + c.Bytes
+			if c.Action == "REJECT" {
+				row["rejects"] = row["rejects"].(int64) + c.Records
+			}
+		}
+		return rows, false, nil
+	}
+	kind := map[string]string{"rejected_sources": store.TopRejectedSources, "top_talkers": store.TopTalkers, "dst_ports": store.TopDstPorts}[name]
+	tops, err := st.TrafficTops(ctx, kind, since, until, topRows)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, t := range tops {
+		switch kind {
+		case store.TopRejectedSources:
+			rows = append(rows, map[string]any{"srcAddr": t.Key, "rejects": t.Count, "ports": t.Ports.Estimate()})
+		case store.TopTalkers:
+			src, dst, _ := strings.Cut(t.Key, " ")
+			rows = append(rows, map[string]any{"srcAddr": src, "dstAddr": dst, "bytes": t.Bytes, "flows": t.Count})
+		default:
+			port, _ := strconv.Atoi(t.Key)
+			rows = append(rows, map[string]any{"dstPort": port, "flows": t.Count, "bytes": t.Bytes})
+		}
+	}
+	return rows, true, nil
 }
 
 // tableJSON is a query result as the array of row objects POST query
@@ -161,15 +236,11 @@ func tableJSON(t *query.Table) (json.RawMessage, error) {
 // with two minutes either side, or ?since=1h up to now; at most a day
 // back.
 func (s *Server) findingFlows(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.resolve(w, r)
+	f, ok := s.finding(w, r)
 	if !ok {
 		return
 	}
-	f, err := s.b.Store().GetFinding(r.Context(), id)
-	if err != nil {
-		fail(w, http.StatusInternalServerError, "%v", err)
-		return
-	}
+	var err error
 	if !f.Actor.IP.IsValid() {
 		writeJSON(w, http.StatusOK, struct {
 			Timeline []any `json:"timeline"`
@@ -228,16 +299,11 @@ func (s *Server) findingFlows(w http.ResponseWriter, r *http.Request) {
 // suppress adds a suppression rule for the finding's type and actor
 // (which archives it and every later finding it matches) and audits it.
 func (s *Server) suppress(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.resolve(w, r)
+	f, ok := s.finding(w, r)
 	if !ok {
 		return
 	}
-	st := s.b.Store()
-	f, err := st.GetFinding(r.Context(), id)
-	if err != nil {
-		fail(w, http.StatusInternalServerError, "%v", err)
-		return
-	}
+	id, st := f.ID, s.b.Store()
 	rule := finding.SuppressionRule{Name: "dashboard-" + id[:min(len(id), 12)], Types: []string{f.Type},
 		Description: "suppressed from the dashboard: " + f.Title}
 	if f.Actor.IP.IsValid() {

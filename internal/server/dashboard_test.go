@@ -32,6 +32,14 @@ func (b *filesBackend) Sources() []source.Status {
 // written by lines, with the clock at now.
 func newDashboardServer(t *testing.T, now time.Time, lines []string) (*httptest.Server, *store.Store, string) {
 	t.Helper()
+	ts, st, tok, _ := newDashboardServerHub(t, now, lines)
+	return ts, st, tok
+}
+
+// newDashboardServerHub is newDashboardServer that also returns the hub
+// of its live events.
+func newDashboardServerHub(t *testing.T, now time.Time, lines []string) (*httptest.Server, *store.Store, string, *Hub) {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(context.Background(), filepath.Join(dir, "f.db"))
 	if err != nil {
@@ -54,7 +62,7 @@ func newDashboardServer(t *testing.T, now time.Time, lines []string) (*httptest.
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ts, st, strings.TrimSpace(string(tok))
+	return ts, st, strings.TrimSpace(string(tok)), s.hub
 }
 
 // flowLine is a v2 record.
@@ -104,46 +112,95 @@ func readAll(t *testing.T, resp *http.Response) string {
 	}
 }
 
-func TestTablesCountTheRecordsOfThePeriod(t *testing.T) {
-	now := time.Now().UTC().Truncate(time.Minute)
-	t0 := now.Add(-10 * time.Minute).Unix()
-	lines := []string{
-		// Older than the period: left out.
-		flowLine("198.51.100.9", "10.0.0.5", 22, now.Add(-2*time.Hour).Unix(), "REJECT", 40),
+// TestTablesFromTheAggregates: the overview's tables come from the
+// per-minute aggregates the daemon commits (any source), added across
+// commits, limited to the period, the top tables marked approximate.
+func TestTablesFromTheAggregates(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Minute).Add(30 * time.Second)
+	ts, st, _ := newDashboardServer(t, now, nil)
+	m0 := now.Truncate(time.Minute).Add(-10 * time.Minute)
+	var ports store.PortSet
+	for p := range 6 {
+		ports.Add(uint16(1000 + p))
 	}
-	for i := range 6 {
-		lines = append(lines, flowLine("198.51.100.7", "10.0.0.5", 1000+i, t0+int64(i)*60, "REJECT", 40))
+	commits := []store.TrafficDelta{{
+		Counts: []store.TrafficCount{
+			{Minute: now.Add(-2 * time.Hour).Truncate(time.Minute), Source: "old", Action: "REJECT", Records: 99, Bytes: 1}, // before the period
+			{Minute: m0, Source: "stream", Action: "REJECT", Records: 4, Bytes: 160},
+			{Minute: m0, Source: "stream", Action: "ACCEPT", Records: 3, Bytes: 15000},
+		},
+		Top: []store.TrafficTop{
+			{Minute: m0, Kind: store.TopRejectedSources, Key: "198.51.100.7", Count: 4, Bytes: 160, Ports: ports},
+			{Minute: m0, Kind: store.TopTalkers, Key: "10.0.0.5 203.0.113.1", Count: 3, Bytes: 15000},
+			{Minute: m0, Kind: store.TopDstPorts, Key: "443", Count: 3, Bytes: 15000},
+		},
+	}, {
+		Counts: []store.TrafficCount{
+			{Minute: m0, Source: "stream", Action: "REJECT", Records: 2, Bytes: 80},
+			{Minute: m0.Add(time.Minute), Source: "files", Action: "ACCEPT", Records: 1, Bytes: 5000},
+		},
+		Top: []store.TrafficTop{{Minute: m0, Kind: store.TopRejectedSources, Key: "198.51.100.7", Count: 2, Bytes: 80, Ports: ports}},
+	}}
+	for i := range commits {
+		if _, err := st.CommitStream(context.Background(), store.StreamCommit{Stream: "serve", Traffic: &commits[i]}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	for i := range 4 {
-		lines = append(lines, flowLine("10.0.0.5", "203.0.113.1", 443, t0+int64(i)*60, "ACCEPT", 5000))
-	}
-	ts, _, _ := newDashboardServer(t, now, lines)
-	code, body := do(t, "GET", ts.URL+"/api/v1/tables?since=15m&bin=1m&name=traffic&name=rejected_sources&name=dst_ports", "", "")
+	code, body := do(t, "GET", ts.URL+"/api/v1/tables?since=15m&bin=1m", "", "")
 	if code != 200 {
 		t.Fatalf("%d %s", code, body)
 	}
 	var out struct {
-		Tables map[string][]map[string]any `json:"tables"`
-		Inputs int                         `json:"inputs"`
+		Tables      map[string][]map[string]any `json:"tables"`
+		Approximate []string                    `json:"approximate"`
 	}
 	if err := json.Unmarshal([]byte(body), &out); err != nil {
 		t.Fatal(err)
-	}
-	if out.Inputs != 1 || len(out.Tables) != 3 {
-		t.Fatalf("inputs %d, tables %d: %s", out.Inputs, len(out.Tables), body)
 	}
 	total := map[string]float64{}
 	for _, r := range out.Tables["traffic"] {
 		total[r["action"].(string)] += r["records"].(float64)
 	}
 	if total["REJECT"] != 6 || total["ACCEPT"] != 4 {
-		t.Errorf("traffic by action %v, want 6 REJECT and 4 ACCEPT (the old record left out)", total)
+		t.Errorf("traffic by action %v, want 6 REJECT and 4 ACCEPT (the old minute left out)", total)
+	}
+	if rej := out.Tables["rejected"]; len(rej) != 1 || rej[0]["rejects"].(float64) != 6 || rej[0]["time"] != m0.Format(time.RFC3339) {
+		t.Errorf("rejected %v", rej)
 	}
 	rs := out.Tables["rejected_sources"]
 	if len(rs) != 1 || rs[0]["srcAddr"] != "198.51.100.7" || rs[0]["rejects"].(float64) != 6 || rs[0]["ports"].(float64) != 6 {
 		t.Errorf("rejected sources %v", rs)
 	}
-	for _, bad := range []string{"since=30d", "bin=1s", "name=nope", "since=soon"} {
+	if tt := out.Tables["top_talkers"]; len(tt) != 1 || tt[0]["dstAddr"] != "203.0.113.1" || tt[0]["bytes"].(float64) != 15000 {
+		t.Errorf("top talkers %v", tt)
+	}
+	if dp := out.Tables["dst_ports"]; len(dp) != 1 || dp[0]["dstPort"].(float64) != 443 || dp[0]["flows"].(float64) != 3 {
+		t.Errorf("dst ports %v", dp)
+	}
+	bySrc := map[string]float64{}
+	for _, r := range out.Tables["source_records"] {
+		bySrc[r["source"].(string)] = r["records"].(float64)
+	}
+	if len(bySrc) != 2 || bySrc["stream"] != 9 || bySrc["files"] != 1 {
+		t.Errorf("records by source %v, want stream 9 and files 1", bySrc)
+	}
+	if strings.Join(out.Approximate, ",") != "rejected_sources,top_talkers,dst_ports" {
+		t.Errorf("approximate %v", out.Approximate)
+	}
+	// A five-minute bin puts the two minutes together.
+	_, body = do(t, "GET", ts.URL+"/api/v1/tables?since=15m&bin=5m&name=traffic", "", "")
+	out.Tables = nil
+	if err := json.Unmarshal([]byte(body), &out); err != nil {
+		t.Fatal(err)
+	}
+	times := map[any]bool{}
+	for _, r := range out.Tables["traffic"] {
+		times[r["time"]] = true
+	}
+	if len(out.Tables) != 1 || len(times) > 2 {
+		t.Errorf("5m bins: %s", body)
+	}
+	for _, bad := range []string{"since=30d&bin=1m", "bin=x", "name=nope", "name=protocols", "since=soon"} {
 		if code, body := do(t, "GET", ts.URL+"/api/v1/tables?"+bad, "", ""); code != 400 {
 			t.Errorf("%s: %d %s, want 400", bad, code, body)
 		}

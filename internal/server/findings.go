@@ -119,28 +119,56 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request) (string, bool) 
 	return id, true
 }
 
-func (s *Server) getFinding(w http.ResponseWriter, r *http.Request) {
+// finding loads the finding the path's id (or prefix) names; it answers
+// the request itself when it cannot.
+func (s *Server) finding(w http.ResponseWriter, r *http.Request) (finding.Finding, bool) {
 	id, ok := s.resolve(w, r)
 	if !ok {
-		return
+		return finding.Finding{}, false
 	}
+	return s.reload(w, r, id)
+}
+
+// reload reads a finding as it is now stored, answering 500 when it
+// cannot.
+func (s *Server) reload(w http.ResponseWriter, r *http.Request, id string) (finding.Finding, bool) {
 	f, err := s.b.Store().GetFinding(r.Context(), id)
 	if err != nil {
 		fail(w, http.StatusInternalServerError, "%v", err)
+		return f, false
+	}
+	return f, true
+}
+
+// getFinding serves a finding with its history and its explanation: the
+// rule, thresholds and sample records the daemon recorded, and the text
+// flowguard detect --explain prints of it.
+func (s *Server) getFinding(w http.ResponseWriter, r *http.Request) {
+	f, ok := s.finding(w, r)
+	if !ok {
 		return
 	}
-	h, err := s.b.Store().FindingHistory(r.Context(), id)
+	h, err := s.b.Store().FindingHistory(r.Context(), f.ID)
+	if err == nil && h == nil {
+		h = []store.HistoryEntry{}
+	}
+	var raw []byte
+	if err == nil {
+		raw, err = s.b.Store().Explanation(r.Context(), f.ID)
+	}
+	var ex explained
+	if err == nil {
+		ex, err = explain(&f, raw)
+	}
 	if err != nil {
 		fail(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
-	if h == nil {
-		h = []store.HistoryEntry{}
-	}
 	writeJSON(w, http.StatusOK, struct {
 		finding.Finding
-		History []store.HistoryEntry `json:"history"`
-	}{f, h})
+		History     []store.HistoryEntry `json:"history"`
+		Explanation explained            `json:"explanation"`
+	}{f, h, ex})
 }
 
 func (s *Server) archive(on bool) http.HandlerFunc {
@@ -165,12 +193,9 @@ func (s *Server) archive(on bool) http.HandlerFunc {
 			fail(w, http.StatusInternalServerError, "%v", err)
 			return
 		}
-		f, err := st.GetFinding(r.Context(), id)
-		if err != nil {
-			fail(w, http.StatusInternalServerError, "%v", err)
-			return
+		if f, ok := s.reload(w, r, id); ok {
+			writeJSON(w, http.StatusOK, f)
 		}
-		writeJSON(w, http.StatusOK, f)
 	}
 }
 
@@ -193,10 +218,7 @@ func (s *Server) feedback(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	f, err := s.b.Store().GetFinding(r.Context(), id)
-	if err != nil {
-		fail(w, http.StatusInternalServerError, "%v", err)
-		return
+	if f, ok := s.reload(w, r, id); ok {
+		writeJSON(w, http.StatusOK, f)
 	}
-	writeJSON(w, http.StatusOK, f)
 }

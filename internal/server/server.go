@@ -54,6 +54,7 @@ type Server struct {
 	log   *slog.Logger
 	token []byte
 	now   func() time.Time
+	hub   *Hub
 }
 
 // New reads the API token (generating it at first start) and returns the
@@ -65,6 +66,10 @@ func New(b Backend) (*Server, error) {
 		return nil, err
 	}
 	s.token = tok
+	s.hub = NewHub()
+	if e, ok := b.(interface{ Events() *Hub }); ok && e.Events() != nil {
+		s.hub = e.Events() // the daemon publishes into it
+	}
 	return s, nil
 }
 
@@ -133,12 +138,21 @@ func loadToken(path string, log *slog.Logger) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("cannot write the API token: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Written whole to a private file, then linked into place: a process
+	// killed meanwhile leaves no empty token file behind, and of two
+	// processes starting at once the second reads the first one's token.
+	f, err := os.CreateTemp(filepath.Dir(path), ".token-*")
 	if err != nil {
 		return nil, fmt.Errorf("cannot write the API token: %w", err)
 	}
+	defer os.Remove(f.Name())
 	_, werr := f.Write(append(tok, '\n'))
-	if err := errors.Join(werr, f.Close()); err != nil {
+	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+		return nil, fmt.Errorf("cannot write the API token: %w", err)
+	}
+	if err := os.Link(f.Name(), path); errors.Is(err, os.ErrExist) {
+		return loadToken(path, log)
+	} else if err != nil {
 		return nil, fmt.Errorf("cannot write the API token: %w", err)
 	}
 	log.Info("generated the API token; requests that change state need it as Authorization: Bearer", "token_file", path)
@@ -162,6 +176,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/audit", s.audit)
 	mux.HandleFunc("GET /api/v1/sources", s.sources)
 	mux.HandleFunc("GET /api/v1/correlate", s.correlate)
+	mux.HandleFunc("GET /api/v1/events", s.events)
 	mux.HandleFunc("POST /api/v1/query", s.auth(s.query))
 	s.dashboardRoutes(mux)
 	return mux
@@ -179,6 +194,19 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// writeList answers with rows read from the store (an empty array for
+// none), or with err as a 500.
+func writeList[T any](w http.ResponseWriter, rows []T, err error) {
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	if rows == nil {
+		rows = []T{}
+	}
+	writeJSON(w, http.StatusOK, rows)
 }
 
 func fail(w http.ResponseWriter, code int, format string, args ...any) {
@@ -248,18 +276,25 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("since %q: want a duration (1h, 7d) or an RFC 3339 time", s)
 }
 
-func (s *Server) sources(w http.ResponseWriter, _ *http.Request) {
+// sourceStatus is each source's status with its lag in seconds, as GET
+// /api/v1/sources and the sources event give it.
+func (s *Server) sourceStatus() []sourceStatus {
 	st := s.b.Sources()
-	type out struct {
-		source.Status
-		LagSeconds float64 `json:"lag_seconds"`
-	}
-	res := make([]out, len(st))
+	res := make([]sourceStatus, len(st))
 	for i := range st {
 		if st[i].Positions == nil {
 			st[i].Positions = []source.Position{}
 		}
-		res[i] = out{Status: st[i], LagSeconds: st[i].Lag.Seconds()}
+		res[i] = sourceStatus{Status: st[i], LagSeconds: st[i].Lag.Seconds()}
 	}
-	writeJSON(w, http.StatusOK, res)
+	return res
+}
+
+type sourceStatus struct {
+	source.Status
+	LagSeconds float64 `json:"lag_seconds"`
+}
+
+func (s *Server) sources(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.sourceStatus())
 }

@@ -19,14 +19,7 @@ import (
 func (s *Server) listBlocks(w http.ResponseWriter, r *http.Request) {
 	fl := store.BlockFilter{LiveOnly: r.URL.Query().Get("state") != "all"}
 	rows, err := s.b.Store().ListBlocks(r.Context(), fl)
-	if err != nil {
-		fail(w, http.StatusInternalServerError, "%v", err)
-		return
-	}
-	if rows == nil {
-		rows = []store.BlockRecord{}
-	}
-	writeJSON(w, http.StatusOK, rows)
+	writeList(w, rows, err)
 }
 
 // unblock marks the address's blocks for removal, which the daemon's
@@ -98,14 +91,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	es, err := s.b.Store().ListAudit(r.Context(), fl)
-	if err != nil {
-		fail(w, http.StatusInternalServerError, "%v", err)
-		return
-	}
-	if es == nil {
-		es = []store.AuditEntry{}
-	}
-	writeJSON(w, http.StatusOK, es)
+	writeList(w, es, err)
 }
 
 // Query bounds: the daemon keeps no copy of the records; a query reads

@@ -530,6 +530,11 @@ type StreamCommit struct {
 	// Snapshot, when not nil, replaces the stream's engine snapshot
 	// (LoadSnapshot), in the same transaction.
 	Snapshot *EngineSnapshot
+	// Traffic is added to the per-minute traffic aggregates, and
+	// Explanations (finding id → JSON) replace the findings'
+	// explanations, in the same transaction (traffic.go).
+	Traffic      *TrafficDelta
+	Explanations map[string][]byte
 }
 
 // CommitResult says what a StreamCommit changed.
@@ -687,6 +692,12 @@ func (s *Store) CommitStream(ctx context.Context, c StreamCommit) (CommitResult,
 			if err := saveSnapshot(ctx, tx, c.Stream, c.Snapshot, now); err != nil {
 				return err
 			}
+		}
+		if err := addTraffic(ctx, tx, c.Traffic); err != nil {
+			return err
+		}
+		if err := saveExplanations(ctx, tx, c.Explanations, now); err != nil {
+			return err
 		}
 		return saveAlarmStates(ctx, tx, c.Alarms, now)
 	})

@@ -141,6 +141,9 @@ var migrations = []string{
 	// 10: the daemon's engine snapshot, saved with the positions of the
 	// sources that acknowledge and forget (snapshot.go).
 	snapshotSchema,
+	// 11: per-minute traffic aggregates and top tables that the daemon
+	// adds for every source, and the findings' explanations (traffic.go).
+	trafficSchema,
 }
 
 // SchemaVersion is the schema version this build writes.

@@ -3,9 +3,11 @@
 "use strict";
 
 const SEED_QUERY = 'filter action = "REJECT"\n| stats count() by srcaddr\n| filter count >= 2\n| sort count desc';
-const RANGES = [["5m", "5 minutes"], ["15m", "15 minutes"], ["1h", "1 hour"], ["6h", "6 hours"], ["24h", "24 hours"]];
-const BINS = { "5m": "10s", "15m": "30s", "1h": "1m", "6h": "5m", "24h": "15m" };
-const POLL_MS = 5000;
+const RANGES = [["5m", "5 minutes"], ["15m", "15 minutes"], ["1h", "1 hour"], ["6h", "6 hours"], ["24h", "24 hours"], ["7d", "7 days"]];
+// The daemon keeps the traffic per minute: bins are whole minutes.
+const BINS = { "5m": "1m", "15m": "1m", "1h": "1m", "6h": "5m", "24h": "15m", "7d": "2h" };
+const POLL_MS = 5000;       // polling while the event stream is down
+const LIVE_POLL_MS = 60000; // a safety reload while it is up
 
 const main = document.getElementById("main");
 const statusEl = document.getElementById("status");
@@ -34,6 +36,26 @@ function say(msg, error) {
   statusEl.textContent = msg || "";
   statusEl.className = error ? "error" : "";
 }
+
+// ---- live updates: server-sent events (GET /api/v1/events), polling
+// when they are not available. Pages subscribe with onLive(fn).
+
+const live = { up: false, listeners: new Set() };
+function startLive() {
+  if (!window.EventSource) return;
+  const es = new EventSource("/api/v1/events");
+  es.onopen = () => { live.up = true; };
+  es.onerror = () => { live.up = false; }; // the browser reconnects by itself
+  for (const type of ["finding", "block", "traffic", "sources"]) {
+    es.addEventListener(type, (ev) => {
+      live.up = true;
+      let data = null;
+      try { data = JSON.parse(ev.data); } catch (e) { return; }
+      for (const fn of live.listeners) fn(type, data);
+    });
+  }
+}
+function onLive(fn) { live.listeners.clear(); live.listeners.add(fn); }
 
 function token() { return sessionStorage.getItem("fg-token") || ""; }
 document.getElementById("token").value = token();
@@ -161,20 +183,43 @@ async function overview() {
     const bin = BINS[range];
     try {
       const [tabs, findings, blocks, wouldBlock, sources] = await Promise.all([
-        api(`/api/v1/tables?since=${range}&bin=${bin}&name=traffic&name=rejected_sources&name=top_talkers&name=dst_ports`),
+        api(`/api/v1/tables?since=${range}&bin=${bin}&name=traffic&name=rejected_sources&name=top_talkers&name=dst_ports&name=source_records`),
         api(`/api/v1/findings?archived=no&since=${range}`),
         api("/api/v1/blocks"),
         api(`/api/v1/audit?action=block-dry-run&since=${range}&limit=200`),
         api("/api/v1/sources"),
       ]);
       render(tabs, findings, blocks, wouldBlock, sources, bin);
-      say("Updated " + hhmm(new Date()) + " UTC; next update in " + POLL_MS / 1000 + " s.");
+      say("Updated " + hhmm(new Date()) + " UTC; " + (live.up ? "live updates on." : "next update in " + POLL_MS / 1000 + " s."));
     } catch (e) {
       say("Cannot load the overview: " + e.message, true);
     }
-    if (location.hash === "" || location.hash === "#/") timer = setTimeout(load, POLL_MS);
+    if (location.hash === "" || location.hash === "#/") timer = setTimeout(load, live.up ? LIVE_POLL_MS : POLL_MS);
+  }
+  // Live: a finding, a block or new traffic reloads the overview (at
+  // most once a second); the sources' status redraws their table.
+  let soon = null;
+  onLive((type, data) => {
+    if (type === "sources") { lastSources = data; drawSources(); return; }
+    if (soon) return;
+    soon = setTimeout(() => { soon = null; load(); }, 1000);
+  });
+  let lastSources = [], lastRecords = [];
+  const sourcesBox = el("div", { id: "sources-box" });
+  function drawSources() {
+    const recs = {};
+    for (const r of lastRecords) recs[r.source] = r;
+    sourcesBox.replaceChildren(table(null, lastSources, [
+      { key: "name", label: "source" }, { key: "type", label: "type" },
+      { key: "connected", label: "health", render: (s) => (s.last_error ? "error: " + s.last_error : s.connected ? "connected" : "not connected") },
+      { key: "lag_seconds", label: "lag (s)", num: true },
+      { key: "records", label: "records in period", num: true, render: (s) => (recs[s.name] ? recs[s.name].records : 0) },
+      { key: "rejects", label: "rejected", num: true, render: (s) => (recs[s.name] ? recs[s.name].rejects : 0) }]));
   }
   function render(tabs, findings, blocks, wouldBlock, sources, bin) {
+    lastSources = sources;
+    lastRecords = tabs.tables.source_records || [];
+    drawSources();
     const binS = parseDuration(bin);
     const byTime = new Map();
     for (const r of tabs.tables.traffic) {
@@ -203,22 +248,23 @@ async function overview() {
         lineChart("Share of rejected records over time", [{ name: "rejected", cls: "rejected", points: pts.map((e) => [e.t, e.total ? 100 * e.rejected / e.total : 0]) }], " %")),
       el("section", { class: "card wide" }, el("h3", {}, "Active findings"), findingsTable(sortFindings(findings).slice(0, 12))),
       el("section", { class: "card wide" }, el("h3", {}, "Blocks"), blocksTable(blocks, wouldBlock)),
-      card("Top rejected sources", table(null, tabs.tables.rejected_sources.slice(0, 10), [
+      card("Top rejected sources" + approx(tabs, "rejected_sources"), table(null, tabs.tables.rejected_sources.slice(0, 10), [
         { key: "srcAddr", label: "source" }, { key: "rejects", label: "rejects", num: true, bar: "reject" }, { key: "ports", label: "ports", num: true }])),
-      card("Top talkers", table(null, tabs.tables.top_talkers.slice(0, 10), [
+      card("Top talkers" + approx(tabs, "top_talkers"), table(null, tabs.tables.top_talkers.slice(0, 10), [
         { key: "srcAddr", label: "source" }, { key: "dstAddr", label: "destination" },
         { key: "bytes", label: "bytes", num: true, bar: true }, { key: "flows", label: "flows", num: true }])),
-      card("Destination ports", table(null, tabs.tables.dst_ports.slice(0, 10), [
+      card("Destination ports" + approx(tabs, "dst_ports"), table(null, tabs.tables.dst_ports.slice(0, 10), [
         { key: "dstPort", label: "port" }, { key: "flows", label: "flows", num: true, bar: true }, { key: "bytes", label: "bytes", num: true }])),
-      card("Sources", table(null, sources, [
-        { key: "name", label: "source" }, { key: "type", label: "type" },
-        { key: "connected", label: "health", render: (s) => (s.last_error ? "error: " + s.last_error : s.connected ? "connected" : "not connected") },
-        { key: "lag_seconds", label: "lag (s)", num: true }])));
+      card("Sources", sourcesBox));
     body.replaceChildren(kpis, grid);
     sizeBars(body);
   }
   load();
 }
+
+// approx marks a top table the daemon keeps approximately (the first
+// keys of each minute).
+function approx(tabs, name) { return (tabs.approximate || []).includes(name) ? " (approx.)" : ""; }
 
 function parseDuration(s) {
   const m = /^(\d+)(s|m|h)$/.exec(s);
@@ -295,10 +341,14 @@ function thresholds(type, settings) {
 }
 
 async function findingPage(id) {
+  onLive((type, data) => {
+    if (type === "finding" && data.id === id && location.hash === "#/finding/" + encodeURIComponent(id)) say("This finding was updated: " + num(data.count) + " records or events now. Reload the page to see it.");
+  });
   main.replaceChildren(el("h2", {}, "Finding"), el("p", { class: "muted" }, "Loading…"));
   let f, settings = null;
   try { f = await api("/api/v1/findings/" + encodeURIComponent(id)); } catch (e) { say("Cannot load the finding: " + e.message, true); return; }
   try { settings = await api("/api/v1/detectors"); } catch (e) { settings = null; }
+  const ex = f.explanation || {};
   const state = el("span", { id: "finding-state" }, f.archived ? "archived" : "active");
   const act = (path, body, done) => async (ev) => {
     ev.target.disabled = true;
@@ -323,7 +373,7 @@ async function findingPage(id) {
     el("dt", {}, "actor"), el("dd", {}, (f.actor.ip || f.actor.user || "–") + (f.actor.direction ? " (" + f.actor.direction + ")" : "")),
     el("dt", {}, "target"), el("dd", {}, (f.target.ip || "many hosts") + (f.target.interface_id ? " on " + f.target.interface_id : "") + (ports ? " ports " + ports : "")),
     el("dt", {}, "seen"), el("dd", {}, `${f.first_seen} to ${f.last_seen}, ${num(f.count)} records or events`),
-    el("dt", {}, "rule"), el("dd", {}, f.description || "the " + f.type + " rule (docs/detection.md)"),
+    el("dt", {}, "rule"), el("dd", { id: "finding-rule" }, ex.rule || f.description || "the " + f.type + " rule (docs/detection.md)"),
     el("dt", {}, "id"), el("dd", {}, el("code", {}, f.id)));
   const evidence = table(null, Object.entries(f.evidence || {}).sort().map(([k, v]) => ({ k, v: typeof v === "object" ? JSON.stringify(v) : v })),
     [{ key: "k", label: "evidence" }, { key: "v", label: "value", num: true }]);
@@ -331,10 +381,17 @@ async function findingPage(id) {
   const samplesBox = el("div");
   main.replaceChildren(el("h2", {}, f.title), buttons, el("div", { class: "grid" },
     card("What and why", facts), card("Evidence (the numbers the detector decided on)", evidence,
-      el("h3", {}, "Thresholds in force"), table(null, thresholds(f.type, settings) || [], [{ key: "k", label: "setting" }, { key: "v", label: "value", num: true }],
+      el("h3", {}, ex.thresholds ? "Thresholds of the rule when it fired" : "Thresholds in force"),
+      table(null, ex.thresholds ? Object.entries(ex.thresholds).sort().map(([k, v]) => ({ k, v: Array.isArray(v) ? v.join(", ") : v })) : thresholds(f.type, settings) || [],
+        [{ key: "k", label: "setting" }, { key: "v", label: "value", num: true }],
         { empty: "This finding type has no threshold in the detectors' settings." })),
     el("section", { class: "card wide" }, el("h3", {}, "The actor's flows over time"), timelineBox),
-    el("section", { class: "card wide" }, el("h3", {}, "Sample records (latest first)"), samplesBox),
+    el("section", { class: "card wide", id: "explanation" }, el("h3", {}, "Records the detector kept"),
+      table(null, (ex.samples || []).map((r) => ({ where: r.source + (r.line ? ":" + r.line : ""), record: r.text })),
+        [{ key: "where", label: "where" }, { key: "record", label: "record", render: (r) => el("code", {}, r.record) }],
+        { empty: "No sample record was kept for this finding (it was found before flowguard recorded explanations, or from an event that is not a flow record)." }),
+      el("details", {}, el("summary", {}, "As flowguard detect --explain prints it"), el("pre", { id: "explain-text" }, ex.text || ""))),
+    el("section", { class: "card wide" }, el("h3", {}, "The actor's latest records in the followed files"), samplesBox),
     el("section", { class: "card wide" }, el("h3", {}, "History"), table(null, (f.history || []).map((h) => ({ ...h })), null, { empty: "No history." }))));
   try {
     const fl = await api("/api/v1/findings/" + encodeURIComponent(f.id) + "/flows");
@@ -421,6 +478,7 @@ async function blocksPage() {
 
 function route() {
   clearTimeout(timer);
+  onLive(() => {});
   const h = location.hash.replace(/^#/, "") || "/";
   let page = "overview";
   if (h.startsWith("/finding/")) { page = "findings"; findingPage(decodeURIComponent(h.slice(9))); }
@@ -433,4 +491,5 @@ function route() {
   }
 }
 window.addEventListener("hashchange", route);
+startLive();
 route();

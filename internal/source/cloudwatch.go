@@ -23,9 +23,7 @@ type CloudWatchConfig struct {
 	LogStreamPrefix string `yaml:"log_stream_prefix"`
 	// FilterPattern is passed to FilterLogEvents as it is.
 	FilterPattern string `yaml:"filter_pattern"`
-	Region        string `yaml:"region"`
-	Profile       string `yaml:"profile"`
-	EndpointURL   string `yaml:"endpoint_url"`
+	AWSKeys       `yaml:",inline"`
 	// Format is the flow log format of the log group's events, in AWS's
 	// ${field} syntax; "" is the default format.
 	Format string `yaml:"format"`
@@ -101,7 +99,7 @@ func (c *cloudWatch) Commit(context.Context, []Position) error { return nil }
 
 // Run polls each log group in its own goroutine.
 func (c *cloudWatch) Run(ctx context.Context, from []Position, emit Emit) error {
-	cfg, err := loadAWS(ctx, AWSKeys{c.cfg.Region, c.cfg.Profile, c.cfg.EndpointURL})
+	cfg, err := loadAWS(ctx, c.cfg.AWSKeys)
 	if err != nil {
 		return err
 	}

@@ -17,10 +17,8 @@ import (
 // as EventBridge "GuardDuty Finding" events (JSON lines), so that they
 // take the path of findings received from EventBridge.
 type GuardDutyConfig struct {
-	DetectorID  string `yaml:"detector_id"`
-	Region      string `yaml:"region"`
-	Profile     string `yaml:"profile"`
-	EndpointURL string `yaml:"endpoint_url"`
+	DetectorID string `yaml:"detector_id"`
+	AWSKeys    `yaml:",inline"`
 	// PollInterval is the wait between polls (default 1m).
 	PollInterval time.Duration `yaml:"poll_interval"`
 	// Start is how far back the first poll reaches, by the findings'
@@ -74,7 +72,7 @@ func (g *guardDutySource) object() string { return "guardduty:" + g.cfg.Detector
 func (g *guardDutySource) Run(ctx context.Context, from []Position, emit Emit) error {
 	api := g.api
 	if api == nil {
-		cfg, err := loadAWS(ctx, AWSKeys{g.cfg.Region, g.cfg.Profile, g.cfg.EndpointURL})
+		cfg, err := loadAWS(ctx, g.cfg.AWSKeys)
 		if err != nil {
 			return err
 		}

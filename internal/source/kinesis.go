@@ -19,10 +19,8 @@ import (
 // another producer).
 type KinesisConfig struct {
 	// Stream is the stream's name or ARN (required).
-	Stream      string `yaml:"stream"`
-	Region      string `yaml:"region"`
-	Profile     string `yaml:"profile"`
-	EndpointURL string `yaml:"endpoint_url"`
+	Stream  string `yaml:"stream"`
+	AWSKeys `yaml:",inline"`
 	// Start is where shards without a saved position are read from:
 	// oldest (TRIM_HORIZON, the default) or latest. Shards that appear by
 	// resharding are always read from their start.
@@ -103,7 +101,7 @@ func (k *kinesisSource) streamInput() (name, arn *string) {
 // Run follows every shard: a shard's parents are read to their end before
 // the shard, so that records keep their order across resharding.
 func (k *kinesisSource) Run(ctx context.Context, from []Position, emit Emit) error {
-	cfg, err := loadAWS(ctx, AWSKeys{k.cfg.Region, k.cfg.Profile, k.cfg.EndpointURL})
+	cfg, err := loadAWS(ctx, k.cfg.AWSKeys)
 	if err != nil {
 		return err
 	}

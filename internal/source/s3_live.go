@@ -27,11 +27,10 @@ type S3LiveConfig struct {
 	// SQSQueueURL, when set, takes objects from the S3 event
 	// notifications delivered to this queue instead of listing.
 	SQSQueueURL string `yaml:"sqs_queue_url"`
-	Region      string `yaml:"region"`
-	Profile     string `yaml:"profile"`
-	// EndpointURL reaches an S3-compatible server (path-style requests)
-	// and, with SQSQueueURL, its SQS.
-	EndpointURL string `yaml:"endpoint_url"`
+	// AWSKeys: region, profile, and endpoint_url, which reaches an
+	// S3-compatible server (path-style requests) and, with SQSQueueURL,
+	// its SQS.
+	AWSKeys `yaml:",inline"`
 	// SQSEndpointURL is where SQS requests go; by default the queue
 	// URL's own host when it is not on amazonaws.com (an emulator, a VPC
 	// endpoint), else the region's SQS endpoint.
@@ -116,7 +115,7 @@ func (s *s3Live) Status() Status { return s.state.status() }
 
 // Run lists the prefix, or receives its notifications, until ctx is done.
 func (s *s3Live) Run(ctx context.Context, from []Position, emit Emit) error {
-	cfg, err := loadAWS(ctx, AWSKeys{s.cfg.Region, s.cfg.Profile, s.cfg.EndpointURL})
+	cfg, err := loadAWS(ctx, s.cfg.AWSKeys)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -66,19 +65,16 @@ func NewCloudWatch(cfg LiveConfig, deps LiveDeps) (Live, error) {
 	if cc.PageSize <= 0 || cc.PageSize > 10000 {
 		cc.PageSize = 10000
 	}
-	header, err := formatHeader(cfg.Name, cc.Format)
+	base, err := newLiveBase(cfg, cc.Format, deps)
 	if err != nil {
 		return nil, err
 	}
-	return &cloudWatch{cfg: cc, header: header, log: deps.Logger, now: deps.Now, state: newLiveState(cfg.Name, "cloudwatch", deps.Now)}, nil
+	return &cloudWatch{liveBase: base, cfg: cc}, nil
 }
 
 type cloudWatch struct {
+	liveBase
 	cfg    CloudWatchConfig
-	header []byte
-	log    *slog.Logger
-	now    func() time.Time
-	state  *liveState
 	client *cloudwatchlogs.Client
 	emitMu sync.Mutex
 }
@@ -91,8 +87,6 @@ type cwToken struct {
 	End   int64  `json:"end"`
 	Next  string `json:"next,omitempty"`
 }
-
-func (c *cloudWatch) Status() Status { return c.state.status() }
 
 // Commit has nothing to acknowledge: the saved windows are the checkpoint.
 func (c *cloudWatch) Commit(context.Context, []Position) error { return nil }

@@ -44,17 +44,16 @@ func NewGuardDuty(cfg LiveConfig, deps LiveDeps) (Live, error) {
 	if gc.Start <= 0 {
 		gc.Start = 24 * time.Hour
 	}
-	now := deps.Now
-	if now == nil {
-		now = time.Now
+	base, err := newLiveBase(cfg, "", deps) // events are JSON, not flow logs
+	if err != nil {
+		return nil, err
 	}
-	return &guardDutySource{cfg: gc, now: now, state: newLiveState(cfg.Name, "guardduty", deps.Now)}, nil
+	return &guardDutySource{liveBase: base, cfg: gc}, nil
 }
 
 type guardDutySource struct {
-	cfg   GuardDutyConfig
-	now   func() time.Time
-	state *liveState
+	liveBase
+	cfg GuardDutyConfig
 	// api, when set (tests), replaces the client built from cfg.
 	api guardduty.API
 	// st is the daemon's store, for Sync.
@@ -155,6 +154,3 @@ func (g *guardDutySource) Run(ctx context.Context, from []Position, emit Emit) e
 
 // Commit has nothing to acknowledge: the checkpoint is the position.
 func (g *guardDutySource) Commit(context.Context, []Position) error { return nil }
-
-// Status describes the source.
-func (g *guardDutySource) Status() Status { return g.state.status() }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -64,19 +63,16 @@ func NewKinesis(cfg LiveConfig, deps LiveDeps) (Live, error) {
 	if kc.MaxRecords <= 0 || kc.MaxRecords > 10000 {
 		kc.MaxRecords = 10000
 	}
-	header, err := formatHeader(cfg.Name, kc.Format)
+	base, err := newLiveBase(cfg, kc.Format, deps)
 	if err != nil {
 		return nil, err
 	}
-	return &kinesisSource{cfg: kc, header: header, log: deps.Logger, now: deps.Now, state: newLiveState(cfg.Name, "kinesis", deps.Now)}, nil
+	return &kinesisSource{liveBase: base, cfg: kc}, nil
 }
 
 type kinesisSource struct {
+	liveBase
 	cfg    KinesisConfig
-	header []byte
-	log    *slog.Logger
-	now    func() time.Time
-	state  *liveState
 	client *kinesis.Client
 
 	emitMu sync.Mutex // chunks go to the daemon one at a time
@@ -84,8 +80,6 @@ type kinesisSource struct {
 	mu     sync.Mutex
 	behind map[string]time.Duration // MillisBehindLatest by shard
 }
-
-func (k *kinesisSource) Status() Status { return k.state.status() }
 
 // Commit has nothing to acknowledge: Kinesis keeps no consumer state, the
 // daemon's saved sequence numbers are the checkpoint.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/url"
 	"regexp"
 	"slices"
@@ -93,25 +92,22 @@ func NewS3Live(cfg LiveConfig, deps LiveDeps) (Live, error) {
 	if sc.WaitTime > 20*time.Second {
 		return nil, fmt.Errorf("%s: wait_time is at most 20s (SQS's limit)", where)
 	}
-	return &s3Live{
-		cfg: sc, bucket: bucket, prefix: prefix, start: start,
-		log: deps.Logger, now: deps.Now, state: newLiveState(cfg.Name, "s3", deps.Now),
-	}, nil
+	base, err := newLiveBase(cfg, "", deps) // objects carry their own header line
+	if err != nil {
+		return nil, err
+	}
+	return &s3Live{liveBase: base, cfg: sc, bucket: bucket, prefix: prefix, start: start}, nil
 }
 
 type s3Live struct {
+	liveBase
 	cfg            S3LiveConfig
 	bucket, prefix string
 	start          time.Duration // 0: everything
-	log            *slog.Logger
-	now            func() time.Time
-	state          *liveState
 	s3             *s3.Client
 	sqs            *sqs.Client
 	q              *sqsState
 }
-
-func (s *s3Live) Status() Status { return s.state.status() }
 
 // Run lists the prefix, or receives its notifications, until ctx is done.
 func (s *s3Live) Run(ctx context.Context, from []Position, emit Emit) error {

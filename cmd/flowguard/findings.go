@@ -310,9 +310,7 @@ func newFindingsShowCmd(db *dbFlag) *cobra.Command {
 				return err
 			}
 			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(f)
+				return writeJSON(cmd.OutOrStdout(), f)
 			}
 			hist, err := st.FindingHistory(ctx, id)
 			if err != nil {
@@ -555,12 +553,7 @@ func newSuppressListCmd(db *dbFlag) *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			if output == "json" {
-				if rules == nil {
-					rules = []store.SuppressionRule{}
-				}
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rules)
+				return writeJSONList(w, rules)
 			}
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tCRITERIA\tCREATED\tDESCRIPTION")

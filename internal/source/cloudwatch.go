@@ -176,8 +176,7 @@ func (c *cloudWatch) poll(ctx context.Context, group string, tok cwToken, emit E
 				continue
 			}
 			err = fmt.Errorf("FilterLogEvents on %s: %w", group, err)
-			c.state.fail(err)
-			c.log.Warn("cloudwatch", "error", err)
+			c.warn(err)
 			if code == "ResourceNotFoundException" || code == "AccessDeniedException" {
 				if !sleep(ctx, c.cfg.PollInterval) {
 					return nil

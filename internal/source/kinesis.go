@@ -124,9 +124,7 @@ func (k *kinesisSource) Run(ctx context.Context, from []Position, emit Emit) err
 				return nil
 			}
 			err = fmt.Errorf("cannot list the shards of %s: %w", k.cfg.Stream, err)
-			k.state.fail(err)
-			k.log.Warn("kinesis", "error", err)
-			if !bo.wait(ctx) {
+			if !k.retry(ctx, &bo, err) {
 				return nil
 			}
 			continue
@@ -213,9 +211,7 @@ func (k *kinesisSource) follow(ctx context.Context, shard, seq string, start typ
 			return false
 		}
 		err = fmt.Errorf("%s: %w", pname, err)
-		k.state.fail(err)
-		k.log.Warn("kinesis", "error", err)
-		return bo.wait(ctx)
+		return k.retry(ctx, &bo, err)
 	}
 	var iter *string
 	line := 1

@@ -22,6 +22,7 @@ import (
 // the header its headerless records are read with, its logger, its clock
 // and its status. A source embeds it, and with it the Status method.
 type liveBase struct {
+	kind   string // the source's type, the message of its warnings
 	header []byte // nil: the default format
 	log    *slog.Logger
 	now    func() time.Time
@@ -39,11 +40,23 @@ func newLiveBase(cfg LiveConfig, format string, deps LiveDeps) (liveBase, error)
 	if now == nil {
 		now = time.Now
 	}
-	return liveBase{header: header, log: deps.Logger, now: now, state: newLiveState(cfg.Name, cfg.Type, now)}, nil
+	return liveBase{kind: cfg.Type, header: header, log: deps.Logger, now: now, state: newLiveState(cfg.Name, cfg.Type, now)}, nil
 }
 
 // Status returns the source's status.
 func (b *liveBase) Status() Status { return b.state.status() }
+
+// warn records err as the source's last error and logs it.
+func (b *liveBase) warn(err error) {
+	b.state.fail(err)
+	b.log.Warn(b.kind, "error", err)
+}
+
+// retry warns of err and waits bo's next back-off; false: ctx is done.
+func (b *liveBase) retry(ctx context.Context, bo *backoff, err error) bool {
+	b.warn(err)
+	return bo.wait(ctx)
+}
 
 // liveState is a live source's Status, kept up to date under a lock by
 // the source's goroutines and copied out by Status.

@@ -196,9 +196,7 @@ func (s *s3Live) runListing(ctx context.Context, from []Position, emit Emit) err
 		wait := s.cfg.PollInterval
 		if err != nil {
 			err = describeS3Error(s.cfg.URL, s.bucket, err)
-			s.state.fail(err)
-			s.log.Warn("s3", "error", err)
-			if !bo.wait(ctx) {
+			if !s.retry(ctx, &bo, err) {
 				return nil
 			}
 			continue

@@ -527,6 +527,22 @@ func (p *parser) chain(tok string, op condOp, operand func() (*cond, error)) (*c
 	}
 }
 
+// parens reads ( inner ) when a parenthesis opens at p.pos; ok says
+// whether one did.
+func (p *parser) parens(inner func() (*cond, error)) (c *cond, ok bool, err error) {
+	if !p.consume("(") {
+		return nil, false, nil
+	}
+	if c, err = inner(); err != nil {
+		return nil, true, err
+	}
+	p.skipSpace()
+	if !p.consume(")") {
+		return nil, true, p.errorf("')'")
+	}
+	return c, true, nil
+}
+
 // spaceOr reads a condition of a space-delimited term; first, when set,
 // is its first comparison's subject, already read.
 func (p *parser) spaceOr(refs *[]pendingCond, first *pendingCond) (*cond, error) {
@@ -551,16 +567,8 @@ func (p *parser) spacePrimary(refs *[]pendingCond, first *pendingCond) (*cond, e
 	if first != nil {
 		subj = *first
 	} else {
-		if p.consume("(") {
-			c, err := p.spaceOr(refs, nil)
-			if err != nil {
-				return nil, err
-			}
-			p.skipSpace()
-			if !p.consume(")") {
-				return nil, p.errorf("')'")
-			}
-			return c, nil
+		if c, ok, err := p.parens(func() (*cond, error) { return p.spaceOr(refs, nil) }); ok {
+			return c, err
 		}
 		subj.col = p.pos
 		subj.name = p.name()
@@ -701,16 +709,8 @@ func (p *parser) keyword(words ...string) bool {
 
 func (p *parser) jsonPrimary(pat *Pattern) (*cond, error) {
 	p.skipSpace()
-	if p.consume("(") {
-		c, err := p.jsonOr(pat)
-		if err != nil {
-			return nil, err
-		}
-		p.skipSpace()
-		if !p.consume(")") {
-			return nil, p.errorf("')'")
-		}
-		return c, nil
+	if c, ok, err := p.parens(func() (*cond, error) { return p.jsonOr(pat) }); ok {
+		return c, err
 	}
 	sel, err := p.selector()
 	if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -127,12 +126,7 @@ func respondAlarms(cmd *cobra.Command, db *dbFlag, cfg *config.Config, changes [
 
 func writeStateChanges(w io.Writer, output string, changes []alarm.StateChange) error {
 	if output == "json" {
-		if changes == nil {
-			changes = []alarm.StateChange{}
-		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(changes)
+		return writeJSONList(w, changes)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tALARM\tFROM\tTO\tREASON")

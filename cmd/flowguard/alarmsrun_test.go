@@ -2,9 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -38,7 +35,7 @@ func TestAlarmsRunOnRecordTime(t *testing.T) {
       comparison_operator: GreaterThanOrEqualToThreshold
       treat_missing_data: notBreaching
 `
-	os.WriteFile(filepath.Join(dir, "flowguard.yaml"), []byte(cfg), 0o644)
+	conf := writeConfig(t, dir, cfg)
 	start := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC).Unix()
 	var b strings.Builder
 	line := func(ts int64, action string) {
@@ -57,32 +54,23 @@ func TestAlarmsRunOnRecordTime(t *testing.T) {
 	logs := filepath.Join(dir, "flows.log")
 	os.WriteFile(logs, []byte(b.String()), 0o644)
 
-	out, stderr, code := execute(t, "", "alarms", "run", "--config", filepath.Join(dir, "flowguard.yaml"), "-o", "json", logs)
+	out, stderr, code := execute(t, "", "alarms", "run", "--config", conf, "-o", "json", logs)
 	checkAlarmChanges(t, out, stderr, code, start)
 
 	// The same changes, sent to Slack through a response route, as
 	// CloudWatch sends them to an alarm's SNS action.
-	var got []string
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		got = append(got, string(b))
-	}))
-	defer hook.Close()
-	os.WriteFile(filepath.Join(dir, "flowguard.yaml"), []byte(cfg+`response:
+	hook := newSlackHook(t)
+	writeConfig(t, dir, cfg+`response:
   routes:
     - name: alarms
       alarms: ["*"]
-      notify: [oncall]
-notify:
-  slack:
-    - name: oncall
-      webhook_url: `+hook.URL+`/services/T/B/X
-`), 0o644)
-	_, stderr, code = execute(t, "", "alarms", "run", "--respond", "--db", filepath.Join(dir, "f.db"), "--config", filepath.Join(dir, "flowguard.yaml"), logs)
+      notify: [oncall-slack]
+`+slackNotify(hook.URL))
+	_, stderr, code = execute(t, "", "alarms", "run", "--respond", "--db", filepath.Join(dir, "f.db"), "--config", conf, logs)
 	if code != 0 {
 		t.Fatalf("--respond: exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(strings.Join(got, ""), "reject-spike") {
+	if got := hook.messages(); !strings.Contains(strings.Join(got, ""), "reject-spike") {
 		t.Errorf("Slack got no message about reject-spike: %q\n%s", got, stderr)
 	}
 }

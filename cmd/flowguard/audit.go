@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -72,12 +71,7 @@ notify-failed (and the findings commands' own).`,
 // writeAudit prints audit entries as a table or a JSON array (never null).
 func writeAudit(w io.Writer, output string, es []store.AuditEntry) error {
 	if output == "json" {
-		if es == nil {
-			es = []store.AuditEntry{}
-		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(es)
+		return writeJSONList(w, es)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tACTION\tSUBJECT\tFINDING\tDETAIL")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -113,12 +112,7 @@ func readBlocks(cmd *cobra.Command, db *dbFlag, fl store.BlockFilter) ([]store.B
 // writeBlocks prints block rows as a table or a JSON array (never null).
 func writeBlocks(w io.Writer, output string, rows []store.BlockRecord) error {
 	if output == "json" {
-		if rows == nil {
-			rows = []store.BlockRecord{}
-		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return writeJSONList(w, rows)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ADDRESS\tTARGET\tRULE\tSTATE\tSEVERITY\tCREATED\tEXPIRES\tFINDING\tNOTE")

@@ -32,8 +32,7 @@ func runCmd(t *testing.T, cmd *cobra.Command, args ...string) (string, string, e
 
 func TestIAMPolicy(t *testing.T) {
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "flowguard.yaml")
-	os.WriteFile(cfg, []byte(`
+	cfg := writeConfig(t, dir, `
 home_networks: [10.0.0.0/16]
 response:
   nacl:
@@ -56,7 +55,7 @@ notify:
   slack:
     - name: chat
       webhook_url: https://hooks.slack.com/services/T000/B000/XXXX
-`), 0o600)
+`)
 	out, _, err := runCmd(t, newIAMPolicyCmd(), "iam-policy", "--config", cfg, "--account", "123456789012")
 	if err != nil {
 		t.Fatal(err)

@@ -164,6 +164,23 @@ func chartValues(ctx context.Context, sel string) ([]float64, error) {
 		`Array.from((document.querySelector(%q) || {querySelectorAll: () => []}).querySelectorAll("circle.pt, rect.bar")).map(c => Number(c.getAttribute("data-value")))`, sel)))
 }
 
+// plotted returns the values of the chart sel (the test fails when they
+// cannot be read) and how many of them are above zero.
+func plotted(t *testing.T, ctx context.Context, sel string) ([]float64, int) {
+	t.Helper()
+	vals, err := chartValues(ctx, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	positive := 0
+	for _, v := range vals {
+		if v > 0 {
+			positive++
+		}
+	}
+	return vals, positive
+}
+
 // a11yCheck lists, on the current page, the form controls without a
 // label, the buttons and links without a name, and the charts without a
 // title: what a screen reader user would miss.
@@ -274,16 +291,7 @@ func TestDashboardLiveDemo(t *testing.T) {
 		t.Fatalf("the dashboard did not load: %v\n%s", err, stderr)
 	}
 	waitFor(t, ctx, "records in the chart", `document.querySelectorAll("svg.chart circle.pt.records").length >= 5`, 20*time.Second)
-	vals, err := chartValues(ctx, "svg.chart")
-	if err != nil {
-		t.Fatal(err)
-	}
-	positive := 0
-	for _, v := range vals {
-		if v > 0 {
-			positive++
-		}
-	}
+	vals, positive := plotted(t, ctx, "svg.chart")
 	if positive < 5 {
 		t.Errorf("the records-per-second chart has %d points with data: %v", positive, vals)
 	}
@@ -385,14 +393,7 @@ func TestReportInBrowser(t *testing.T) {
 	const records = 30000
 	cfg := synth.DefaultConfig()
 	cfg.Records = records
-	var data bytes.Buffer
-	if err := synth.New(cfg).WriteText(&data, false); err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "flows.log")
-	if err := os.WriteFile(logPath, data.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	logPath, _ := writeGenerated(t, cfg, false)
 	htmlPath, csvDir := filepath.Join(dir, "report.html"), filepath.Join(dir, "csv")
 	_, stderr, code := execute(t, "", "report", "--out", htmlPath, "--csv", csvDir, "--home", "10.0.0.0/16", logPath)
 	if code != 0 {
@@ -405,17 +406,7 @@ func TestReportInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, sel := range []string{"#traffic svg", "#rejected svg", "#rejected_sources svg", "#top_talkers svg", "#dst_ports svg", "#protocols svg", "#interfaces svg", "#sources svg"} {
-		vals, err := chartValues(ctx, sel)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pos := 0
-		for _, v := range vals {
-			if v > 0 {
-				pos++
-			}
-		}
-		if pos < 2 {
+		if vals, pos := plotted(t, ctx, sel); pos < 2 {
 			t.Errorf("%s: %d plotted values with data: %v", sel, pos, vals)
 		}
 	}

@@ -40,8 +40,7 @@ func TestConfigCheckResponse(t *testing.T) {
 			if tt.ranges != "" {
 				os.WriteFile(filepath.Join(dir, "ip-ranges.json"), []byte(tt.ranges), 0o644)
 			}
-			cfg := filepath.Join(dir, "flowguard.yaml")
-			os.WriteFile(cfg, []byte("response:\n"+tt.response), 0o644)
+			cfg := writeConfig(t, dir, "response:\n"+tt.response)
 			out, stderr, code := execute(t, "", "config", "check", cfg)
 			want := func(s string) string { return strings.ReplaceAll(s, "%DIR%", dir) }
 			if code != tt.code || !strings.Contains(out, want(tt.stdout)) || !strings.Contains(stderr, want(tt.stderr)) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -12,26 +11,7 @@ import (
 	"github.com/flowguard/flowguard/internal/config"
 	"github.com/flowguard/flowguard/internal/finding"
 	"github.com/flowguard/flowguard/internal/store"
-	"github.com/flowguard/flowguard/internal/synth"
 )
-
-// genFile writes generated flow logs to a temporary file and returns its
-// path and the generator (for labels).
-func genFile(t *testing.T, records int, seed uint64) (string, *synth.Generator) {
-	t.Helper()
-	cfg := synth.DefaultConfig()
-	cfg.Records, cfg.Seed = records, seed
-	g := synth.New(cfg)
-	var buf bytes.Buffer
-	if err := g.WriteText(&buf, true); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "flows.log")
-	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p, g
-}
 
 func TestDetectJSONAndStore(t *testing.T) {
 	path, g := genFile(t, 60000, 4)
@@ -131,8 +111,7 @@ func TestDetectLookalikeAndSkipped(t *testing.T) {
 func TestDetectConfigFile(t *testing.T) {
 	path, _ := genFile(t, 60000, 4)
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "flowguard.yaml")
-	os.WriteFile(cfg, []byte("home_networks: [10.0.0.0/16]\nsuppression_rules:\n  - name: scans\n    types: [\"Recon:*\"]\ndetectors:\n  brute_force:\n    enabled: false\n"), 0o644)
+	cfg := writeConfig(t, dir, "home_networks: [10.0.0.0/16]\nsuppression_rules:\n  - name: scans\n    types: [\"Recon:*\"]\ndetectors:\n  brute_force:\n    enabled: false\n")
 	out, stderr, code := execute(t, "", "detect", "--no-db", "--config", cfg, "-o", "json", path)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)

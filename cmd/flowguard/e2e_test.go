@@ -3,13 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/flowguard/flowguard/internal/awstest"
-	"github.com/flowguard/flowguard/internal/synth"
 )
 
 // TestEndToEndResponse is the whole story of the response issue: flow
@@ -34,12 +28,7 @@ func TestEndToEndResponse(t *testing.T) {
 	ec2 := awstest.NewEC2(t)
 	acl := ec2.AddNetworkACL("vpc-0123456789abcdef0", "subnet-0aaaaaaaaaaaaaaa1")
 	snsURL := awstest.StartFauxqs(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ENDPOINT_URL_EC2", ec2.URL)
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "no-aws-config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "no-aws-credentials"))
+	awstest.SetEnv(t, "AWS_REGION="+awstest.Region, "AWS_ENDPOINT_URL_EC2="+ec2.URL)
 	awsCfg := awstest.ClientConfig(snsURL)
 	snsc := sns.NewFromConfig(awsCfg)
 	sqsc := sqs.NewFromConfig(awsCfg)
@@ -60,41 +49,13 @@ func TestEndToEndResponse(t *testing.T) {
 	}
 
 	// Slack: an incoming webhook that keeps what it receives.
-	var mu sync.Mutex
-	var slack []string
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		slack = append(slack, string(b))
-		mu.Unlock()
-		w.Write([]byte("ok"))
-	}))
-	defer hook.Close()
+	hook := newSlackHook(t)
 
 	// Flow logs with a port scan of one of our hosts.
-	cfg := synth.DefaultConfig()
-	cfg.Records, cfg.Seed = 120000, 5
-	logs := filepath.Join(dir, "flows.log")
-	f, _ := os.Create(logs)
-	gen := synth.New(cfg)
-	if err := gen.WriteText(f, false); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	var scanner string
-	for _, l := range gen.Labels() {
-		if l.Type == "Recon:EC2/Portscan" && l.Direction == "inbound" && l.Target != "" {
-			scanner = l.Actor
-		}
-	}
-	if scanner == "" {
-		t.Fatal("the generator made no inbound port scan")
-	}
+	logs, scanner := scanFlows(t, 120000, 5)
 
-	ranges := filepath.Join(dir, "ip-ranges.json")
-	os.WriteFile(ranges, []byte(`{"syncToken":"1","createDate":"2026-11-20-00-00-00","prefixes":[{"ip_prefix":"52.94.76.0/22","region":"us-west-2","service":"AMAZON","network_border_group":"us-west-2"}],"ipv6_prefixes":[{"ipv6_prefix":"2600:9000::/28","region":"GLOBAL","service":"CLOUDFRONT","network_border_group":"GLOBAL"}]}`), 0o644)
-	conf := filepath.Join(dir, "flowguard.yaml")
-	os.WriteFile(conf, []byte(`home_networks: [10.0.0.0/16, 2600:1f18:abc::/56]
+	writeIPRanges(t, dir)
+	conf := writeConfig(t, dir, `home_networks: [10.0.0.0/16, 2600:1f18:abc::/56]
 response:
   mode: enforce
   aws_ip_ranges: ip-ranges.json
@@ -107,16 +68,11 @@ response:
       types: ["Recon:EC2/Portscan"]
       block: [nacl]
       notify: [oncall-slack, oncall-sns]
-notify:
-  language: en
-  slack:
-    - name: oncall-slack
-      webhook_url: `+hook.URL+`/services/T000/B000/XXXX
-  sns:
+`+slackNotify(hook.URL)+`  sns:
     - name: oncall-sns
       topic_arn: `+aws.ToString(topic.TopicArn)+`
       endpoint: `+snsURL+`
-`), 0o644)
+`)
 	db := filepath.Join(dir, "flowguard.db")
 
 	// First run: findings, a block, two messages.
@@ -141,9 +97,7 @@ notify:
 			t.Errorf("blocked one of our own addresses: %s", e)
 		}
 	}
-	mu.Lock()
-	slackMsgs := strings.Join(slack, "\n")
-	mu.Unlock()
+	slackMsgs := hook.joined()
 	if !strings.Contains(slackMsgs, scanner) {
 		t.Errorf("no Slack message names %s:\n%.500s", scanner, slackMsgs)
 	}

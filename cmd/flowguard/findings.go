@@ -56,6 +56,21 @@ func (d *dbFlag) open(ctx context.Context, mustExist bool) (*store.Store, error)
 	return store.Open(ctx, p)
 }
 
+// openFinding opens the database, which must exist, and resolves ref (an
+// id or a unique prefix of one) to a finding's id.
+func (d *dbFlag) openFinding(ctx context.Context, ref string) (*store.Store, string, error) {
+	st, err := d.open(ctx, true)
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := st.ResolveID(ctx, ref)
+	if err != nil {
+		st.Close()
+		return nil, "", err
+	}
+	return st, id, nil
+}
+
 // exists reports whether the database file is there.
 func (d *dbFlag) exists() (string, bool) {
 	p, err := d.resolve()
@@ -297,23 +312,17 @@ func newFindingsShowCmd(db *dbFlag) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			st, err := db.open(ctx, true)
+			st, id, err := db.openFinding(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			id, err := st.ResolveID(ctx, args[0])
-			if err != nil {
-				return err
-			}
 			f, err := st.GetFinding(ctx, id)
 			if err != nil {
 				return err
 			}
 			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(f)
+				return writeJSON(cmd.OutOrStdout(), f)
 			}
 			hist, err := st.FindingHistory(ctx, id)
 			if err != nil {
@@ -450,15 +459,11 @@ func newFindingsFeedbackCmd(db *dbFlag) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			st, err := db.open(ctx, true)
+			st, id, err := db.openFinding(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			id, err := st.ResolveID(ctx, args[0])
-			if err != nil {
-				return err
-			}
 			if err := st.SetFeedback(ctx, id, value); err != nil {
 				return err
 			}
@@ -556,12 +561,7 @@ func newSuppressListCmd(db *dbFlag) *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			if output == "json" {
-				if rules == nil {
-					rules = []store.SuppressionRule{}
-				}
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rules)
+				return writeJSONList(w, rules)
 			}
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tCRITERIA\tCREATED\tDESCRIPTION")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"strings"
 
 	"github.com/flowguard/flowguard/internal/config"
@@ -95,9 +94,7 @@ ec2:AuthorizeSecurityGroupIngress is asked for.`,
 				lambdaOpts.Account = account
 				doc.Statement = append(doc.Statement, fglambda.Statements(lambdaOpts)...)
 			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(doc)
+			return writeJSON(cmd.OutOrStdout(), doc)
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "configuration file (its response: and notify: sections)")

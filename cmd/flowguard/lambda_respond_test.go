@@ -5,14 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -58,9 +54,6 @@ notify:
       secret: not-a-real-secret
 `
 
-// testIPRanges is a small ip-ranges.json, for the aws-service-range guard.
-const testIPRanges = `{"syncToken":"1","createDate":"2026-11-20-00-00-00","prefixes":[{"ip_prefix":"52.94.76.0/22","region":"us-west-2","service":"AMAZON","network_border_group":"us-west-2"}],"ipv6_prefixes":[{"ipv6_prefix":"2600:1f14::/35","region":"us-west-2","service":"AMAZON","network_border_group":"us-west-2"}]}`
-
 // TestLambdaResponds runs the built bootstrap binary with a response
 // section, state in dynalite: two invocations at once, in two processes,
 // commit the same port scan (each brings an object holding it to the same
@@ -77,35 +70,10 @@ func TestLambdaResponds(t *testing.T) {
 	ctx := context.Background()
 	dynURL := awstest.StartDynalite(t)
 	ddb := dynamodb.NewFromConfig(awstest.ClientConfig(dynURL))
-	s3srv := httptest.NewServer(gofakes3.New(s3mem.New(), gofakes3.WithTimeSkewLimit(0)).Server())
-	t.Cleanup(s3srv.Close)
-	s3c := s3.NewFromConfig(awstest.ClientConfig(s3srv.URL), func(o *s3.Options) { o.UsePathStyle = true })
-	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("flowlogs")}); err != nil {
-		t.Fatal(err)
-	}
+	s3URL, s3c := startS3(t, gofakes3.New(s3mem.New(), gofakes3.WithTimeSkewLimit(0)), "flowlogs")
 	ec2 := awstest.NewEC2(t)
 	acl := ec2.AddNetworkACL("vpc-0123456789abcdef0", "subnet-0aaaaaaaaaaaaaaa1")
-	var mu sync.Mutex
-	var hooks []string
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		hooks = append(hooks, string(b))
-		mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(hook.Close)
-	messages := func(about string) int {
-		mu.Lock()
-		defer mu.Unlock()
-		k := 0
-		for _, h := range hooks {
-			if strings.Contains(h, about) {
-				k++
-			}
-		}
-		return k
-	}
+	hook := newWebhook(t)
 
 	// Two sets of labelled traffic with the same scanner, one object
 	// each: each invocation's object holds a scan, so both commit the
@@ -120,10 +88,8 @@ func TestLambdaResponds(t *testing.T) {
 		if err := gen.WriteText(&raw, false); err != nil {
 			t.Fatal(err)
 		}
-		for _, l := range gen.Labels() {
-			if l.Type == "Recon:EC2/Portscan" && l.Direction == "inbound" && l.Target != "" {
-				actors[l.Actor] |= 1 << i
-			}
+		for _, a := range inboundScanners(gen) {
+			actors[a] |= 1 << i
 		}
 		var z bytes.Buffer
 		zw := gzip.NewWriter(&z)
@@ -149,25 +115,18 @@ func TestLambdaResponds(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	ranges := filepath.Join(dir, "ip-ranges.json")
-	os.WriteFile(ranges, []byte(testIPRanges), 0o644)
-	bin := flowguardBinary(t)
-	bootstrap := filepath.Join(dir, "bootstrap")
-	if b, err := os.ReadFile(bin); err != nil || os.WriteFile(bootstrap, b, 0o755) != nil {
-		t.Fatalf("cannot copy the binary to bootstrap: %v", err)
-	}
+	ranges := writeIPRanges(t, dir)
+	bootstrap := bootstrapBinary(t, dir)
 	env := func(table, mode string) *lambdaEnv {
 		if err := dynamo.CreateTable(ctx, ddb, table); err != nil {
 			t.Fatal(err)
 		}
 		config := fmt.Sprintf(lambdaRespondConfig, mode, ranges, acl, hook.URL)
-		return &lambdaEnv{t: t, bootstrap: bootstrap, config: config, dir: dir, env: []string{
-			"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
-			"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=secret", "AWS_EC2_METADATA_DISABLED=true",
-			"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-			"AWS_ENDPOINT_URL_DYNAMODB=" + dynURL, "AWS_ENDPOINT_URL_S3=" + s3srv.URL, "AWS_ENDPOINT_URL_EC2=" + ec2.URL,
-			"FLOWGUARD_S3_PATH_STYLE=true", "FLOWGUARD_TABLE=" + table, "FLOWGUARD_CONFIG_YAML=" + config, "FLOWGUARD_WINDOW=24h",
-		}}
+		return &lambdaEnv{t: t, bootstrap: bootstrap, config: config, dir: dir, env: awstest.Env(
+			"PATH="+os.Getenv("PATH"), "HOME="+dir, "AWS_REGION="+awstest.Region,
+			"AWS_ENDPOINT_URL_DYNAMODB="+dynURL, "AWS_ENDPOINT_URL_S3="+s3URL, "AWS_ENDPOINT_URL_EC2="+ec2.URL,
+			"FLOWGUARD_S3_PATH_STYLE=true", "FLOWGUARD_TABLE="+table, "FLOWGUARD_CONFIG_YAML="+config, "FLOWGUARD_WINDOW=24h",
+		)}
 	}
 	// concurrently invokes two new processes at once, one object each.
 	concurrently := func(e *lambdaEnv) []*syncBuffer {
@@ -227,13 +186,11 @@ func TestLambdaResponds(t *testing.T) {
 		if rows, err := st.ListBlocks(ctx, store.BlockFilter{}); err != nil || len(rows) != 0 {
 			t.Errorf("a dry run recorded blocks: %v %+v", err, rows)
 		}
-		if messages(scanner) == 0 {
+		if hook.count(scanner) == 0 {
 			t.Errorf("the webhook did not hear of %s\n%s\n%s", scanner, logs[0], logs[1])
 		}
 	})
-	mu.Lock()
-	hooks = nil
-	mu.Unlock()
+	hook.reset()
 
 	t.Run("Enforce", func(t *testing.T) {
 		e := env("enforce", "  mode: enforce\n")
@@ -253,7 +210,7 @@ func TestLambdaResponds(t *testing.T) {
 		if k := audits(st, "block"); k != 1 {
 			t.Errorf("%d block audit entries for %s, want 1", k, scanner)
 		}
-		if k := messages(scanner); k != 1 {
+		if k := hook.count(scanner); k != 1 {
 			t.Errorf("%d webhook messages about %s, want 1", k, scanner)
 		}
 		if t.Failed() {
@@ -279,23 +236,9 @@ func TestLambdaPipelinesRace(t *testing.T) {
 	}
 	ec2 := awstest.NewEC2(t)
 	acl := ec2.AddNetworkACL("vpc-0123456789abcdef0", "subnet-0aaaaaaaaaaaaaaa1")
-	var mu sync.Mutex
-	var hooks []string
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		hooks = append(hooks, string(b))
-		mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(hook.Close)
-	dir := t.TempDir()
-	ranges := filepath.Join(dir, "ip-ranges.json")
-	os.WriteFile(ranges, []byte(testIPRanges), 0o644)
-	for k, v := range map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret",
-		"AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_ENDPOINT_URL_EC2": ec2.URL} {
-		t.Setenv(k, v)
-	}
+	hook := newWebhook(t)
+	ranges := writeIPRanges(t, t.TempDir())
+	awstest.SetEnv(t, "AWS_REGION="+awstest.Region, "AWS_ENDPOINT_URL_EC2="+ec2.URL)
 	cfg, err := config.Parse([]byte(fmt.Sprintf(lambdaRespondConfig, "  mode: enforce\n", ranges, acl, hook.URL)), "race.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -356,15 +299,7 @@ func TestLambdaPipelinesRace(t *testing.T) {
 		if k != 1 {
 			t.Errorf("%s: %d block audit entries, want 1", a, k)
 		}
-		mu.Lock()
-		m := 0
-		for _, h := range hooks {
-			if strings.Contains(h, a) {
-				m++
-			}
-		}
-		mu.Unlock()
-		if m != 1 {
+		if m := hook.count(a); m != 1 {
 			t.Errorf("%s: named in %d webhook messages, want 1", a, m)
 		}
 	}

@@ -187,34 +187,19 @@ func TestLambdaBootstrap(t *testing.T) {
 	day := func(n int) time.Time { return synth.DefaultStart.Add(time.Duration(n) * 24 * time.Hour) }
 	// Every object gets the same LastModified: day 3 at noon.
 	noon := gofakes3.FixedTimeSource(day(3).Add(2 * time.Hour))
-	s3srv := httptest.NewServer(gofakes3.New(s3mem.New(s3mem.WithTimeSource(noon)), gofakes3.WithTimeSource(noon), gofakes3.WithTimeSkewLimit(0)).Server())
-	t.Cleanup(s3srv.Close)
-	s3c := s3.NewFromConfig(awstest.ClientConfig(s3srv.URL), func(o *s3.Options) { o.UsePathStyle = true })
-	for _, b := range []string{"flowlogs", "scanned"} {
-		if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s3URL, s3c := startS3(t, gofakes3.New(s3mem.New(s3mem.WithTimeSource(noon)), gofakes3.WithTimeSource(noon), gofakes3.WithTimeSkewLimit(0)), "flowlogs", "scanned")
 	logs := awstest.NewLogs(t)
 
 	dir := t.TempDir()
 	config := "home_networks: [10.0.0.0/16, 2600:1f18:abc::/56]\ndetectors:\n  allowed_lateness: 2m\n"
-	cfgPath := filepath.Join(dir, "flowguard.yaml")
-	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, dir, config)
 	bin := flowguardBinary(t)
-	bootstrap := filepath.Join(dir, "bootstrap")
-	if b, err := os.ReadFile(bin); err != nil || os.WriteFile(bootstrap, b, 0o755) != nil {
-		t.Fatalf("cannot copy the binary to bootstrap: %v", err)
-	}
-	e := &lambdaEnv{t: t, bootstrap: bootstrap, config: config, dir: dir, env: []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + dir,
-		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=secret", "AWS_EC2_METADATA_DISABLED=true",
-		"AWS_ENDPOINT_URL_DYNAMODB=" + dynURL, "AWS_ENDPOINT_URL_S3=" + s3srv.URL, "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS=" + logs.URL,
-		"FLOWGUARD_S3_PATH_STYLE=true", "FLOWGUARD_TABLE=flowguard", "FLOWGUARD_CONFIG_YAML=" + config,
+	e := &lambdaEnv{t: t, bootstrap: bootstrapBinary(t, dir), config: config, dir: dir, env: awstest.Env(
+		"PATH="+os.Getenv("PATH"), "HOME="+dir, "AWS_REGION="+awstest.Region,
+		"AWS_ENDPOINT_URL_DYNAMODB="+dynURL, "AWS_ENDPOINT_URL_S3="+s3URL, "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS="+logs.URL,
+		"FLOWGUARD_S3_PATH_STYLE=true", "FLOWGUARD_TABLE=flowguard", "FLOWGUARD_CONFIG_YAML="+config,
 		"FLOWGUARD_WINDOW=24h", "FLOWGUARD_SCAN=s3://scanned/AWSLogs/,logs:/vpc/flow-logs", "FLOWGUARD_SCAN_LAST=15m",
-	}}
+	)}
 
 	// Four sets of labelled attack traffic, one per day (one window
 	// each), each cut into pieces in delivery order.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,14 +16,7 @@ func TestReportCommand(t *testing.T) {
 	dir := t.TempDir()
 	cfg := synth.DefaultConfig()
 	cfg.Records = 20000
-	var data bytes.Buffer
-	if err := synth.New(cfg).WriteText(&data, false); err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "flows.log")
-	if err := os.WriteFile(logPath, data.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	logPath, _ := writeGenerated(t, cfg, false)
 	read := func(p string) string {
 		b, err := os.ReadFile(p)
 		if err != nil {

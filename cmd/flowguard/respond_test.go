@@ -1,17 +1,11 @@
 package main
 
 import (
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/flowguard/flowguard/internal/awstest"
-	"github.com/flowguard/flowguard/internal/synth"
 )
 
 // TestDetectRespondEC2Down: with EC2 failing, `detect --respond` still
@@ -24,46 +18,13 @@ func TestDetectRespondEC2Down(t *testing.T) {
 	ec2.SetUnavailable(true)
 	waf := awstest.NewWAFv2(t)
 	setID := waf.CreateIPSet("REGIONAL", "flowguard-v4", "IPV4")
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ENDPOINT_URL_EC2", ec2.URL)
-	t.Setenv("AWS_ENDPOINT_URL_WAFV2", waf.URL)
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "no-aws-config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "no-aws-credentials"))
+	awstest.SetEnv(t, "AWS_REGION="+awstest.Region, "AWS_ENDPOINT_URL_EC2="+ec2.URL, "AWS_ENDPOINT_URL_WAFV2="+waf.URL)
 
-	var mu sync.Mutex
-	var slack []string
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		slack = append(slack, string(b))
-		mu.Unlock()
-		w.Write([]byte("ok"))
-	}))
-	defer hook.Close()
+	hook := newSlackHook(t)
 
-	cfg := synth.DefaultConfig()
-	cfg.Records, cfg.Seed = 30000, 5
-	logs := filepath.Join(dir, "flows.log")
-	f, _ := os.Create(logs)
-	gen := synth.New(cfg)
-	if err := gen.WriteText(f, false); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	var scanner string
-	for _, l := range gen.Labels() {
-		if l.Type == "Recon:EC2/Portscan" && l.Direction == "inbound" && l.Target != "" {
-			scanner = l.Actor
-		}
-	}
-	if scanner == "" {
-		t.Fatal("the generator made no inbound port scan")
-	}
-	os.WriteFile(filepath.Join(dir, "ip-ranges.json"), []byte(`{"syncToken":"1","createDate":"2026-11-20-00-00-00","prefixes":[{"ip_prefix":"52.94.76.0/22","region":"us-west-2","service":"AMAZON","network_border_group":"us-west-2"}],"ipv6_prefixes":[{"ipv6_prefix":"2600:1f14::/35","region":"us-west-2","service":"AMAZON","network_border_group":"us-west-2"}]}`), 0o644)
-	conf := filepath.Join(dir, "flowguard.yaml")
-	os.WriteFile(conf, []byte(`home_networks: [10.0.0.0/16, 2600:1f18:abc::/56]
+	logs, scanner := scanFlows(t, 30000, 5)
+	writeIPRanges(t, dir)
+	conf := writeConfig(t, dir, `home_networks: [10.0.0.0/16, 2600:1f18:abc::/56]
 response:
   mode: enforce
   aws_ip_ranges: ip-ranges.json
@@ -79,12 +40,7 @@ response:
       types: ["Recon:EC2/Portscan"]
       block: [nacl, wafv2]
       notify: [oncall-slack]
-notify:
-  language: en
-  slack:
-    - name: oncall-slack
-      webhook_url: `+hook.URL+`/services/T000/B000/XXXX
-`), 0o644)
+`+slackNotify(hook.URL))
 	db := filepath.Join(dir, "flowguard.db")
 
 	_, stderr, code := execute(t, "", "detect", "--config", conf, "--db", db, "--respond", "-o", "json", logs)
@@ -97,9 +53,7 @@ notify:
 	if got := waf.Addresses("REGIONAL", setID); !contains(got, scanner+"/32") {
 		t.Errorf("the WAFv2 block was not made: %v\n%s", got, stderr)
 	}
-	mu.Lock()
-	msgs := strings.Join(slack, "\n")
-	mu.Unlock()
+	msgs := hook.joined()
 	if !strings.Contains(msgs, scanner) {
 		t.Errorf("no message names the scanner %s:\n%.800s", scanner, msgs)
 	}

@@ -104,10 +104,7 @@ sources:
     paths: [logs/*.log]
     poll_interval: 50ms
 `, addr)
-	cfgPath := filepath.Join(dir, "flowguard.yaml")
-	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, dir, config)
 	stderr := newSyncBuffer()
 	cmd := exec.Command(bin, "serve", "--config", cfgPath, "--db", filepath.Join(dir, "db", "flowguard.db"))
 	cmd.Stderr = stderr

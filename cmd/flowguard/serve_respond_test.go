@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"testing"
 
 	"github.com/flowguard/flowguard/internal/awstest"
@@ -28,13 +27,7 @@ response:
     - name: attacks
       types: ["Recon:*", "UnauthorizedAccess:*", "Impact:*"]
       block: [wafv2]
-sources:
-  - name: local
-    type: files
-    paths: [logs/]
-    poll_interval: 20ms
-    chunk_bytes: 65536
-`
+` + daemonSources
 
 // responseRun prepares a daemon run whose blocks go to its own WAFv2
 // test server, reached through the SDK's AWS_ENDPOINT_URL.
@@ -46,11 +39,7 @@ func responseRun(t *testing.T) (*daemonRun, *awstest.WAFv2, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newDaemonRunWith(t, fmt.Sprintf(respondConfig, ranges, id), []string{
-		"AWS_ENDPOINT_URL=" + waf.URL, "AWS_REGION=" + awstest.Region,
-		"AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-	})
+	r := newDaemonRunWith(t, fmt.Sprintf(respondConfig, ranges, id), awstest.Env("AWS_ENDPOINT_URL="+waf.URL, "AWS_REGION="+awstest.Region))
 	return r, waf, id
 }
 
@@ -93,24 +82,15 @@ func TestServeBlocksOnceAcrossKill9(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	pieces := generated(t, 60000, 24, 7)
-	total := 0
-	for _, p := range pieces {
-		total += len(p)
-	}
 	clean, cleanWAF, cleanID := responseRun(t)
-	clean.start()
-	for _, p := range pieces {
-		clean.appendData(p)
-	}
-	clean.waitCommitted(total)
-	clean.stop(syscall.SIGTERM)
+	clean.runAll(pieces, 0)
 	want := blockState(t, clean, cleanWAF, cleanID)
 	if len(cleanWAF.Addresses("REGIONAL", cleanID)) == 0 {
 		t.Fatalf("the uninterrupted run blocked nothing:\\n%s", clean.errb)
 	}
 
 	killed, waf, id := responseRun(t)
-	kills := killAndRestart(killed, pieces, total)
+	kills := killAndRestart(killed, pieces, piecesSize(pieces))
 	got := blockState(t, killed, waf, id)
 	t.Logf("%d kills; block facts: %q", kills, got)
 	diffLines(t, "blocks", got, want)

@@ -84,7 +84,11 @@ alarms:
       threshold: 300
       comparison_operator: GreaterThanOrEqualToThreshold
       treat_missing_data: notBreaching
-sources:
+` + daemonSources
+
+// daemonSources is the source every daemon run follows: the run's logs
+// directory, polled often and read in small chunks.
+const daemonSources = `sources:
   - name: local
     type: files
     paths: [logs/]
@@ -113,9 +117,7 @@ func newDaemonRunWith(t *testing.T, config string, env []string) *daemonRun {
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "flowguard.yaml"), []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeConfig(t, dir, config)
 	return &daemonRun{t: t, bin: flowguardBinary(t), dir: dir, db: filepath.Join(dir, "db", "flowguard.db"), env: env}
 }
 
@@ -305,19 +307,8 @@ func TestServeExactlyOnceAcrossKill9(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	pieces := generated(t, 60000, 24, 7)
-	total := 0
-	for _, p := range pieces {
-		total += len(p)
-	}
-
 	clean := newDaemonRun(t)
-	clean.start()
-	for _, p := range pieces {
-		clean.appendData(p)
-		time.Sleep(10 * time.Millisecond)
-	}
-	clean.waitCommitted(total)
-	clean.stop(syscall.SIGTERM)
+	clean.runAll(pieces, 10*time.Millisecond)
 	wantF, wantA := clean.storeState()
 	if len(wantF) < 10 {
 		t.Fatalf("the uninterrupted run found only %d findings: the test data is too small", len(wantF))
@@ -328,12 +319,37 @@ func TestServeExactlyOnceAcrossKill9(t *testing.T) {
 	}
 
 	killed := newDaemonRun(t)
-	kills := killAndRestart(killed, pieces, total)
+	kills := killAndRestart(killed, pieces, piecesSize(pieces))
 	gotF, gotA := killed.storeState()
 	t.Logf("%d kills; %d findings, %d alarms", kills, len(gotF), len(gotA))
 	diffLines(t, "findings", gotF, wantF)
 	diffLines(t, "alarm states", gotA, wantA)
 	diffLines(t, "traffic minutes", killed.trafficState(), wantT)
+}
+
+// piecesSize returns the bytes of all pieces.
+func piecesSize(pieces [][]byte) int {
+	n := 0
+	for _, p := range pieces {
+		n += len(p)
+	}
+	return n
+}
+
+// runAll starts r, appends the pieces (waiting pause after each), waits
+// until it has committed them all and stops it with SIGTERM: a run never
+// interrupted.
+func (r *daemonRun) runAll(pieces [][]byte, pause time.Duration) {
+	r.t.Helper()
+	r.start()
+	for _, p := range pieces {
+		r.appendData(p)
+		if pause > 0 {
+			time.Sleep(pause)
+		}
+	}
+	r.waitCommitted(piecesSize(pieces))
+	r.stop(syscall.SIGTERM)
 }
 
 // killAndRestart appends the pieces across runs of r killed with SIGKILL

@@ -110,12 +110,7 @@ func TestSGAuditApply(t *testing.T) {
 	srv.AddSecurityGroup(awstest.SecurityGroup{ID: "sg-5orphan", Name: "ftp-old", VPC: "vpc-0123456789abcdef0", Rules: []awstest.SecurityGroupRule{
 		{Protocol: "tcp", FromPort: 21, ToPort: 21, CIDRv4: "0.0.0.0/0"},
 	}})
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ENDPOINT_URL_EC2", srv.URL)
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "no-aws-config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "no-aws-credentials"))
+	awstest.SetEnv(t, "AWS_REGION="+awstest.Region, "AWS_ENDPOINT_URL_EC2="+srv.URL)
 	db := filepath.Join(dir, "flowguard.db")
 
 	// without --groups the inventory comes from the EC2 API

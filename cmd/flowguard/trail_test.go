@@ -6,15 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/flowguard/flowguard/internal/awstest"
@@ -147,30 +143,15 @@ func TestDetectRespondGuardDutyEvent(t *testing.T) {
 	dir := t.TempDir()
 	waf := awstest.NewWAFv2(t)
 	setID := waf.CreateIPSet("REGIONAL", "flowguard-v4", "IPV4")
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ENDPOINT_URL_WAFV2", waf.URL)
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "no-aws-config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "no-aws-credentials"))
-	var mu sync.Mutex
-	var slack []string
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		slack = append(slack, string(b))
-		mu.Unlock()
-		w.Write([]byte("ok"))
-	}))
-	defer hook.Close()
+	awstest.SetEnv(t, "AWS_REGION="+awstest.Region, "AWS_ENDPOINT_URL_WAFV2="+waf.URL)
+	hook := newSlackHook(t)
 	ev := filepath.Join(dir, "gd.json")
 	copyFixture(t, filepath.Join("..", "..", "internal", "guardduty", "testdata", "portprobe.json"), ev)
 	// GuardDuty's finding on an allow-listed caller is routed but never blocked.
 	api := filepath.Join(dir, "gd-api.json")
 	copyFixture(t, filepath.Join("..", "..", "internal", "guardduty", "testdata", "apicall.json"), api)
-	os.WriteFile(filepath.Join(dir, "ip-ranges.json"), []byte(`{"syncToken":"1","createDate":"2026-11-20-00-00-00","prefixes":[{"ip_prefix":"52.94.76.0/22","region":"us-west-2","service":"AMAZON","network_border_group":"us-west-2"}],"ipv6_prefixes":[{"ipv6_prefix":"2600:1f14::/35","region":"us-west-2","service":"AMAZON","network_border_group":"us-west-2"}]}`), 0o644)
-	conf := filepath.Join(dir, "flowguard.yaml")
-	os.WriteFile(conf, []byte(`home_networks: [10.0.0.0/16]
+	writeIPRanges(t, dir)
+	conf := writeConfig(t, dir, `home_networks: [10.0.0.0/16]
 allowlist: [192.0.2.0/24]
 response:
   mode: enforce
@@ -184,12 +165,7 @@ response:
       types: ["Recon:EC2/PortProbeUnprotectedPort", "UnauthorizedAccess:IAMUser/*"]
       block: [wafv2]
       notify: [oncall-slack]
-notify:
-  language: en
-  slack:
-    - name: oncall-slack
-      webhook_url: `+hook.URL+`/services/T000/B000/XXXX
-`), 0o644)
+`+slackNotify(hook.URL))
 	db := filepath.Join(dir, "flowguard.db")
 	for run := 1; run <= 2; run++ {
 		_, stderr, code := execute(t, "", "detect", "--config", conf, "--db", db, "--respond", "-o", "json", ev, api)
@@ -199,9 +175,8 @@ notify:
 		if got := waf.Addresses("REGIONAL", setID); !slices.Equal(got, []string{"198.51.100.23/32"}) {
 			t.Errorf("run %d: WAFv2 set %v, want the GuardDuty finding's actor only (the other is allow-listed)", run, got)
 		}
-		mu.Lock()
-		n, all := len(slack), strings.Join(slack, "\n")
-		mu.Unlock()
+		msgs := hook.messages()
+		n, all := len(msgs), strings.Join(msgs, "\n")
 		if n != 1 || !strings.Contains(all, "PortProbeUnprotectedPort") {
 			t.Errorf("run %d: %d Slack message(s): %s", run, n, all)
 		}

@@ -507,40 +507,58 @@ func (p *parser) parseSpaceDelimited(pat *Pattern) error {
 	return nil
 }
 
-func (p *parser) spaceOr(refs *[]pendingCond, first *pendingCond) (*cond, error) {
-	left, err := p.spaceAnd(refs, first)
+// chain reads operand (tok operand)…, joined by op from the left: one
+// level of the || and && grammar of both pattern kinds.
+func (p *parser) chain(tok string, op condOp, operand func() (*cond, error)) (*cond, error) {
+	left, err := operand()
 	if err != nil {
 		return nil, err
 	}
 	for {
 		p.skipSpace()
-		if !p.consume("||") {
+		if !p.consume(tok) {
 			return left, nil
 		}
-		right, err := p.spaceAnd(refs, nil)
+		right, err := operand()
 		if err != nil {
 			return nil, err
 		}
-		left = &cond{op: condOr, left: left, right: right}
+		left = &cond{op: op, left: left, right: right}
 	}
 }
 
+// parens reads ( inner ) when a parenthesis opens at p.pos; ok says
+// whether one did.
+func (p *parser) parens(inner func() (*cond, error)) (c *cond, ok bool, err error) {
+	if !p.consume("(") {
+		return nil, false, nil
+	}
+	if c, err = inner(); err != nil {
+		return nil, true, err
+	}
+	p.skipSpace()
+	if !p.consume(")") {
+		return nil, true, p.errorf("')'")
+	}
+	return c, true, nil
+}
+
+// spaceOr reads a condition of a space-delimited term; first, when set,
+// is its first comparison's subject, already read.
+func (p *parser) spaceOr(refs *[]pendingCond, first *pendingCond) (*cond, error) {
+	return p.chain("||", condOr, func() (*cond, error) {
+		c, err := p.spaceAnd(refs, first)
+		first = nil
+		return c, err
+	})
+}
+
 func (p *parser) spaceAnd(refs *[]pendingCond, first *pendingCond) (*cond, error) {
-	left, err := p.spacePrimary(refs, first)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		p.skipSpace()
-		if !p.consume("&&") {
-			return left, nil
-		}
-		right, err := p.spacePrimary(refs, nil)
-		if err != nil {
-			return nil, err
-		}
-		left = &cond{op: condAnd, left: left, right: right}
-	}
+	return p.chain("&&", condAnd, func() (*cond, error) {
+		c, err := p.spacePrimary(refs, first)
+		first = nil
+		return c, err
+	})
 }
 
 func (p *parser) spacePrimary(refs *[]pendingCond, first *pendingCond) (*cond, error) {
@@ -549,16 +567,8 @@ func (p *parser) spacePrimary(refs *[]pendingCond, first *pendingCond) (*cond, e
 	if first != nil {
 		subj = *first
 	} else {
-		if p.consume("(") {
-			c, err := p.spaceOr(refs, nil)
-			if err != nil {
-				return nil, err
-			}
-			p.skipSpace()
-			if !p.consume(")") {
-				return nil, p.errorf("')'")
-			}
-			return c, nil
+		if c, ok, err := p.parens(func() (*cond, error) { return p.spaceOr(refs, nil) }); ok {
+			return c, err
 		}
 		subj.col = p.pos
 		subj.name = p.name()
@@ -673,39 +683,11 @@ func (p *parser) parseJSON(pat *Pattern) error {
 }
 
 func (p *parser) jsonOr(pat *Pattern) (*cond, error) {
-	left, err := p.jsonAnd(pat)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		p.skipSpace()
-		if !p.consume("||") {
-			return left, nil
-		}
-		right, err := p.jsonAnd(pat)
-		if err != nil {
-			return nil, err
-		}
-		left = &cond{op: condOr, left: left, right: right}
-	}
+	return p.chain("||", condOr, func() (*cond, error) { return p.jsonAnd(pat) })
 }
 
 func (p *parser) jsonAnd(pat *Pattern) (*cond, error) {
-	left, err := p.jsonPrimary(pat)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		p.skipSpace()
-		if !p.consume("&&") {
-			return left, nil
-		}
-		right, err := p.jsonPrimary(pat)
-		if err != nil {
-			return nil, err
-		}
-		left = &cond{op: condAnd, left: left, right: right}
-	}
+	return p.chain("&&", condAnd, func() (*cond, error) { return p.jsonPrimary(pat) })
 }
 
 func (p *parser) keyword(words ...string) bool {
@@ -727,16 +709,8 @@ func (p *parser) keyword(words ...string) bool {
 
 func (p *parser) jsonPrimary(pat *Pattern) (*cond, error) {
 	p.skipSpace()
-	if p.consume("(") {
-		c, err := p.jsonOr(pat)
-		if err != nil {
-			return nil, err
-		}
-		p.skipSpace()
-		if !p.consume(")") {
-			return nil, p.errorf("')'")
-		}
-		return c, nil
+	if c, ok, err := p.parens(func() (*cond, error) { return p.jsonOr(pat) }); ok {
+		return c, err
 	}
 	sel, err := p.selector()
 	if err != nil {

@@ -189,6 +189,8 @@ func TestParseErrors(t *testing.T) {
 		{`%[%`, 1, "valid regular expression"},
 		{`ERROR ?`, 8, "a term after '?'"},
 		{`[]`, 2, "at least one field"},
+		{`[a, b = 1 || (b = 2]`, 20, "')'"},
+		{`{ ($.a = 1 || $.b = 2 }`, 23, "')'"},
 	}
 	for _, tt := range tests {
 		_, err := ParseFilterPattern(tt.pattern)

@@ -61,18 +61,32 @@ func StartFauxqs(t testing.TB) string {
 	if strings.Contains(string(app), `host: "0.0.0.0"`) {
 		SkipOrFail(t, "fauxqs in %s would listen on all interfaces: run .ci/install-emulators.sh to patch it", dir)
 	}
+	return startEmulator(t, "fauxqs", listening, func(ctx context.Context) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "server.js"))
+		cmd.Env = append(os.Environ(), "FAUXQS_PORT=0", "FAUXQS_HOST=127.0.0.1")
+		return cmd
+	})
+}
+
+// startEmulator starts the emulator process newCmd makes (bound to ctx,
+// which is cancelled when the test ends, then the process waited for)
+// and returns the URL its output announces: the first submatch of
+// listening. Its output is drained until it exits, so that it never
+// blocks on its log.
+func startEmulator(t testing.TB, name string, listening *regexp.Regexp, newCmd func(ctx context.Context) *exec.Cmd) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "server.js"))
-	cmd.Env = append(os.Environ(), "FAUXQS_PORT=0", "FAUXQS_HOST=127.0.0.1")
+	cmd := newCmd(ctx)
 	cmd.WaitDelay = 2 * time.Second
 	out, err := cmd.StdoutPipe()
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
 		cancel()
-		t.Fatalf("cannot start fauxqs: %v", err)
+		t.Fatalf("cannot start %s: %v", name, err)
 	}
 	t.Cleanup(func() {
 		cancel()
@@ -82,7 +96,7 @@ func StartFauxqs(t testing.TB) string {
 	go func() {
 		sc := bufio.NewScanner(out)
 		sent := false
-		for sc.Scan() { // keep draining so the emulator never blocks on its log
+		for sc.Scan() {
 			if m := listening.FindStringSubmatch(sc.Text()); m != nil && !sent {
 				found <- m[1]
 				sent = true
@@ -93,7 +107,7 @@ func StartFauxqs(t testing.TB) string {
 	case u := <-found:
 		return u
 	case <-time.After(20 * time.Second):
-		t.Fatal("fauxqs did not start listening within 20s")
+		t.Fatalf("%s did not start listening within 20s", name)
 	}
 	return ""
 }

@@ -1,14 +1,12 @@
 package awstest
 
 import (
-	"bufio"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"testing"
-	"time"
 )
 
 // StartKinesalite starts the Kinesis emulator on 127.0.0.1 and a free
@@ -52,39 +50,8 @@ func startNodeServer(t testing.TB, name, what, options string) string {
 	}
 	script := `const k = require(process.argv[1])(` + options + `);
 k.listen(0, '127.0.0.1', function () { console.log('` + name + ` listening at http://127.0.0.1:' + k.address().port) });`
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, node, "-e", script, mod)
-	cmd.WaitDelay = 2 * time.Second
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("cannot start %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-	})
 	listening := regexp.MustCompile(regexp.QuoteMeta(name) + ` listening at (http://127\.0\.0\.1:\d+)`)
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		sent := false
-		for sc.Scan() { // keep draining so the emulator never blocks on its log
-			if m := listening.FindStringSubmatch(sc.Text()); m != nil && !sent {
-				found <- m[1]
-				sent = true
-			}
-		}
-	}()
-	select {
-	case u := <-found:
-		return u
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s did not start listening within 20s", name)
-	}
-	return ""
+	return startEmulator(t, name, listening, func(ctx context.Context) *exec.Cmd {
+		return exec.CommandContext(ctx, node, "-e", script, mod)
+	})
 }

@@ -113,18 +113,42 @@ func TestNeverBlockProtected(t *testing.T) {
 	}
 }
 
-func TestCheckPrefix(t *testing.T) {
+// prefixCase is a prefix and the guard that refuses it under cfg ("":
+// none, the prefix may be blocked).
+type prefixCase struct {
+	cfg    *Config
+	prefix string
+	guard  string
+}
+
+// checkPrefixes checks each case with guards over the test's home
+// networks, allow-list and testdata/ip-ranges.json.
+func checkPrefixes(t *testing.T, tests []prefixCase) {
+	t.Helper()
 	aws, err := LoadAWSRanges(filepath.Join("testdata", "ip-ranges.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, tt := range tests {
+		g, err := NewGuards(tt.cfg, testHome, testAllow, aws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := g.CheckPrefix(mustPrefix(tt.prefix))
+		got := ""
+		if r != nil {
+			got = r.Guard
+		}
+		if got != tt.guard {
+			t.Errorf("%s (min /%d): guard %q (%v), want %q", tt.prefix, tt.cfg.MinPrefixV4, got, r, tt.guard)
+		}
+	}
+}
+
+func TestCheckPrefix(t *testing.T) {
 	loose := &Config{Mode: ModeEnforce, MinPrefixV4: 1, MinPrefixV6: 1}
 	strict := &Config{Mode: ModeEnforce}
-	tests := []struct {
-		cfg    *Config
-		prefix string
-		guard  string // "" = allowed
-	}{
+	checkPrefixes(t, []prefixCase{
 		{strict, "198.51.100.23/32", ""},
 		{strict, "198.51.100.0/24", ""},
 		{strict, "198.51.100.0/23", GuardPrefix},
@@ -141,21 +165,7 @@ func TestCheckPrefix(t *testing.T) {
 		{loose, "128.0.0.0/1", GuardReserved},   // holds 169.254/16 (checked before AWS's)
 		{loose, "2a05:d07a::/32", GuardAWS},     // contains an S3 /40
 		{loose, "2600:1f18::/32", GuardHome},
-	}
-	for _, tt := range tests {
-		g, err := NewGuards(tt.cfg, testHome, testAllow, aws)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := g.CheckPrefix(mustPrefix(tt.prefix))
-		got := ""
-		if r != nil {
-			got = r.Guard
-		}
-		if got != tt.guard {
-			t.Errorf("%s (min /%d): guard %q (%v), want %q", tt.prefix, tt.cfg.MinPrefixV4, got, r, tt.guard)
-		}
-	}
+	})
 }
 
 func TestEnforceNeedsAWSRanges(t *testing.T) {
@@ -254,17 +264,9 @@ func TestSeverityRateAndDryRun(t *testing.T) {
 // inside, so blocking the IPv6 form cannot cut off a home, private,
 // allow-listed or AWS address.
 func TestCheckPrefixEmbeddedIPv4(t *testing.T) {
-	aws, err := LoadAWSRanges(filepath.Join("testdata", "ip-ranges.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	loose := &Config{Mode: ModeEnforce, MinPrefixV4: 1, MinPrefixV6: 1}
 	strict := &Config{Mode: ModeEnforce}
-	tests := []struct {
-		cfg    *Config
-		prefix string
-		guard  string // "" = may be blocked
-	}{
+	checkPrefixes(t, []prefixCase{
 		// IPv4-mapped: the address itself.
 		{strict, "::ffff:10.0.0.9/128", GuardHome},
 		{strict, "::ffff:203.0.113.7/128", GuardAllowlist},
@@ -305,21 +307,7 @@ func TestCheckPrefixEmbeddedIPv4(t *testing.T) {
 		{loose, "2001:0:4136:e378::/64", GuardPrefix},                        // every client behind one server
 		// Ordinary IPv6 embeds nothing.
 		{strict, "2001:db8::a00:1/128", ""},
-	}
-	for _, tt := range tests {
-		g, err := NewGuards(tt.cfg, testHome, testAllow, aws)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := g.CheckPrefix(mustPrefix(tt.prefix))
-		got := ""
-		if r != nil {
-			got = r.Guard
-		}
-		if got != tt.guard {
-			t.Errorf("%s (min /%d): guard %q (%v), want %q", tt.prefix, tt.cfg.MinPrefixV4, got, r, tt.guard)
-		}
-	}
+	})
 }
 
 // TestGuardsUnmapConfiguredRanges: home networks and allow-list entries

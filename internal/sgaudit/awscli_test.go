@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/flowguard/flowguard/internal/awstest"
 )
 
 // TestAWSCLIJSON: what the AWS CLI itself prints for describe-security-groups
@@ -22,8 +24,7 @@ func TestAWSCLIJSON(t *testing.T) {
 	run := func(file string, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(awsCLI, append(args, "--endpoint-url", srv.URL, "--region", "us-east-1", "--output", "json")...)
-		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-			"AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"), "AWS_PAGER=")
+		cmd.Env = append(os.Environ(), awstest.Env("AWS_PAGER=")...)
 		out, err := cmd.Output()
 		if err != nil {
 			t.Skipf("aws %v: %v", args, err)

@@ -130,13 +130,7 @@ func fromSDK(p types.IpPermission) *jsonPermission {
 
 // Revocation is what Apply did, or would do, about one unused rule.
 type Revocation struct {
-	GroupID   string `json:"group_id"`
-	RuleID    string `json:"rule_id,omitempty"`
-	Direction string `json:"direction"`
-	Protocol  string `json:"protocol"`
-	FromPort  int32  `json:"from_port"`
-	ToPort    int32  `json:"to_port"`
-	Source    string `json:"source"`
+	RuleRef
 	// Outcome: "revoked", "dry-run", "gone" (no such rule any more),
 	// "failed".
 	Outcome string `json:"outcome"`
@@ -259,8 +253,8 @@ func cmpOr(a, b error) error {
 }
 
 func revocation(v *RuleVerdict, id, outcome string, err error) Revocation {
-	r := Revocation{GroupID: v.GroupID, RuleID: id, Direction: v.Direction, Protocol: v.Protocol, FromPort: v.FromPort,
-		ToPort: v.ToPort, Source: v.Source, Outcome: outcome}
+	r := Revocation{RuleRef: v.RuleRef, Outcome: outcome}
+	r.RuleID = id
 	if err != nil {
 		r.Error = err.Error()
 	}

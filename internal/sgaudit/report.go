@@ -18,15 +18,21 @@ const (
 	VerdictUnknown = "unknown"
 )
 
+// RuleRef names a rule as sg-audit's output does. RuleVerdict and
+// Revocation embed it: its keys lead their JSON.
+type RuleRef struct {
+	GroupID   string `json:"group_id"`
+	RuleID    string `json:"rule_id,omitempty"`
+	Direction string `json:"direction"`
+	Protocol  string `json:"protocol"`
+	FromPort  int32  `json:"from_port"`
+	ToPort    int32  `json:"to_port"`
+	Source    string `json:"source"`
+}
+
 // RuleVerdict is one rule judged; its JSON is the sg-audit contract.
 type RuleVerdict struct {
-	GroupID         string     `json:"group_id"`
-	RuleID          string     `json:"rule_id,omitempty"`
-	Direction       string     `json:"direction"`
-	Protocol        string     `json:"protocol"`
-	FromPort        int32      `json:"from_port"`
-	ToPort          int32      `json:"to_port"`
-	Source          string     `json:"source"`
+	RuleRef
 	Hits            int64      `json:"hits"`
 	DistinctSources int64      `json:"distinct_sources"`
 	FirstSeen       *time.Time `json:"first_seen"`
@@ -149,8 +155,8 @@ func (a *Auditor) Report() *Report {
 func unix(s uint32) time.Time { return time.Unix(int64(s), 0).UTC() }
 
 func (a *Auditor) verdict(r *Rule, st *ruleStats, rep *Report) RuleVerdict {
-	v := RuleVerdict{GroupID: r.GroupID, RuleID: r.RuleID, Direction: r.Direction(), Protocol: r.ProtocolName(),
-		FromPort: r.FromPort, ToPort: r.ToPort, Source: r.Source(), Hits: st.hits,
+	v := RuleVerdict{RuleRef: RuleRef{GroupID: r.GroupID, RuleID: r.RuleID, Direction: r.Direction(), Protocol: r.ProtocolName(),
+		FromPort: r.FromPort, ToPort: r.ToPort, Source: r.Source()}, Hits: st.hits,
 		DistinctSources: int64(len(st.sources)), Rule: r}
 	if st.hits > 0 {
 		f, l := unix(st.first), unix(st.last)

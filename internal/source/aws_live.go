@@ -12,12 +12,18 @@ import (
 	"github.com/flowguard/flowguard/internal/awsmetrics"
 )
 
-// AWSKeys are the keys every AWS-backed live source takes. Each source's
-// configuration repeats them (Decode reads one level).
+// AWSKeys are the keys every AWS-backed live source takes (s3,
+// cloudwatch, kinesis, guardduty): each source's configuration embeds
+// them inline, and loads its SDK configuration with loadAWS.
 type AWSKeys struct {
-	Region      string
-	Profile     string
-	EndpointURL string
+	// Region is the AWS region; "" is the SDK's (AWS_REGION, the
+	// profile), else us-east-1.
+	Region string `yaml:"region"`
+	// Profile is a named profile of the shared configuration files.
+	Profile string `yaml:"profile"`
+	// EndpointURL sends the source's requests to another endpoint (an
+	// emulator, a VPC endpoint).
+	EndpointURL string `yaml:"endpoint_url"`
 }
 
 // loadAWS loads the SDK's configuration (environment, shared files,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -23,9 +22,7 @@ type CloudWatchConfig struct {
 	LogStreamPrefix string `yaml:"log_stream_prefix"`
 	// FilterPattern is passed to FilterLogEvents as it is.
 	FilterPattern string `yaml:"filter_pattern"`
-	Region        string `yaml:"region"`
-	Profile       string `yaml:"profile"`
-	EndpointURL   string `yaml:"endpoint_url"`
+	AWSKeys       `yaml:",inline"`
 	// Format is the flow log format of the log group's events, in AWS's
 	// ${field} syntax; "" is the default format.
 	Format string `yaml:"format"`
@@ -68,19 +65,16 @@ func NewCloudWatch(cfg LiveConfig, deps LiveDeps) (Live, error) {
 	if cc.PageSize <= 0 || cc.PageSize > 10000 {
 		cc.PageSize = 10000
 	}
-	header, err := formatHeader(cfg.Name, cc.Format)
+	base, err := newLiveBase(cfg, cc.Format, deps)
 	if err != nil {
 		return nil, err
 	}
-	return &cloudWatch{cfg: cc, header: header, log: deps.Logger, now: deps.Now, state: newLiveState(cfg.Name, "cloudwatch", deps.Now)}, nil
+	return &cloudWatch{liveBase: base, cfg: cc}, nil
 }
 
 type cloudWatch struct {
+	liveBase
 	cfg    CloudWatchConfig
-	header []byte
-	log    *slog.Logger
-	now    func() time.Time
-	state  *liveState
 	client *cloudwatchlogs.Client
 	emitMu sync.Mutex
 }
@@ -94,14 +88,12 @@ type cwToken struct {
 	Next  string `json:"next,omitempty"`
 }
 
-func (c *cloudWatch) Status() Status { return c.state.status() }
-
 // Commit has nothing to acknowledge: the saved windows are the checkpoint.
 func (c *cloudWatch) Commit(context.Context, []Position) error { return nil }
 
 // Run polls each log group in its own goroutine.
 func (c *cloudWatch) Run(ctx context.Context, from []Position, emit Emit) error {
-	cfg, err := loadAWS(ctx, AWSKeys{c.cfg.Region, c.cfg.Profile, c.cfg.EndpointURL})
+	cfg, err := loadAWS(ctx, c.cfg.AWSKeys)
 	if err != nil {
 		return err
 	}
@@ -184,8 +176,7 @@ func (c *cloudWatch) poll(ctx context.Context, group string, tok cwToken, emit E
 				continue
 			}
 			err = fmt.Errorf("FilterLogEvents on %s: %w", group, err)
-			c.state.fail(err)
-			c.log.Warn("cloudwatch", "error", err)
+			c.warn(err)
 			if code == "ResourceNotFoundException" || code == "AccessDeniedException" {
 				if !sleep(ctx, c.cfg.PollInterval) {
 					return nil

@@ -54,6 +54,37 @@ func (s *subScanner) expect(c byte) bool {
 	return true
 }
 
+// open reads the start of an object or array (c is '{' or '['; end its
+// closing byte) and reports whether a first member follows. With more, it
+// makes every container's loop:
+//
+//	for ok := s.open('{', '}'); ok; ok = s.more('}') { k := s.key(); … }
+func (s *subScanner) open(c, end byte) bool {
+	if !s.expect(c) {
+		return false
+	}
+	if s.next() == end {
+		s.i++
+		return false
+	}
+	return true
+}
+
+// more reads what follows a member of a container closed by end, and
+// reports whether another member follows; false at the end or on an
+// error.
+func (s *subScanner) more(end byte) bool {
+	if s.err != nil {
+		return false
+	}
+	if s.next() == ',' {
+		s.i++
+		return true
+	}
+	s.expect(end)
+	return false
+}
+
 // str reads a JSON string and appends its value to dst.
 func (s *subScanner) str(dst []byte) []byte {
 	if !s.expect('"') {
@@ -159,38 +190,15 @@ func (s *subScanner) skip(depth int) {
 	case c == '"':
 		s.scratch = s.str(s.scratch[:0])
 	case c == '{':
-		s.i++
-		if s.next() == '}' {
-			s.i++
-			return
-		}
-		for s.err == nil {
-			s.scratch = s.str(s.scratch[:0])
-			if !s.expect(':') {
+		for ok := s.open('{', '}'); ok; ok = s.more('}') {
+			if s.key(); s.err != nil {
 				return
 			}
 			s.skip(depth + 1)
-			if s.next() == ',' {
-				s.i++
-				continue
-			}
-			s.expect('}')
-			return
 		}
 	case c == '[':
-		s.i++
-		if s.next() == ']' {
-			s.i++
-			return
-		}
-		for s.err == nil {
+		for ok := s.open('[', ']'); ok; ok = s.more(']') {
 			s.skip(depth + 1)
-			if s.next() == ',' {
-				s.i++
-				continue
-			}
-			s.expect(']')
-			return
 		}
 	case c == 't':
 		s.lit("true")
@@ -269,37 +277,24 @@ func scanSubscription(dst, p []byte) (out []byte, messageType string, newest int
 	var mt []byte
 	haveType := false
 	eventsAt := -1
-	if !s.expect('{') {
-		return dst, "", 0, s.err
-	}
-	if s.next() == '}' {
-		s.i++
-	} else {
-		for s.err == nil {
-			k := s.key()
-			if s.err != nil {
-				break
-			}
-			switch {
-			case bytes.EqualFold(k, []byte("messageType")): // keys match as encoding/json matches them
-				if s.next() == 'n' {
-					s.lit("null")
-				} else {
-					mt = s.str(mt[:0])
-					haveType = true
-				}
-			case bytes.EqualFold(k, []byte("logEvents")):
-				eventsAt = s.i
-				s.skip(0) // read once the type is known
-			default:
-				s.skip(0)
-			}
-			if s.next() == ',' {
-				s.i++
-				continue
-			}
-			s.expect('}')
+	for ok := s.open('{', '}'); ok; ok = s.more('}') {
+		k := s.key()
+		if s.err != nil {
 			break
+		}
+		switch {
+		case bytes.EqualFold(k, []byte("messageType")): // keys match as encoding/json matches them
+			if s.next() == 'n' {
+				s.lit("null")
+			} else {
+				mt = s.str(mt[:0])
+				haveType = true
+			}
+		case bytes.EqualFold(k, []byte("logEvents")):
+			eventsAt = s.i
+			s.skip(0) // read once the type is known
+		default:
+			s.skip(0)
 		}
 	}
 	if s.err != nil {
@@ -313,75 +308,54 @@ func scanSubscription(dst, p []byte) (out []byte, messageType string, newest int
 	if s.next() == 'n' {
 		return dst, messageType, 0, nil
 	}
-	s.expect('[')
-	if s.next() == ']' {
-		return dst, messageType, 0, nil
-	}
-	for s.err == nil {
+	for ok := s.open('[', ']'); ok; ok = s.more(']') {
 		if s.next() == 'n' {
 			s.lit("null")
-		} else {
-			s.expect('{')
-			var ts int64
-			eventAt := len(dst)
-			if s.next() == '}' {
-				s.i++
-			} else {
-				for s.err == nil {
-					k := s.key()
-					if s.err != nil {
-						break
-					}
-					switch {
-					case bytes.EqualFold(k, []byte("message")):
-						dst = dst[:eventAt] // the last of repeated keys counts
-						if s.next() == 'n' {
-							s.lit("null")
-							break
-						}
-						dst = s.str(dst)
-						if len(dst) == eventAt {
-							break // an empty message is no record
-						}
-						for i := eventAt; i < len(dst); i++ {
-							if dst[i] == '\n' || dst[i] == '\r' {
-								dst[i] = ' '
-							}
-						}
-						dst = append(dst, '\n')
-					case bytes.EqualFold(k, []byte("timestamp")):
-						if s.next() == 'n' {
-							s.lit("null")
-							ts = 0
-							break
-						}
-						num := s.number()
-						if s.err == nil {
-							v, perr := strconv.ParseInt(string(num), 10, 64)
-							if perr != nil {
-								s.fail()
-							}
-							ts = v
-						}
-					default:
-						s.skip(0)
-					}
-					if s.next() == ',' {
-						s.i++
-						continue
-					}
-					s.expect('}')
-					break
-				}
-			}
-			newest = max(newest, ts)
-		}
-		if s.next() == ',' {
-			s.i++
 			continue
 		}
-		s.expect(']')
-		break
+		var ts int64
+		eventAt := len(dst)
+		for ok := s.open('{', '}'); ok; ok = s.more('}') {
+			k := s.key()
+			if s.err != nil {
+				break
+			}
+			switch {
+			case bytes.EqualFold(k, []byte("message")):
+				dst = dst[:eventAt] // the last of repeated keys counts
+				if s.next() == 'n' {
+					s.lit("null")
+					break
+				}
+				dst = s.str(dst)
+				if len(dst) == eventAt {
+					break // an empty message is no record
+				}
+				for i := eventAt; i < len(dst); i++ {
+					if dst[i] == '\n' || dst[i] == '\r' {
+						dst[i] = ' '
+					}
+				}
+				dst = append(dst, '\n')
+			case bytes.EqualFold(k, []byte("timestamp")):
+				if s.next() == 'n' {
+					s.lit("null")
+					ts = 0
+					break
+				}
+				num := s.number()
+				if s.err == nil {
+					v, perr := strconv.ParseInt(string(num), 10, 64)
+					if perr != nil {
+						s.fail()
+					}
+					ts = v
+				}
+			default:
+				s.skip(0)
+			}
+		}
+		newest = max(newest, ts)
 	}
 	if s.err != nil {
 		return dst, "", 0, s.err

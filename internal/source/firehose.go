@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -75,24 +74,17 @@ func NewFirehose(cfg LiveConfig, deps LiveDeps) (Live, error) {
 			*p = filepath.Join(deps.Dir, *p)
 		}
 	}
-	header, err := formatHeader(cfg.Name, fc.Format)
+	base, err := newLiveBase(cfg, fc.Format, deps)
 	if err != nil {
 		return nil, err
 	}
-	return &firehose{
-		cfg: fc, header: header, log: deps.Logger, now: deps.Now,
-		state:   newLiveState(cfg.Name, "firehose", deps.Now),
-		pending: map[string]*fhPending{},
-	}, nil
+	return &firehose{liveBase: base, cfg: fc, pending: map[string]*fhPending{}}, nil
 }
 
 type firehose struct {
-	cfg    FirehoseConfig
-	header []byte
-	log    *slog.Logger
-	now    func() time.Time
-	state  *liveState
-	key    []byte
+	liveBase
+	cfg FirehoseConfig
+	key []byte
 
 	reqs    chan *fhRequest
 	stopped chan struct{} // closed when Run returns
@@ -123,8 +115,6 @@ func (f *firehose) Addr() net.Addr {
 	defer f.mu.Unlock()
 	return f.addr
 }
-
-func (f *firehose) Status() Status { return f.state.status() }
 
 // Run serves Firehose's deliveries until ctx is done.
 func (f *firehose) Run(ctx context.Context, from []Position, emit Emit) error {

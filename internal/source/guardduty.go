@@ -18,10 +18,8 @@ import (
 // as EventBridge "GuardDuty Finding" events (JSON lines), so that they
 // take the path of findings received from EventBridge.
 type GuardDutyConfig struct {
-	DetectorID  string `yaml:"detector_id"`
-	Region      string `yaml:"region"`
-	Profile     string `yaml:"profile"`
-	EndpointURL string `yaml:"endpoint_url"`
+	DetectorID string `yaml:"detector_id"`
+	AWSKeys    `yaml:",inline"`
 	// PollInterval is the wait between polls (default 1m).
 	PollInterval time.Duration `yaml:"poll_interval"`
 	// Start is how far back the first poll reaches, by the findings'
@@ -47,17 +45,16 @@ func NewGuardDuty(cfg LiveConfig, deps LiveDeps) (Live, error) {
 	if gc.Start <= 0 {
 		gc.Start = 24 * time.Hour
 	}
-	now := deps.Now
-	if now == nil {
-		now = time.Now
+	base, err := newLiveBase(cfg, "", deps) // events are JSON, not flow logs
+	if err != nil {
+		return nil, err
 	}
-	return &guardDutySource{cfg: gc, now: now, state: newLiveState(cfg.Name, "guardduty", deps.Now)}, nil
+	return &guardDutySource{liveBase: base, cfg: gc}, nil
 }
 
 type guardDutySource struct {
-	cfg   GuardDutyConfig
-	now   func() time.Time
-	state *liveState
+	liveBase
+	cfg GuardDutyConfig
 	// api, when set (tests), replaces the client built from cfg.
 	api guardduty.API
 	// st is the daemon's store, for Sync.
@@ -76,7 +73,7 @@ func (g *guardDutySource) object() string { return "guardduty:" + g.cfg.Detector
 func (g *guardDutySource) Run(ctx context.Context, from []Position, emit Emit) error {
 	api := g.api
 	if api == nil {
-		cfg, err := loadAWS(ctx, AWSKeys{g.cfg.Region, g.cfg.Profile, g.cfg.EndpointURL})
+		cfg, err := loadAWS(ctx, g.cfg.AWSKeys)
 		if err != nil {
 			return err
 		}
@@ -158,6 +155,3 @@ func (g *guardDutySource) Run(ctx context.Context, from []Position, emit Emit) e
 
 // Commit has nothing to acknowledge: the checkpoint is the position.
 func (g *guardDutySource) Commit(context.Context, []Position) error { return nil }
-
-// Status describes the source.
-func (g *guardDutySource) Status() Status { return g.state.status() }

@@ -77,19 +77,16 @@ func NewKafka(cfg LiveConfig, deps LiveDeps) (Live, error) {
 	default:
 		return nil, fmt.Errorf("%s: sasl_mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, not %q", where, kc.SASLMechanism)
 	}
-	header, err := formatHeader(cfg.Name, kc.Format)
+	base, err := newLiveBase(cfg, kc.Format, deps)
 	if err != nil {
 		return nil, err
 	}
-	return &kafkaSource{cfg: kc, header: header, log: deps.Logger, now: deps.Now, state: newLiveState(cfg.Name, "kafka", deps.Now)}, nil
+	return &kafkaSource{liveBase: base, cfg: kc}, nil
 }
 
 type kafkaSource struct {
-	cfg    KafkaConfig
-	header []byte
-	log    *slog.Logger
-	now    func() time.Time
-	state  *liveState
+	liveBase
+	cfg KafkaConfig
 
 	mu     sync.Mutex
 	client *kgo.Client
@@ -108,8 +105,6 @@ func parseKafkaObject(o string) (string, int32, bool) {
 	p, err := strconv.ParseInt(o[i+1:], 10, 32)
 	return o[:i], int32(p), err == nil
 }
-
-func (k *kafkaSource) Status() Status { return k.state.status() }
 
 // Run joins the consumer group and reads the partitions it is given until
 // ctx is done.

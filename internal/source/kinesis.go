@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -19,10 +18,8 @@ import (
 // another producer).
 type KinesisConfig struct {
 	// Stream is the stream's name or ARN (required).
-	Stream      string `yaml:"stream"`
-	Region      string `yaml:"region"`
-	Profile     string `yaml:"profile"`
-	EndpointURL string `yaml:"endpoint_url"`
+	Stream  string `yaml:"stream"`
+	AWSKeys `yaml:",inline"`
 	// Start is where shards without a saved position are read from:
 	// oldest (TRIM_HORIZON, the default) or latest. Shards that appear by
 	// resharding are always read from their start.
@@ -66,19 +63,16 @@ func NewKinesis(cfg LiveConfig, deps LiveDeps) (Live, error) {
 	if kc.MaxRecords <= 0 || kc.MaxRecords > 10000 {
 		kc.MaxRecords = 10000
 	}
-	header, err := formatHeader(cfg.Name, kc.Format)
+	base, err := newLiveBase(cfg, kc.Format, deps)
 	if err != nil {
 		return nil, err
 	}
-	return &kinesisSource{cfg: kc, header: header, log: deps.Logger, now: deps.Now, state: newLiveState(cfg.Name, "kinesis", deps.Now)}, nil
+	return &kinesisSource{liveBase: base, cfg: kc}, nil
 }
 
 type kinesisSource struct {
+	liveBase
 	cfg    KinesisConfig
-	header []byte
-	log    *slog.Logger
-	now    func() time.Time
-	state  *liveState
 	client *kinesis.Client
 
 	emitMu sync.Mutex // chunks go to the daemon one at a time
@@ -86,8 +80,6 @@ type kinesisSource struct {
 	mu     sync.Mutex
 	behind map[string]time.Duration // MillisBehindLatest by shard
 }
-
-func (k *kinesisSource) Status() Status { return k.state.status() }
 
 // Commit has nothing to acknowledge: Kinesis keeps no consumer state, the
 // daemon's saved sequence numbers are the checkpoint.
@@ -103,7 +95,7 @@ func (k *kinesisSource) streamInput() (name, arn *string) {
 // Run follows every shard: a shard's parents are read to their end before
 // the shard, so that records keep their order across resharding.
 func (k *kinesisSource) Run(ctx context.Context, from []Position, emit Emit) error {
-	cfg, err := loadAWS(ctx, AWSKeys{k.cfg.Region, k.cfg.Profile, k.cfg.EndpointURL})
+	cfg, err := loadAWS(ctx, k.cfg.AWSKeys)
 	if err != nil {
 		return err
 	}
@@ -132,9 +124,7 @@ func (k *kinesisSource) Run(ctx context.Context, from []Position, emit Emit) err
 				return nil
 			}
 			err = fmt.Errorf("cannot list the shards of %s: %w", k.cfg.Stream, err)
-			k.state.fail(err)
-			k.log.Warn("kinesis", "error", err)
-			if !bo.wait(ctx) {
+			if !k.retry(ctx, &bo, err) {
 				return nil
 			}
 			continue
@@ -221,9 +211,7 @@ func (k *kinesisSource) follow(ctx context.Context, shard, seq string, start typ
 			return false
 		}
 		err = fmt.Errorf("%s: %w", pname, err)
-		k.state.fail(err)
-		k.log.Warn("kinesis", "error", err)
-		return bo.wait(ctx)
+		return k.retry(ctx, &bo, err)
 	}
 	var iter *string
 	line := 1

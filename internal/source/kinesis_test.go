@@ -31,15 +31,7 @@ func kinesisEnv(t *testing.T) (*kinesis.Client, string) {
 
 // setTestCredentials gives the SDK's default chain static credentials,
 // so that the sources load them as they would in production.
-func setTestCredentials(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-}
+func setTestCredentials(t *testing.T) { awstest.SetEnv(t) }
 
 func waitStreamActive(t *testing.T, c *kinesis.Client) {
 	t.Helper()

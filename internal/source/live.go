@@ -190,14 +190,7 @@ func (c LiveConfig) Decode(v any) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t.Kind() == reflect.Struct {
-		for i := range t.NumField() {
-			tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-			if tag != "" && tag != "-" {
-				known[tag] = true
-			}
-		}
-	}
+	yamlKeys(t, known)
 	for i := 0; i+1 < len(c.node.Content); i += 2 {
 		k := c.node.Content[i]
 		if !known[k.Value] {
@@ -208,6 +201,24 @@ func (c LiveConfig) Decode(v any) error {
 		return fmt.Errorf("sources.%s: %w", c.Name, err)
 	}
 	return nil
+}
+
+// yamlKeys adds the yaml keys of struct type t to known, with those of
+// the structs it embeds inline (AWSKeys).
+func yamlKeys(t reflect.Type, known map[string]bool) {
+	if t.Kind() != reflect.Struct {
+		return
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch {
+		case tag == "" && opts == "inline":
+			yamlKeys(f.Type, known)
+		case tag != "" && tag != "-":
+			known[tag] = true
+		}
+	}
 }
 
 // KeyError is a bad key in a source's configuration entry, where it is.

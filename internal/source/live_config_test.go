@@ -58,3 +58,33 @@ func TestSQSEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestAWSKeysEverySource: every AWS source reads region, profile and
+// endpoint_url the same way, and still refuses a key it does not know,
+// with its line and column.
+func TestAWSKeysEverySource(t *testing.T) {
+	const keys = "region: eu-west-1\nprofile: audit\nendpoint_url: http://127.0.0.1:4566\n"
+	want := AWSKeys{Region: "eu-west-1", Profile: "audit", EndpointURL: "http://127.0.0.1:4566"}
+	for _, tc := range []struct {
+		entry string
+		keys  func(Live) AWSKeys
+	}{
+		{"name: a\ntype: s3\nurl: s3://flow-logs/\n", func(l Live) AWSKeys { return l.(*s3Live).cfg.AWSKeys }},
+		{"name: a\ntype: cloudwatch\nlog_groups: [/vpc/a]\n", func(l Live) AWSKeys { return l.(*cloudWatch).cfg.AWSKeys }},
+		{"name: a\ntype: kinesis\nstream: s\n", func(l Live) AWSKeys { return l.(*kinesisSource).cfg.AWSKeys }},
+		{"name: a\ntype: guardduty\ndetector_id: d\n", func(l Live) AWSKeys { return l.(*guardDutySource).cfg.AWSKeys }},
+	} {
+		l, err := NewLive(liveConfig(t, tc.entry+keys), LiveDeps{})
+		if err != nil {
+			t.Errorf("%q: %v", tc.entry, err)
+			continue
+		}
+		if got := tc.keys(l); got != want {
+			t.Errorf("%q: keys %+v, want %+v", tc.entry, got, want)
+		}
+		_, err = NewLive(liveConfig(t, tc.entry+keys+"endpoint: x\n"), LiveDeps{})
+		if err == nil || !strings.Contains(err.Error(), `line 7, column 1: sources.a: unknown key "endpoint"`) {
+			t.Errorf("%q with endpoint: err %v, want the unknown key named", tc.entry, err)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -16,6 +17,46 @@ import (
 // firehose, kafka) share: their status bookkeeping, retry back-off, the
 // header that gives headerless records their format, and the bounded set of
 // recent ids that makes redelivery harmless.
+
+// liveBase is what every stream source keeps besides its configuration:
+// the header its headerless records are read with, its logger, its clock
+// and its status. A source embeds it, and with it the Status method.
+type liveBase struct {
+	kind   string // the source's type, the message of its warnings
+	header []byte // nil: the default format
+	log    *slog.Logger
+	now    func() time.Time
+	state  *liveState
+}
+
+// newLiveBase builds the base of the source cfg names, its records in
+// format (AWS's ${field} syntax; "" is the default format).
+func newLiveBase(cfg LiveConfig, format string, deps LiveDeps) (liveBase, error) {
+	header, err := formatHeader(cfg.Name, format)
+	if err != nil {
+		return liveBase{}, err
+	}
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
+	return liveBase{kind: cfg.Type, header: header, log: deps.Logger, now: now, state: newLiveState(cfg.Name, cfg.Type, now)}, nil
+}
+
+// Status returns the source's status.
+func (b *liveBase) Status() Status { return b.state.status() }
+
+// warn records err as the source's last error and logs it.
+func (b *liveBase) warn(err error) {
+	b.state.fail(err)
+	b.log.Warn(b.kind, "error", err)
+}
+
+// retry warns of err and waits bo's next back-off; false: ctx is done.
+func (b *liveBase) retry(ctx context.Context, bo *backoff, err error) bool {
+	b.warn(err)
+	return bo.wait(ctx)
+}
 
 // liveState is a live source's Status, kept up to date under a lock by
 // the source's goroutines and copied out by Status.

@@ -8,12 +8,10 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/flowguard/flowguard/internal/awsmetrics"
 	"github.com/flowguard/flowguard/internal/flowlog"
 )
 
@@ -54,21 +52,11 @@ func (e *expander) s3Lister() (*s3Lister, error) {
 		e.s3c = l
 		return l, nil
 	}
-	var loads []func(*config.LoadOptions) error
-	if e.opts.Region != "" {
-		loads = append(loads, config.WithRegion(e.opts.Region))
-	}
-	if e.opts.Profile != "" {
-		loads = append(loads, config.WithSharedConfigProfile(e.opts.Profile))
-	}
-	cfg, err := config.LoadDefaultConfig(e.ctx, loads...)
+	// The endpoint goes to the S3 client alone, with path-style requests.
+	cfg, err := loadAWS(e.ctx, AWSKeys{Region: e.opts.Region, Profile: e.opts.Profile})
 	if err != nil {
-		return nil, fmt.Errorf("cannot load AWS configuration: %w", err)
+		return nil, err
 	}
-	if cfg.Region == "" {
-		cfg.Region = defaultRegion
-	}
-	awsmetrics.Attach(&cfg)
 	endpoint := e.opts.EndpointURL
 	l.client = s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if endpoint != "" {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/url"
 	"regexp"
 	"slices"
@@ -27,11 +26,10 @@ type S3LiveConfig struct {
 	// SQSQueueURL, when set, takes objects from the S3 event
 	// notifications delivered to this queue instead of listing.
 	SQSQueueURL string `yaml:"sqs_queue_url"`
-	Region      string `yaml:"region"`
-	Profile     string `yaml:"profile"`
-	// EndpointURL reaches an S3-compatible server (path-style requests)
-	// and, with SQSQueueURL, its SQS.
-	EndpointURL string `yaml:"endpoint_url"`
+	// AWSKeys: region, profile, and endpoint_url, which reaches an
+	// S3-compatible server (path-style requests) and, with SQSQueueURL,
+	// its SQS.
+	AWSKeys `yaml:",inline"`
 	// SQSEndpointURL is where SQS requests go; by default the queue
 	// URL's own host when it is not on amazonaws.com (an emulator, a VPC
 	// endpoint), else the region's SQS endpoint.
@@ -94,29 +92,26 @@ func NewS3Live(cfg LiveConfig, deps LiveDeps) (Live, error) {
 	if sc.WaitTime > 20*time.Second {
 		return nil, fmt.Errorf("%s: wait_time is at most 20s (SQS's limit)", where)
 	}
-	return &s3Live{
-		cfg: sc, bucket: bucket, prefix: prefix, start: start,
-		log: deps.Logger, now: deps.Now, state: newLiveState(cfg.Name, "s3", deps.Now),
-	}, nil
+	base, err := newLiveBase(cfg, "", deps) // objects carry their own header line
+	if err != nil {
+		return nil, err
+	}
+	return &s3Live{liveBase: base, cfg: sc, bucket: bucket, prefix: prefix, start: start}, nil
 }
 
 type s3Live struct {
+	liveBase
 	cfg            S3LiveConfig
 	bucket, prefix string
 	start          time.Duration // 0: everything
-	log            *slog.Logger
-	now            func() time.Time
-	state          *liveState
 	s3             *s3.Client
 	sqs            *sqs.Client
 	q              *sqsState
 }
 
-func (s *s3Live) Status() Status { return s.state.status() }
-
 // Run lists the prefix, or receives its notifications, until ctx is done.
 func (s *s3Live) Run(ctx context.Context, from []Position, emit Emit) error {
-	cfg, err := loadAWS(ctx, AWSKeys{s.cfg.Region, s.cfg.Profile, s.cfg.EndpointURL})
+	cfg, err := loadAWS(ctx, s.cfg.AWSKeys)
 	if err != nil {
 		return err
 	}
@@ -201,9 +196,7 @@ func (s *s3Live) runListing(ctx context.Context, from []Position, emit Emit) err
 		wait := s.cfg.PollInterval
 		if err != nil {
 			err = describeS3Error(s.cfg.URL, s.bucket, err)
-			s.state.fail(err)
-			s.log.Warn("s3", "error", err)
-			if !bo.wait(ctx) {
+			if !s.retry(ctx, &bo, err) {
 				return nil
 			}
 			continue

@@ -46,35 +46,30 @@ type sqsMessage struct {
 // EventBridge "Object Created" event.
 type s3Notification struct {
 	Records []struct {
-		EventName string `json:"eventName"`
-		S3        struct {
-			Bucket struct {
-				Name string `json:"name"`
-			} `json:"bucket"`
-			Object struct {
-				Key       string `json:"key"`
-				Size      int64  `json:"size"`
-				Sequencer string `json:"sequencer"`
-				ETag      string `json:"eTag"`
-			} `json:"object"`
-		} `json:"s3"`
+		EventName string     `json:"eventName"`
+		S3        s3EventRef `json:"s3"`
 	} `json:"Records"`
 	Event string `json:"Event"` // s3:TestEvent
 	// SNS envelope.
 	Type    string `json:"Type"`
 	Message string `json:"Message"`
 	// EventBridge.
-	DetailType string `json:"detail-type"`
-	Detail     struct {
-		Bucket struct {
-			Name string `json:"name"`
-		} `json:"bucket"`
-		Object struct {
-			Key       string `json:"key"`
-			Size      int64  `json:"size"`
-			Sequencer string `json:"sequencer"`
-		} `json:"object"`
-	} `json:"detail"`
+	DetailType string     `json:"detail-type"`
+	Detail     s3EventRef `json:"detail"`
+}
+
+// s3EventRef is the bucket and object an S3 event names, in S3's own
+// events ("s3") and in EventBridge's ("detail", where eTag is etag).
+type s3EventRef struct {
+	Bucket struct {
+		Name string `json:"name"`
+	} `json:"bucket"`
+	Object struct {
+		Key       string `json:"key"`
+		Size      int64  `json:"size"`
+		Sequencer string `json:"sequencer"`
+		ETag      string `json:"eTag"`
+	} `json:"object"`
 }
 
 // s3Created is an object a notification announces.
@@ -167,9 +162,7 @@ func (s *s3Live) runSQS(ctx context.Context, from []Position, emit Emit) error {
 		}
 		if err != nil {
 			err = fmt.Errorf("cannot receive from %s: %w", s.cfg.SQSQueueURL, err)
-			s.state.fail(err)
-			s.log.Warn("s3", "error", err)
-			if !bo.wait(ctx) {
+			if !s.retry(ctx, &bo, err) {
 				return nil
 			}
 			continue
@@ -304,8 +297,7 @@ func (s *s3Live) deleteMessages(ctx context.Context, ms []*sqsMessage) {
 		}
 		if err != nil {
 			err = fmt.Errorf("cannot delete SQS messages: %w", err)
-			s.state.fail(err)
-			s.log.Warn("s3", "error", err)
+			s.warn(err)
 		}
 		ms = ms[n:]
 	}
@@ -341,8 +333,7 @@ func (s *s3Live) extendVisibility(ctx context.Context) {
 			})
 			if err != nil && ctx.Err() == nil {
 				err = fmt.Errorf("cannot extend the visibility of SQS message %s: %w", m.id, err)
-				s.state.fail(err)
-				s.log.Warn("s3", "error", err)
+				s.warn(err)
 			}
 		}
 	}

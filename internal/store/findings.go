@@ -56,11 +56,7 @@ func (s *Store) UpsertFindings(ctx context.Context, fs []finding.Finding) (creat
 		}
 	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		rules, err := loadRules(ctx, tx)
-		if err != nil {
-			return err
-		}
-		st, err := prepareUpsert(ctx, tx)
+		rules, st, err := prepareFindingWrites(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -91,6 +87,20 @@ type upsertStmts struct {
 	get, insert, update, history, trim *sql.Stmt
 	// contributions (contrib.go)
 	putContrib, getContribs *sql.Stmt
+}
+
+// prepareFindingWrites loads the suppression rules and prepares the
+// upsert statements, for a transaction that records findings.
+func prepareFindingWrites(ctx context.Context, tx *sql.Tx) (*finding.Policy, *upsertStmts, error) {
+	rules, err := loadRules(ctx, tx)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := prepareUpsert(ctx, tx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rules, st, nil
 }
 
 func prepareUpsert(ctx context.Context, tx *sql.Tx) (*upsertStmts, error) {
@@ -593,11 +603,7 @@ func (s *Store) CommitStream(ctx context.Context, c StreamCommit) (CommitResult,
 			}
 			res.Removed += n
 		}
-		rules, err := loadRules(ctx, tx)
-		if err != nil {
-			return err
-		}
-		st, err := prepareUpsert(ctx, tx)
+		rules, st, err := prepareFindingWrites(ctx, tx)
 		if err != nil {
 			return err
 		}

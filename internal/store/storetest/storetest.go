@@ -210,17 +210,14 @@ func testWindowInputs(t *testing.T, s store.Interface) {
 	}
 }
 
-// testConcurrentStreams commits eight streams' contributions to one
-// finding at once: the row must be the merge of all eight.
-func testConcurrentStreams(t *testing.T, s store.Interface) {
+// inParallel runs fn(0) … fn(n-1) at once and fails the test on the
+// first error any returns.
+func inParallel(t *testing.T, n int, fn func(i int) error) {
+	t.Helper()
 	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for i := range 8 {
-		wg.Go(func() {
-			_, err := s.CommitStream(context.Background(), store.StreamCommit{Stream: fmt.Sprintf("inv-%d", i),
-				Findings: []finding.Finding{Finding("198.51.100.1", int64(i+1), i)}})
-			errs <- err
-		})
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() { errs <- fn(i) })
 	}
 	wg.Wait()
 	close(errs)
@@ -229,6 +226,16 @@ func testConcurrentStreams(t *testing.T, s store.Interface) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// testConcurrentStreams commits eight streams' contributions to one
+// finding at once: the row must be the merge of all eight.
+func testConcurrentStreams(t *testing.T, s store.Interface) {
+	inParallel(t, 8, func(i int) error {
+		_, err := s.CommitStream(context.Background(), store.StreamCommit{Stream: fmt.Sprintf("inv-%d", i),
+			Findings: []finding.Finding{Finding("198.51.100.1", int64(i+1), i)}})
+		return err
+	})
 	if got := get(t, s, Finding("198.51.100.1", 0, 0).ID); got.Count != 36 {
 		t.Fatalf("count %d after eight concurrent streams, want 36 (1+…+8)", got.Count)
 	}
@@ -238,26 +245,15 @@ func testConcurrentStreams(t *testing.T, s store.Interface) {
 // committing the window's count of inputs at the version it read: the
 // last state must count all six, whatever the order.
 func testConcurrentWindow(t *testing.T, s store.Interface) {
-	var wg sync.WaitGroup
-	errs := make(chan error, 6)
-	for i := range 6 {
-		wg.Go(func() {
-			ctx := context.Background()
-			w, err := s.AddWindowInput(ctx, "cw", store.WindowInput{Ref: fmt.Sprintf("s3://b/%d", i)})
-			if err == nil {
-				_, err = s.CommitStream(ctx, store.StreamCommit{Stream: "window:cw", Version: w.Version,
-					Findings: []finding.Finding{Finding("198.51.100.2", int64(len(w.Inputs)), 0)}})
-			}
-			errs <- err
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
+	inParallel(t, 6, func(i int) error {
+		ctx := context.Background()
+		w, err := s.AddWindowInput(ctx, "cw", store.WindowInput{Ref: fmt.Sprintf("s3://b/%d", i)})
+		if err == nil {
+			_, err = s.CommitStream(ctx, store.StreamCommit{Stream: "window:cw", Version: w.Version,
+				Findings: []finding.Finding{Finding("198.51.100.2", int64(len(w.Inputs)), 0)}})
 		}
-	}
+		return err
+	})
 	if got := get(t, s, Finding("198.51.100.2", 0, 0).ID); got.Count != 6 {
 		t.Fatalf("count %d, want 6: a commit of fewer inputs replaced one of all", got.Count)
 	}

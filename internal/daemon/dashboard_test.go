@@ -176,7 +176,7 @@ func TestDashboardTrafficFromFirehose(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "key"), []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := fmt.Sprintf("sources:\n  - name: fh\n    type: firehose\n    listen: %s\n    access_key_file: key\n", listen)
+	cfg := fmt.Sprintf("server:\n  snapshot_interval: 500ms\nsources:\n  - name: fh\n    type: firehose\n    listen: %s\n    access_key_file: key\n", listen)
 	if err := os.WriteFile(filepath.Join(dir, "flowguard.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

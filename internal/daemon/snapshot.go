@@ -34,6 +34,11 @@ import (
 // DefaultSnapshotInterval is server.snapshot_interval's default.
 const DefaultSnapshotInterval = 30 * time.Second
 
+// DefaultSnapshotIntervalFirehose is the default when a firehose source is
+// configured: each delivery waits for its answer until the next snapshot
+// commit, and a delivery stream that waits long sends less.
+const DefaultSnapshotIntervalFirehose = 5 * time.Second
+
 // maxSnapshotIntervalFirehose bounds server.snapshot_interval when a
 // firehose source is configured: Firehose waits 3 minutes for an answer,
 // and a delivery is answered at the first snapshot commit after it.
@@ -65,6 +70,11 @@ type snapshots struct {
 // the sources configured.
 func snapshotInterval(cfg *config.Config) (time.Duration, error) {
 	every := DefaultSnapshotInterval
+	for _, sc := range cfg.Sources {
+		if sc.Type == "firehose" {
+			every = DefaultSnapshotIntervalFirehose
+		}
+	}
 	if cfg.Server != nil && cfg.Server.SnapshotInterval != 0 {
 		every = time.Duration(cfg.Server.SnapshotInterval)
 	}

@@ -21,8 +21,9 @@ import (
 )
 
 // TestSnapshotInterval: server.snapshot_interval's default and bounds,
-// the tighter one with a firehose source (Firehose waits 3 minutes for
-// an answer).
+// the shorter default and the tighter bound with a firehose source (each
+// delivery waits for its answer until the next snapshot; Firehose waits 3
+// minutes for an answer).
 func TestSnapshotInterval(t *testing.T) {
 	for _, tc := range []struct {
 		interval string
@@ -31,6 +32,7 @@ func TestSnapshotInterval(t *testing.T) {
 		err      string
 	}{
 		{"", false, DefaultSnapshotInterval, ""},
+		{"", true, DefaultSnapshotIntervalFirehose, ""},
 		{"5m", false, 5 * time.Minute, ""},
 		{"2m", true, 2 * time.Minute, ""},
 		{"3m", true, 0, "too long for firehose source"},

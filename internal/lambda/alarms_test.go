@@ -1,0 +1,176 @@
+package lambda
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flowguard/flowguard/internal/alarm"
+	"github.com/flowguard/flowguard/internal/config"
+	"github.com/flowguard/flowguard/internal/respond"
+	"github.com/flowguard/flowguard/internal/store"
+)
+
+// alarmConfig counts rejected SSH connections a minute; 50 in a minute
+// is an alarm.
+const alarmConfig = `home_networks: [10.0.0.0/16]
+detectors:
+  allowed_lateness: 2m
+alarms:
+  metric_filters:
+    - name: ssh-rejects
+      pattern: '[version, account, eni, source, destination, srcport, destport="22", protocol, packets, bytes, windowstart, windowend, action="REJECT", flowlogstatus]'
+      metric_name: SSHRejects
+      namespace: FlowGuard
+      value: "1"
+  alarms:
+    - name: ssh-reject-spike
+      namespace: FlowGuard
+      metric_name: SSHRejects
+      statistic: Sum
+      period: 60
+      evaluation_periods: 1
+      threshold: 50
+      comparison_operator: GreaterThanOrEqualToThreshold
+      treat_missing_data: notBreaching
+`
+
+// rejects are n rejected SSH connections from one address, starting at.
+func rejects(at time.Time, n int) string {
+	var b strings.Builder
+	for i := range n {
+		s := at.Add(time.Duration(i) * time.Second).Unix()
+		fmt.Fprintf(&b, "2 123456789012 eni-0a1b2c3d4e5f60001 198.51.100.%d 10.0.1.10 %d 22 6 1 40 %d %d REJECT OK\n", i%200+1, 40000+i, s, s+1)
+	}
+	return b.String()
+}
+
+// recorder is a response pipeline that keeps what it is handed.
+type recorder struct {
+	mu     sync.Mutex
+	alarms []alarm.StateChange
+}
+
+func (r *recorder) Start(context.Context) (respond.Report, error) { return respond.Report{}, nil }
+
+func (r *recorder) Handle(_ context.Context, evs []respond.Event) (respond.Report, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ev := range evs {
+		if ev.Alarm != nil {
+			r.alarms = append(r.alarms, *ev.Alarm)
+		}
+	}
+	return respond.Report{}, nil
+}
+
+// transitions are state changes as "alarm FROM->TO at HH:MM", in order,
+// each once (the pipeline's notification log makes a change handed twice
+// one message).
+func transitions(cs []alarm.StateChange) []string {
+	var out []string
+	for _, c := range cs {
+		s := fmt.Sprintf("%s %s->%s at %s", c.Alarm, c.From, c.To, c.Time.UTC().Format("15:04"))
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TestAlarmsAcrossInvocations: the alarm counts rejected SSH connections
+// a minute; the minute that crosses the threshold comes half in one
+// invocation's records, half in another's, the two running at once in two
+// handlers (two cold processes), and a third invocation's later record
+// moves event time past the allowed lateness. The state changes, made
+// across the three, are those one process (alarm.Clock over the same
+// records) makes, each once, and handed to the response pipeline; the
+// alarm states in the store are the final ones.
+func TestAlarmsAcrossInvocations(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "fg.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg, err := config.Parse([]byte(alarmConfig), "alarms.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	parts := []string{
+		rejects(base.Add(10*time.Second), 5) + rejects(base.Add(2*time.Minute), 30),
+		rejects(base.Add(2*time.Minute+30*time.Second), 30) + rejects(base.Add(3*time.Minute), 5),
+		"2 123456789012 eni-0a1b2c3d4e5f60001 10.0.1.10 203.0.113.5 44000 443 6 10 4000 " +
+			fmt.Sprint(base.Add(12*time.Minute).Unix(), " ", base.Add(12*time.Minute+5*time.Second).Unix()) + " ACCEPT OK\n",
+	}
+	// One process: the same records, in the same order, through the clock
+	// serve and alarms run use.
+	eng, err := alarm.NewEngine(cfg.Alarms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := &alarm.Clock{Engine: eng, Lateness: 2 * time.Minute}
+	var want []alarm.StateChange
+	for _, p := range parts {
+		for _, l := range strings.Split(strings.TrimSpace(p), "\n") {
+			f := strings.Fields(l)
+			var start int64
+			fmt.Sscan(f[10], &start)
+			want = append(want, one.Observe(time.Unix(start, 0).UTC(), []byte(l))...)
+		}
+	}
+	if !slices.Contains(transitions(want), "ssh-reject-spike OK->ALARM at 10:03") {
+		t.Fatalf("the test's records do not make the alarm fire in one process: %v", transitions(want))
+	}
+
+	rec := &recorder{}
+	handler := func() *Handler { // a cold start: nothing but the store is shared
+		return &Handler{Store: st, Config: cfg, Window: 10 * time.Minute, Respond: rec}
+	}
+	kinesis := func(seq string, data string) map[string]any {
+		return map[string]any{"Records": []any{map[string]any{"eventSource": "aws:kinesis", "kinesis": map[string]any{
+			"data": base64.StdEncoding.EncodeToString([]byte(data)), "sequenceNumber": seq,
+			"approximateArrivalTimestamp": float64(base.Add(5*time.Minute).Unix())}}}}
+	}
+	var wg sync.WaitGroup
+	for i, p := range parts[:2] {
+		wg.Go(func() {
+			out := invoke(t, handler(), kinesis(fmt.Sprint(i+1), p)).(BatchResponse)
+			if len(out.BatchItemFailures) != 0 {
+				t.Errorf("invocation %d failed: %+v", i+1, out)
+			}
+		})
+	}
+	wg.Wait()
+	invoke(t, handler(), kinesis("3", parts[2]))
+
+	t.Logf("one process: %v", transitions(want))
+	if got, w := transitions(rec.alarms), transitions(want); !slices.Equal(got, w) {
+		t.Fatalf("alarm state changes handed to the pipeline:\n  %v\none process:\n  %v", got, w)
+	}
+	as, err := st.LoadAlarmStates(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := want[len(want)-1]
+	if a := as["ssh-reject-spike"]; a.State != last.To || !a.Since.Equal(last.Time) {
+		t.Fatalf("stored alarm state %+v, want %s since %s", a, last.To, last.Time)
+	}
+	clk, err := st.LoadAlarmClock(ctx)
+	if err != nil || len(clk.Pending) != 0 {
+		t.Fatalf("the clock keeps state changes the pipeline took: %+v %v", clk.Pending, err)
+	}
+	// The same records again (a retried invocation) change nothing.
+	before := len(rec.alarms)
+	invoke(t, handler(), kinesis("3", parts[2]))
+	if len(rec.alarms) != before {
+		t.Fatalf("a retried invocation handed %d more state changes", len(rec.alarms)-before)
+	}
+}

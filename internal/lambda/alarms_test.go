@@ -137,7 +137,7 @@ func TestAlarmsAcrossInvocations(t *testing.T) {
 	kinesis := func(seq string, data string) map[string]any {
 		return map[string]any{"Records": []any{map[string]any{"eventSource": "aws:kinesis", "kinesis": map[string]any{
 			"data": base64.StdEncoding.EncodeToString([]byte(data)), "sequenceNumber": seq,
-			"approximateArrivalTimestamp": float64(base.Add(5*time.Minute).Unix())}}}}
+			"approximateArrivalTimestamp": float64(base.Add(5 * time.Minute).Unix())}}}}
 	}
 	var wg sync.WaitGroup
 	for i, p := range parts[:2] {

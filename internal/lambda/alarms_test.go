@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,40 +17,6 @@ import (
 	"github.com/flowguard/flowguard/internal/respond"
 	"github.com/flowguard/flowguard/internal/store"
 )
-
-// alarmConfig counts rejected SSH connections a minute; 50 in a minute
-// is an alarm.
-const alarmConfig = `home_networks: [10.0.0.0/16]
-detectors:
-  allowed_lateness: 2m
-alarms:
-  metric_filters:
-    - name: ssh-rejects
-      pattern: '[version, account, eni, source, destination, srcport, destport="22", protocol, packets, bytes, windowstart, windowend, action="REJECT", flowlogstatus]'
-      metric_name: SSHRejects
-      namespace: FlowGuard
-      value: "1"
-  alarms:
-    - name: ssh-reject-spike
-      namespace: FlowGuard
-      metric_name: SSHRejects
-      statistic: Sum
-      period: 60
-      evaluation_periods: 1
-      threshold: 50
-      comparison_operator: GreaterThanOrEqualToThreshold
-      treat_missing_data: notBreaching
-`
-
-// rejects are n rejected SSH connections from one address, starting at.
-func rejects(at time.Time, n int) string {
-	var b strings.Builder
-	for i := range n {
-		s := at.Add(time.Duration(i) * time.Second).Unix()
-		fmt.Fprintf(&b, "2 123456789012 eni-0a1b2c3d4e5f60001 198.51.100.%d 10.0.1.10 %d 22 6 1 40 %d %d REJECT OK\n", i%200+1, 40000+i, s, s+1)
-	}
-	return b.String()
-}
 
 // recorder is a response pipeline that keeps what it is handed.
 type recorder struct {
@@ -99,16 +66,20 @@ func TestAlarmsAcrossInvocations(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	cfg, err := config.Parse([]byte(alarmConfig), "alarms.yaml")
+	cfg, err := config.Load("testdata/alarm.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	parts := []string{
-		rejects(base.Add(10*time.Second), 5) + rejects(base.Add(2*time.Minute), 30),
-		rejects(base.Add(2*time.Minute+30*time.Second), 30) + rejects(base.Add(3*time.Minute), 5),
-		"2 123456789012 eni-0a1b2c3d4e5f60001 10.0.1.10 203.0.113.5 44000 443 6 10 4000 " +
-			fmt.Sprint(base.Add(12*time.Minute).Unix(), " ", base.Add(12*time.Minute+5*time.Second).Unix()) + " ACCEPT OK\n",
+	// The alarm's minute, 10:02, is half in a, half in b; c's record moves
+	// event time on.
+	var parts []string
+	for _, f := range []string{"alarm-a.log", "alarm-b.log", "alarm-c.log"} {
+		b, err := os.ReadFile(filepath.Join("testdata", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, string(b))
 	}
 	// One process: the same records, in the same order, through the clock
 	// serve and alarms run use.

@@ -16,11 +16,11 @@ func TestPickSlot(t *testing.T) {
 	}
 	acl := Slot{Target: "nacl:acl-1", RuleMin: 1, RuleMax: 3, Room: 2}
 	tests := []struct {
-		name   string
-		rows   []BlockRecord
-		slot   Slot
-		self   int64
-		rule   int32
+		name string
+		rows []BlockRecord
+		slot Slot
+		self int64
+		rule int32
 		room bool
 	}{
 		{"empty target: the lowest number", nil, acl, 0, 1, true},

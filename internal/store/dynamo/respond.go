@@ -18,8 +18,11 @@ package dynamo
 // # Why a mutex item and not TransactWriteItems
 //
 // dynalite, the DynamoDB the tests run against, does not implement
-// TransactWriteItems (architect/dynalite#151), and the project tests
-// against a real endpoint. So the operations SQLite runs in one IMMEDIATE
+// TransactWriteItems (architect/dynalite#151): checked on 2026-12-02 with
+// dynalite 3.2.2 (what .ci/install-emulators.sh's 3.x installs), which
+// answers UnknownOperationException to TransactWriteItems and
+// ExecuteStatement, and 4.0.0 (npm's latest), which has no transaction
+// action either. The project tests against a real endpoint. So the operations SQLite runs in one IMMEDIATE
 // transaction (a claim: unban grace, the finding's last ban, live rows,
 // the cap, room and rule numbers, then the writes; a renumbering; an
 // unban; an enqueue) run here holding a mutex item taken by a conditional

@@ -3,6 +3,7 @@ package lambda
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -143,5 +144,57 @@ func TestAlarmsAcrossInvocations(t *testing.T) {
 	invoke(t, handler(), kinesis("3", parts[2]))
 	if len(rec.alarms) != before {
 		t.Fatalf("a retried invocation handed %d more state changes", len(rec.alarms)-before)
+	}
+}
+
+// failing is a response pipeline that is down.
+type failing struct{ recorder }
+
+func (f *failing) Handle(context.Context, []respond.Event) (respond.Report, error) {
+	return respond.Report{}, errors.New("the pipeline is down")
+}
+
+// TestAlarmChangesSurviveAFailedPipeline: an invocation whose pipeline
+// fails after the alarm fired leaves the state changes in the alarm
+// clock; the next invocation (a new process) hands them on, once.
+func TestAlarmChangesSurviveAFailedPipeline(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "fg.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg, err := config.Load("testdata/alarm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all string
+	for _, f := range []string{"alarm-a.log", "alarm-b.log", "alarm-c.log"} {
+		b, err := os.ReadFile(filepath.Join("testdata", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all += string(b)
+	}
+	ev := func(seq string) map[string]any {
+		return map[string]any{"Records": []any{map[string]any{"eventSource": "aws:kinesis", "kinesis": map[string]any{
+			"data": base64.StdEncoding.EncodeToString([]byte(all)), "sequenceNumber": seq, "approximateArrivalTimestamp": 1795342000.0}}}}
+	}
+	down := &failing{}
+	sum := invoke(t, &Handler{Store: st, Config: cfg, Window: 10 * time.Minute, Respond: down}, ev("1")).(BatchResponse)
+	if len(sum.BatchItemFailures) != 0 {
+		t.Fatalf("the invocation failed: %+v", sum)
+	}
+	clk, err := st.LoadAlarmClock(ctx)
+	if err != nil || len(clk.Pending) == 0 {
+		t.Fatalf("after a failed pipeline the clock keeps no state change: %+v %v", clk, err)
+	}
+	up := &recorder{}
+	invoke(t, &Handler{Store: st, Config: cfg, Window: 10 * time.Minute, Respond: up}, ev("1"))
+	if got := transitions(up.alarms); !slices.Contains(got, "ssh-reject-spike OK->ALARM at 10:03") || len(got) != len(clk.Pending) {
+		t.Fatalf("the next invocation handed %v, want the %d changes the first left", got, len(clk.Pending))
+	}
+	if clk, _ := st.LoadAlarmClock(ctx); len(clk.Pending) != 0 {
+		t.Fatalf("handed state changes stay in the clock: %+v", clk.Pending)
 	}
 }

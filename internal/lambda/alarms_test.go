@@ -3,6 +3,7 @@ package lambda
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -196,5 +197,41 @@ func TestAlarmChangesSurviveAFailedPipeline(t *testing.T) {
 	}
 	if clk, _ := st.LoadAlarmClock(ctx); len(clk.Pending) != 0 {
 		t.Fatalf("handed state changes stay in the clock: %+v", clk.Pending)
+	}
+}
+
+// BenchmarkInvocation measures an invocation on a Kinesis batch of 8,000
+// flow log records (SQLite store), without and with the alarms: section:
+// the difference is the alarms' cost (reading the windows again, the
+// metric filters, the clock).
+func BenchmarkInvocation(b *testing.B) {
+	lines := attackLines(b)
+	for _, bc := range []struct{ name, config string }{{"NoAlarms", ""}, {"Alarms", "testdata/alarm.yaml"}} {
+		b.Run(bc.name, func(b *testing.B) {
+			st, err := store.Open(context.Background(), filepath.Join(b.TempDir(), "fg.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			cfg := config.DefaultConfig()
+			if bc.config != "" {
+				c, err := config.Load(bc.config)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cfg = *c
+			}
+			h := &Handler{Store: st, Config: &cfg, Window: 24 * time.Hour}
+			ev, _ := json.Marshal(map[string]any{"Records": []any{map[string]any{"eventSource": "aws:kinesis", "kinesis": map[string]any{
+				"data": base64.StdEncoding.EncodeToString(lines), "sequenceNumber": "1", "approximateArrivalTimestamp": 1.7e9}}}})
+			b.SetBytes(int64(len(lines)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := h.Invoke(context.Background(), ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -5,6 +5,8 @@
 #   make release VERSION=v1.0.0   # dist/: binaries, Lambda zips, SHA256SUMS
 #   make lambda                   # dist/flowguard-$(VERSION)-lambda-{arm64,amd64}.zip
 #   make test                     # go vet and go test ./...
+#   make check-reproducible       # release twice (the second with an empty
+#                                 # build cache) and compare the checksums
 
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 DIST     ?= dist
@@ -14,7 +16,7 @@ LDFLAGS  = -s -w -buildid= -X main.version=$(VERSION)
 # A fixed time for the zip entries: 1980-01-01, the zip epoch.
 ZIPTIME  = 198001010000
 
-.PHONY: all build release binaries lambda checksums test clean
+.PHONY: all build release binaries lambda checksums check-reproducible test clean
 
 all: build
 
@@ -49,6 +51,19 @@ lambda:
 
 checksums:
 	cd $(DIST) && sha256sum flowguard-$(VERSION)-* > SHA256SUMS
+
+# Two releases of the same commit, the second built from an empty Go build
+# cache, must be byte for byte the same: their SHA256SUMS are compared, and
+# flowguard version must print VERSION.
+check-reproducible:
+	@set -e; a=$$(mktemp -d); b=$$(mktemp -d); \
+	$(MAKE) --no-print-directory release DIST=$$a; \
+	GOCACHE=$$b/.gocache $(MAKE) --no-print-directory release DIST=$$b; \
+	if ! diff $$a/SHA256SUMS $$b/SHA256SUMS; then echo "check-reproducible: the two releases differ ($$a, $$b)" >&2; exit 1; fi; \
+	v=$$($$a/flowguard-$(VERSION)-$$(go env GOOS)-$$(go env GOARCH) version); \
+	case "$$v" in *"$(VERSION)"*) ;; *) echo "check-reproducible: flowguard version printed: $$v" >&2; exit 1;; esac; \
+	chmod -R u+w $$b/.gocache; rm -rf $$a $$b; \
+	echo "check-reproducible: two builds of $(VERSION) are identical"
 
 test:
 	go vet ./...

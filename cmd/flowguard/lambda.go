@@ -56,9 +56,12 @@ func newLambdaCmd(g *globals) *cobra.Command {
 ObjectCreated events (direct, or in SQS or SNS messages), CloudWatch Logs
 subscription events, Kinesis and Firehose transformation batches, and
 scheduled events that scan the last minutes of S3 prefixes and log groups,
-and keep the findings in DynamoDB. With a response: section in the
-configuration, run the findings each invocation creates or changes
-through its routes (blocks, notifications), state in the same table.
+and keep the findings in DynamoDB. With an alarms: section, evaluate its
+metric filters and alarms on the records' time, as alarms run and serve
+do, the alarms' state in the same table. With a response: section in the
+configuration, run the findings each invocation creates or changes, and
+the alarm state changes, through its routes (blocks, notifications),
+state in the same table.
 
 Settings come from the environment:
   FLOWGUARD_TABLE         the DynamoDB table (required)

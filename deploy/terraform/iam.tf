@@ -2,8 +2,8 @@
 #   flowguard iam-policy --config flowguard.yaml --lambda-table NAME \
 #     [--lambda-bucket B] [--lambda-queue ARN] [--lambda-scan-log-group G] \
 #     --lambda-config-parameter /NAME/config
-# prints, with this module's resources (deploy/deploy_test.go checks the
-# Sids and actions against the Go code that prints them).
+# prints, with this module's resources (cmd/flowguard/deploy_test.go evaluates
+# the statements for a deployment and checks them, resources included).
 
 data "aws_iam_policy_document" "assume" {
   statement {

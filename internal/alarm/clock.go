@@ -30,6 +30,10 @@ func (c *Clock) every() time.Duration {
 // first evaluation is at the end of the first event's step.
 func (c *Clock) Start(t time.Time) { c.next = t.Add(c.every()) }
 
+// Next returns the next evaluation time (zero before Start or the first
+// event), for a caller that saves the clock's progress.
+func (c *Clock) Next() time.Time { return c.next }
+
 // Newest returns the newest event time seen.
 func (c *Clock) Newest() time.Time { return c.newest }
 

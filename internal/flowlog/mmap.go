@@ -4,6 +4,8 @@ import (
 	"os"
 	"sync/atomic"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // minMapSize is the smallest file worth mapping instead of reading.
@@ -28,7 +30,7 @@ func mapFile(f *os.File) *mapping {
 	if err != nil {
 		return nil
 	}
-	_ = syscall.Madvise(data, syscall.MADV_SEQUENTIAL)
+	_ = unix.Madvise(data, unix.MADV_SEQUENTIAL) // syscall has no Madvise on darwin
 	m := &mapping{data: data}
 	m.refs.Store(1)
 	return m

@@ -29,6 +29,14 @@
 // notifications). Two invocations that commit the same finding at once
 // both hand it to the pipeline: the store's block claims and notification
 // log make one block and one message of it.
+//
+// # Alarms
+//
+// The configuration's metric filters and alarms are evaluated by the
+// engine serve and alarms run use, their progress and states in the
+// store's alarm clock, saved with a compare-and-swap (alarms.go): alarm
+// state changes, made once across invocations, go through the same
+// response pipeline.
 package lambda
 
 import (
@@ -166,6 +174,9 @@ type Summary struct {
 	Responded int `json:"responded,omitempty"`
 	Actions   int `json:"actions,omitempty"`
 	Notified  int `json:"notified,omitempty"`
+	// AlarmChanges counts the alarm state changes this invocation's
+	// evaluation made (the alarms: section).
+	AlarmChanges int `json:"alarm_changes,omitempty"`
 }
 
 // event is every shape the handler takes, decoded at once.
@@ -529,18 +540,31 @@ func (h *Handler) run(ctx context.Context, ins []input) (Summary, []BatchItemFai
 			events = append(events, respond.Event{Finding: f, Updated: !slices.Contains(res.New, f.ID)})
 		}
 	}
-	h.respond(ctx, events, &sum)
+	run, err := h.alarms(ctx, names)
+	if err != nil {
+		// The findings are committed; the next invocation evaluates
+		// the alarms from where the clock stands.
+		h.log().Error("cannot evaluate the alarms; the next invocation resumes them", "error", err)
+	}
+	sum.AlarmChanges = len(run.changes)
+	for i := range run.clock.Pending {
+		events = append(events, respond.Event{Alarm: &run.clock.Pending[i]})
+	}
+	if h.respond(ctx, events, &sum) {
+		h.donePending(ctx, run.clock)
+	}
 	return sum, failed, nil
 }
 
-// respond runs the pipeline: what earlier invocations left, then events.
-// A failure is logged, not returned: the findings are committed, and the
-// pipeline's work is in the store (pending rows, the outbox), for the
-// next invocation to complete; failing the invocation would only make
-// Lambda run detection again.
-func (h *Handler) respond(ctx context.Context, events []respond.Event, sum *Summary) {
+// respond runs the pipeline: what earlier invocations left, then events,
+// and reports whether the pipeline took the events. A failure is logged,
+// not returned: the findings are committed, and the pipeline's work is in
+// the store (pending rows, the outbox, the alarm clock's pending changes),
+// for the next invocation to complete; failing the invocation would only
+// make Lambda run detection again.
+func (h *Handler) respond(ctx context.Context, events []respond.Event, sum *Summary) bool {
 	if h.Respond == nil {
-		return
+		return false
 	}
 	report := func(what string, rep respond.Report, err error) {
 		for _, o := range rep.Outcomes {
@@ -558,11 +582,12 @@ func (h *Handler) respond(ctx context.Context, events []respond.Event, sum *Summ
 	rep, err := h.Respond.Start(ctx)
 	report("start", rep, err)
 	if len(events) == 0 {
-		return
+		return true
 	}
 	rep, err = h.Respond.Handle(ctx, events)
 	report("handle", rep, err)
 	sum.Responded += len(events)
+	return err == nil
 }
 
 // detect runs detection over every input of a window and commits the

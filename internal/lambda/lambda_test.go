@@ -33,7 +33,7 @@ func newHandler(t *testing.T) (*Handler, *store.Store) {
 }
 
 // attackLines are flow log lines holding labelled attacks.
-func attackLines(t *testing.T) []byte {
+func attackLines(t testing.TB) []byte {
 	t.Helper()
 	cfg := synth.DefaultConfig()
 	cfg.Records, cfg.Seed = 8000, 3

@@ -209,46 +209,29 @@ func (s *Store) UpdateBlock(ctx context.Context, id int64, u BlockUpdate) error 
 	return s.write(ctx, func(tx *sql.Tx) error { return updateBlockTx(ctx, tx, id, u, now) })
 }
 
-// updateBlockTx applies u to the row with id inside tx.
+// updateBlockTx applies u to the row with id inside tx (BlockUpdate.Apply,
+// the rule the DynamoDB store applies too).
 func updateBlockTx(ctx context.Context, tx *sql.Tx, id int64, u BlockUpdate, now time.Time) error {
-	if !u.At.IsZero() {
-		now = u.At
-	}
-	sets := []string{"updated_at = ?", "last_error = ?"}
-	args := []any{nanos(now), u.LastError}
-	if u.State != "" {
-		sets = append(sets, "state = ?")
-		args = append(args, string(u.State))
-		if u.State == BlockRemoved || u.State == BlockGone || u.State == BlockFailed {
-			sets = append(sets, "removed_at = ?")
-			args = append(args, nanos(now))
-		}
-	}
-	if u.RemovedBy != "" {
-		sets = append(sets, "removed_by = ?")
-		args = append(args, u.RemovedBy)
-	}
-	if u.RuleNumber != 0 {
-		sets = append(sets, "rule_number = ?")
-		args = append(args, u.RuleNumber)
-	}
-	if u.Attempt {
-		sets = append(sets, "attempts = attempts + 1")
-	}
-	if !u.Expires.IsZero() {
-		sets = append(sets, "expires_at = ?")
-		args = append(args, nanos(u.Expires))
-	}
-	args = append(args, id)
-	res, err := tx.ExecContext(ctx, `UPDATE blocks SET `+strings.Join(sets, ", ")+` WHERE id = ?`, args...)
+	rows, err := tx.QueryContext(ctx, `SELECT `+blockCols+` FROM blocks WHERE id = ?`, id)
 	if err != nil {
+		return fmt.Errorf("cannot read block %d: %w", id, err)
+	}
+	found, err := scanBlocks(rows)
+	if err != nil {
+		return err
+	}
+	if len(found) == 0 {
+		return &NotFoundError{Kind: "block", ID: fmt.Sprint(id)}
+	}
+	r := found[0]
+	u.Apply(&r, now)
+	if _, err := tx.ExecContext(ctx, `UPDATE blocks SET state = ?, removed_at = ?, removed_by = ?, rule_number = ?, attempts = ?,
+		expires_at = ?, last_error = ?, updated_at = ? WHERE id = ?`,
+		string(r.State), nanos(r.Removed), r.RemovedBy, r.RuleNumber, r.Attempts, nanos(r.Expires), r.LastError, nanos(r.Updated), id); err != nil {
 		if strings.Contains(err.Error(), "UNIQUE") {
 			return fmt.Errorf("cannot update block %d: %w", id, ErrBlockExists)
 		}
 		return fmt.Errorf("cannot update block %d: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return &NotFoundError{Kind: "block", ID: fmt.Sprint(id)}
 	}
 	return nil
 }

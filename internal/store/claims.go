@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -271,54 +272,19 @@ func (s *Store) ClaimBlock(ctx context.Context, c BlockClaim) (ClaimResult, erro
 	return res, err
 }
 
-// pickSlot chooses the rule number for prefix at a slot (0 for targets
-// without numbers) and checks the room; self is a row to leave out of the
-// ledger (0: none). It reports false when the target is full.
+// pickSlot reads the live rows of sl's target in tx and applies the
+// slot rule (PickSlot) to them.
 func pickSlot(ctx context.Context, tx *sql.Tx, sl Slot, p netip.Prefix, self int64) (int32, bool, error) {
-	taken := map[int32]bool{}
-	for _, r := range sl.Taken {
-		taken[r] = true
-	}
-	held := map[int32]bool{}
-	waiting := 0
-	v4 := p.Addr().Is4()
-	err := eachRow(ctx, tx, `SELECT id, prefix, rule_number, state FROM blocks WHERE target = ? AND state IN `+liveStates, []any{sl.Target}, func(r *sql.Rows) error {
-		var id int64
-		var ps, st string
-		var rule int32
-		if err := r.Scan(&id, &ps, &rule, &st); err != nil {
-			return err
-		}
-		if id == self {
-			return nil
-		}
-		if rule > 0 {
-			held[rule] = true
-		}
-		// A pending row not yet in the target takes room.
-		if q, err := netip.ParsePrefix(ps); err == nil && q.Addr().Is4() == v4 && st == string(BlockPending) && (rule == 0 || !taken[rule]) {
-			waiting++
-		}
-		return nil
-	})
+	rows, err := tx.QueryContext(ctx, `SELECT `+blockCols+` FROM blocks WHERE target = ? AND state IN `+liveStates, sl.Target)
 	if err != nil {
 		return 0, false, fmt.Errorf("cannot read the blocks of %s: %w", sl.Target, err)
 	}
-	if sl.Adopt > 0 && !held[sl.Adopt] {
-		return sl.Adopt, true, nil
+	live, err := scanBlocks(rows)
+	if err != nil {
+		return 0, false, fmt.Errorf("cannot read the blocks of %s: %w", sl.Target, err)
 	}
-	if waiting >= sl.Room {
-		return 0, false, nil
-	}
-	if sl.RuleMax == 0 {
-		return 0, true, nil
-	}
-	for r := sl.RuleMin; r <= sl.RuleMax; r++ {
-		if !taken[r] && !held[r] {
-			return r, true, nil
-		}
-	}
-	return 0, false, nil
+	r, ok := PickSlot(slices.Values(live), sl, p, self)
+	return r, ok, nil
 }
 
 // eachRow runs a query in tx and calls fn for each row.

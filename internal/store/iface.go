@@ -10,9 +10,11 @@ import (
 // Detections is what the detection sink needs of a store: commit a
 // stream's findings together with its source positions and alarm states
 // (StreamCommit), read the positions and alarm states back after a
-// restart, keep checkpoints, and collect the inputs of a detection window
-// that several processes (Lambda invocations) fill at once.
+// restart, keep checkpoints, collect the inputs of a detection window
+// that several processes (Lambda invocations) fill at once, and share the
+// alarm clock of processes that take turns at the alarms.
 type Detections interface {
+	AlarmClocks
 	CommitStream(ctx context.Context, c StreamCommit) (CommitResult, error)
 	LoadPositions(ctx context.Context, source string) ([]Position, error)
 	LoadAlarmStates(ctx context.Context) (map[string]AlarmState, error)

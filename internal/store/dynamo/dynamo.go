@@ -16,7 +16,8 @@
 //	S#<stream>      #             the version of the stream's last commit
 //	P#<source>      O#<object>    a source position (token, name)
 //	K#<source>      #             a checkpoint (position)
-//	A               <alarm>       an alarm's state
+//	A               <alarm>       an alarm's state (cver: the clock's version that wrote it)
+//	A#clock         #             the alarm clock (body, ver)
 //	W#<window>      #             a window's version (ttl)
 //	W#<window>      I#<ref>       one input of a window (data, ttl)
 //	N#audit         #             the audit sequence counter
@@ -371,7 +372,7 @@ func (st *Store) CommitStream(ctx context.Context, c store.StreamCommit) (store.
 	}
 	for _, a := range c.Alarms {
 		if err := st.put(ctx, map[string]types.AttributeValue{"pk": s("A"), "sk": s(a.Name),
-			"state": s(string(a.State)), "since": n(a.Since.UnixNano()), "reason": s(a.Reason)}); err != nil {
+			"state": s(string(a.State)), "since": n(unixNanos(a.Since)), "reason": s(a.Reason)}); err != nil {
 			return res, st.wrap(err, "cannot save the state of alarm %q", a.Name)
 		}
 	}
@@ -560,11 +561,33 @@ func (st *Store) AddWindowInput(ctx context.Context, window string, in store.Win
 		return w, st.wrap(err, "cannot count window %s up", window)
 	}
 	w.Version = num(out.Attributes, "ver")
-	items, err := st.query(ctx, "W#"+window, "I#")
+	w.Inputs, err = st.windowInputs(ctx, window)
+	return w, err
+}
+
+// LoadWindow implements store.AlarmClocks.
+func (st *Store) LoadWindow(ctx context.Context, window string) (store.Window, error) {
+	w := store.Window{Name: window}
+	item, err := st.get(ctx, "W#"+window, "#")
 	if err != nil {
 		return w, st.wrap(err, "cannot read window %s", window)
 	}
+	if item == nil {
+		return w, nil
+	}
+	w.Version = num(item, "ver")
+	w.Inputs, err = st.windowInputs(ctx, window)
+	return w, err
+}
+
+// windowInputs reads a window's inputs, sorted by ref.
+func (st *Store) windowInputs(ctx context.Context, window string) ([]store.WindowInput, error) {
+	items, err := st.query(ctx, "W#"+window, "I#")
+	if err != nil {
+		return nil, st.wrap(err, "cannot read window %s", window)
+	}
 	now := st.now().Unix()
+	var out []store.WindowInput
 	for _, it := range items {
 		// DynamoDB deletes expired items some time after they expire:
 		// until then they are still read, and skipped here.
@@ -578,9 +601,9 @@ func (st *Store) AddWindowInput(ctx context.Context, window string, in store.Win
 		if ttl := num(it, "ttl"); ttl != 0 {
 			wi.Expires = time.Unix(ttl, 0).UTC()
 		}
-		w.Inputs = append(w.Inputs, wi)
+		out = append(out, wi)
 	}
-	return w, nil
+	return out, nil
 }
 
 // AppendAudit implements store.Auditor: the sequence number comes from a

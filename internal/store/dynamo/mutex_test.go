@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/flowguard/flowguard/internal/awstest"
 	"github.com/flowguard/flowguard/internal/store"
 )
 
@@ -18,11 +16,7 @@ import (
 // taken over.
 func TestMutexOfACrashedHolder(t *testing.T) {
 	ctx := context.Background()
-	c := dynamodb.NewFromConfig(awstest.ClientConfig(awstest.StartDynalite(t)))
-	if err := CreateTable(ctx, c, "mutex"); err != nil {
-		t.Fatal(err)
-	}
-	st := New(c, "mutex")
+	st := NewTables(t)(t)
 	now := time.Now()
 	st.now = func() time.Time { return now }
 	// The dead process's mutex, taken just now.
@@ -55,11 +49,7 @@ func TestMutexOfACrashedHolder(t *testing.T) {
 // dynalite, with b.N rows already in the table.
 func BenchmarkClaimBlock(b *testing.B) {
 	ctx := context.Background()
-	c := dynamodb.NewFromConfig(awstest.ClientConfig(awstest.StartDynalite(b)))
-	if err := CreateTable(ctx, c, "bench"); err != nil {
-		b.Fatal(err)
-	}
-	st := New(c, "bench")
+	st := NewTables(b)(b)
 	now := time.Now()
 	b.ResetTimer()
 	for i := range b.N {

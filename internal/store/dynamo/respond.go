@@ -18,8 +18,11 @@ package dynamo
 // # Why a mutex item and not TransactWriteItems
 //
 // dynalite, the DynamoDB the tests run against, does not implement
-// TransactWriteItems (architect/dynalite#151), and the project tests
-// against a real endpoint. So the operations SQLite runs in one IMMEDIATE
+// TransactWriteItems (architect/dynalite#151): checked on 2026-12-02 with
+// dynalite 3.2.2 (what .ci/install-emulators.sh's 3.x installs), which
+// answers UnknownOperationException to TransactWriteItems and
+// ExecuteStatement, and 4.0.0 (npm's latest), which has no transaction
+// action either. The project tests against a real endpoint. So the operations SQLite runs in one IMMEDIATE
 // transaction (a claim: unban grace, the finding's last ban, live rows,
 // the cap, room and rule numbers, then the writes; a renumbering; an
 // unban; an enqueue) run here holding a mutex item taken by a conditional
@@ -272,42 +275,16 @@ func (st *Store) PutUnban(ctx context.Context, u store.Unban) error {
 	})
 }
 
-// pickSlot chooses the rule number for p at a slot (0 for targets without
-// numbers) among the live rows, leaving out row self; false: the target is
-// full. It is the SQLite store's ledger rule (internal/store/claims.go).
+// pickSlot applies the slot rule (store.PickSlot, the SQLite store's too)
+// to the rows.
 func pickSlot(rows []blockRow, sl store.Slot, p netip.Prefix, self int64) (int32, bool) {
-	taken := map[int32]bool{}
-	for _, r := range sl.Taken {
-		taken[r] = true
-	}
-	held := map[int32]bool{}
-	waiting := 0
-	for _, r := range rows {
-		if r.Target != sl.Target || !r.State.Live() || r.ID == self {
-			continue
+	return store.PickSlot(func(yield func(store.BlockRecord) bool) {
+		for i := range rows {
+			if !yield(rows[i].BlockRecord) {
+				return
+			}
 		}
-		if r.RuleNumber > 0 {
-			held[r.RuleNumber] = true
-		}
-		if r.Prefix.Addr().Is4() == p.Addr().Is4() && r.State == store.BlockPending && (r.RuleNumber == 0 || !taken[r.RuleNumber]) {
-			waiting++
-		}
-	}
-	if sl.Adopt > 0 && !held[sl.Adopt] {
-		return sl.Adopt, true
-	}
-	if waiting >= sl.Room {
-		return 0, false
-	}
-	if sl.RuleMax == 0 {
-		return 0, true
-	}
-	for r := sl.RuleMin; r <= sl.RuleMax; r++ {
-		if !taken[r] && !held[r] {
-			return r, true
-		}
-	}
-	return 0, false
+	}, sl, p, self)
 }
 
 // ClaimBlock implements store.Blocks: it decides and writes holding the
@@ -516,36 +493,10 @@ func (st *Store) tryChange(ctx context.Context, id int64, owner string, fn func(
 	return store.BlockRecord{}, fmt.Errorf("DynamoDB table %s: block %d kept changing under %d attempts to update it", st.table, id, maxAttempts)
 }
 
-// apply is the SQLite store's updateBlockTx on a row in memory.
-func apply(r *store.BlockRecord, u store.BlockUpdate, now time.Time) {
-	if !u.At.IsZero() {
-		now = u.At
-	}
-	r.Updated, r.LastError = now, u.LastError
-	if u.State != "" {
-		r.State = u.State
-		if u.State == store.BlockRemoved || u.State == store.BlockGone || u.State == store.BlockFailed {
-			r.Removed = now
-		}
-	}
-	if u.RemovedBy != "" {
-		r.RemovedBy = u.RemovedBy
-	}
-	if u.RuleNumber != 0 {
-		r.RuleNumber = u.RuleNumber
-	}
-	if u.Attempt {
-		r.Attempts++
-	}
-	if !u.Expires.IsZero() {
-		r.Expires = u.Expires
-	}
-}
-
 // UpdateBlock implements store.Blocks.
 func (st *Store) UpdateBlock(ctx context.Context, id int64, u store.BlockUpdate) error {
 	_, err := st.change(ctx, id, "", func(r *blockRow, _ []blockRow) error {
-		apply(&r.BlockRecord, u, st.now())
+		u.Apply(&r.BlockRecord, st.now())
 		return nil
 	})
 	return err
@@ -560,7 +511,7 @@ func (st *Store) ReleaseBlock(ctx context.Context, id int64, owner string, u sto
 		if r.State == store.BlockRemoving && (u.State == store.BlockActive || u.State == store.BlockPending || u.State == store.BlockFailed) {
 			u.State = ""
 		}
-		apply(&r.BlockRecord, u, st.now())
+		u.Apply(&r.BlockRecord, st.now())
 		r.leaseOwner, r.leaseUntil = "", time.Time{}
 		return nil
 	})

@@ -37,6 +37,9 @@ func Run(t *testing.T, open Open) {
 		{"WindowInputs", testWindowInputs},
 		{"ConcurrentStreams", testConcurrentStreams},
 		{"ConcurrentWindow", testConcurrentWindow},
+		{"AlarmClock", testAlarmClock},
+		{"ConcurrentAlarmClock", testConcurrentAlarmClock},
+		{"LoadWindow", testLoadWindow},
 		{"FindingsRead", testFindingsRead},
 		{"Audit", testAudit},
 	}

@@ -38,10 +38,15 @@ type fmItem struct {
 	// . do), so a run of it is skipped eight bytes at a time up to the
 	// first byte that is a space, a control or not ASCII.
 	printable bool
-	min, max  int
-	lazy      bool
-	open      []int // capture groups that start before this item
-	close     []int // capture groups that end after this item
+	// sep: the next item is a one-byte literal that opens and closes
+	// no group (the space after \S+): step matches it with the class run
+	// and skips it.
+	sep      bool
+	sepByte  byte
+	min, max int
+	lazy     bool
+	open     []int // capture groups that start before this item
+	close    []int // capture groups that end after this item
 }
 
 // compileFast returns a fastMatcher for re, or nil when re is not a plain
@@ -125,6 +130,14 @@ func compileFast(re *regexp.Regexp) *fastMatcher {
 	}
 	if it := m.items[0]; it.class == nil {
 		m.first = it.lit
+	}
+	for i := range m.items[:len(m.items)-1] {
+		it, next := &m.items[i], &m.items[i+1]
+		it.sep = it.class != nil && !it.lazy && next.class == nil && len(next.lit) == 1 &&
+			len(next.open) == 0 && len(next.close) == 0
+		if it.sep {
+			it.sepByte = next.lit[0]
+		}
 	}
 	return m
 }
@@ -367,6 +380,18 @@ func (m *fastMatcher) step(s string, k, p int, loc []int, budget *int) matchResu
 				return noMatch
 			}
 			p = q
+			if it.sep {
+				// The one-byte literal that follows, here.
+				for _, g := range it.close {
+					loc[2*g+1] = p
+				}
+				if p >= len(s) || s[p] != it.sepByte {
+					return noMatch
+				}
+				p++
+				k++
+				continue
+			}
 		}
 		for _, g := range it.close {
 			loc[2*g+1] = p

@@ -281,31 +281,41 @@ func outOfRange(limit uint64) string { return fmt.Sprintf("out of range (0 to %d
 // leading zeros, each part at most 255), fast; ok is false for anything
 // else, which then goes to netip.ParseAddr for IPv6 or an error.
 func parseIPv4(p []byte) (netip.Addr, bool) {
+	// Straight-line: one to three digits a part, dots between; a digit
+	// past the third of a part fails at the dot or end expected next.
 	var out [4]byte
-	part, n, digits := 0, 0, 0
-	for _, c := range p {
-		switch {
-		case c >= '0' && c <= '9':
-			if digits > 0 && n == 0 {
-				return netip.Addr{}, false // leading zero
-			}
-			n = n*10 + int(c-'0')
-			digits++
-			if n > 255 {
+	i := 0
+	for part := range 4 {
+		if part > 0 {
+			if i >= len(p) || p[i] != '.' {
 				return netip.Addr{}, false
 			}
-		case c == '.' && digits > 0 && part < 3:
-			out[part] = byte(n)
-			part++
-			n, digits = 0, 0
-		default:
+			i++
+		}
+		if i >= len(p) || p[i]-'0' > 9 {
 			return netip.Addr{}, false
 		}
+		n := uint(p[i] - '0')
+		i++
+		if i < len(p) && p[i]-'0' <= 9 {
+			if n == 0 {
+				return netip.Addr{}, false // leading zero
+			}
+			n = n*10 + uint(p[i]-'0')
+			i++
+			if i < len(p) && p[i]-'0' <= 9 {
+				n = n*10 + uint(p[i]-'0')
+				i++
+				if n > 255 {
+					return netip.Addr{}, false
+				}
+			}
+		}
+		out[part] = byte(n)
 	}
-	if part != 3 || digits == 0 {
+	if i != len(p) {
 		return netip.Addr{}, false
 	}
-	out[3] = byte(n)
 	return netip.AddrFrom4(out), true
 }
 

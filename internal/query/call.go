@@ -62,6 +62,9 @@ func (e *env) compileCall(x *CallExpr) (node, error) {
 	}
 	sf, ok := scalarFuncs[x.Name]
 	if !ok {
+		if why, known := unsupportedFuncs[x.Name]; known {
+			return nil, errorf(x.P, "%s is a Logs Insights function flowguard does not support: %s", x.Name, why)
+		}
 		return nil, errorf(x.P, "unknown function %s", x.Name)
 	}
 	if len(x.Args) < sf.min || sf.max >= 0 && len(x.Args) > sf.max {
@@ -212,4 +215,12 @@ func (n *timeRound) eval(w *wctx, f *frame) *Vec {
 		}
 	}
 	return out
+}
+
+// unsupportedFuncs names the functions of AWS's current Logs Insights list
+// that flowguard leaves out, with the reason, so that a query copied from
+// the console gets a clear error rather than "unknown function".
+var unsupportedFuncs = map[string]string{
+	"jsonparse":     "flow log records are space-separated fields, not JSON (use parse to take fields out of @message)",
+	"jsonstringify": "flow log records are space-separated fields, not JSON",
 }

@@ -1,9 +1,12 @@
 package query
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"regexp"
 	"regexp/syntax"
 	"strings"
+	"unsafe"
 )
 
 // fastMatcher runs the regular expressions of parse that are a plain
@@ -28,9 +31,18 @@ type fastMatcher struct {
 // fmItem is one step of the sequence: a literal, or a class repeated
 // min to max times (max -1: unbounded), greedily unless lazy.
 type fmItem struct {
-	lit      []byte
-	class    *[128]bool  // ASCII members; nil for a literal
-	bytes    *[256]uint8 // per byte: classOut, classIn, or classUnsure (not ASCII)
+	lit   []byte
+	class *[128]bool  // ASCII members; nil for a literal
+	bytes *[256]uint8 // per byte: classOut, classIn, or classUnsure (not ASCII)
+	// printable: the class holds every byte from '!' to DEL (as \S and
+	// . do), so a run of it is skipped eight bytes at a time up to the
+	// first byte that is a space, a control or not ASCII.
+	printable bool
+	// sep: the next item is a one-byte literal that opens and closes
+	// no group (the space after \S+): step matches it with the class run
+	// and skips it.
+	sep      bool
+	sepByte  byte
 	min, max int
 	lazy     bool
 	open     []int // capture groups that start before this item
@@ -119,6 +131,14 @@ func compileFast(re *regexp.Regexp) *fastMatcher {
 	if it := m.items[0]; it.class == nil {
 		m.first = it.lit
 	}
+	for i := range m.items[:len(m.items)-1] {
+		it, next := &m.items[i], &m.items[i+1]
+		it.sep = it.class != nil && !it.lazy && next.class == nil && len(next.lit) == 1 &&
+			len(next.open) == 0 && len(next.close) == 0
+		if it.sep {
+			it.sepByte = next.lit[0]
+		}
+	}
 	return m
 }
 
@@ -171,7 +191,11 @@ func (m *fastMatcher) addClass(t *syntax.Regexp, lo, hi int, lazy bool, pendingO
 			byByte[c] = classIn
 		}
 	}
-	m.add(fmItem{class: &set, bytes: &byByte, min: lo, max: hi, lazy: lazy}, pendingOpen)
+	printable := true
+	for c := 0x21; c < 0x80; c++ {
+		printable = printable && set[c]
+	}
+	m.add(fmItem{class: &set, bytes: &byByte, min: lo, max: hi, lazy: lazy, printable: printable}, pendingOpen)
 	return true
 }
 
@@ -336,6 +360,12 @@ func (m *fastMatcher) step(s string, k, p int, loc []int, budget *int) matchResu
 			}
 			cls, q := it.bytes, p
 			for q < end {
+				if it.printable {
+					q = skipPrintable(s, q, end)
+					if q == end {
+						break
+					}
+				}
 				k := cls[s[q]]
 				if k != classIn {
 					if k == classUnsure {
@@ -350,6 +380,18 @@ func (m *fastMatcher) step(s string, k, p int, loc []int, budget *int) matchResu
 				return noMatch
 			}
 			p = q
+			if it.sep {
+				// The one-byte literal that follows, here.
+				for _, g := range it.close {
+					loc[2*g+1] = p
+				}
+				if p >= len(s) || s[p] != it.sepByte {
+					return noMatch
+				}
+				p++
+				k++
+				continue
+			}
 		}
 		for _, g := range it.close {
 			loc[2*g+1] = p
@@ -360,4 +402,29 @@ func (m *fastMatcher) step(s string, k, p int, loc []int, budget *int) matchResu
 	}
 	loc[1] = p
 	return matched
+}
+
+const (
+	lo8 = 0x0101010101010101
+	hi8 = 0x8080808080808080
+)
+
+// skipPrintable returns the first position from q before end whose byte is
+// not in '!'..DEL (a space, a control, a byte that is not ASCII), or end:
+// eight bytes at a time, then byte by byte.
+func skipPrintable(s string, q, end int) int {
+	for q+8 <= end {
+		x := binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[q:]), 8))
+		// High bit of each byte below 0x21 (the lowest flagged byte is
+		// exact: a borrow only comes from a byte below it) or not ASCII.
+		stop := (x-0x21*lo8)&^x&hi8 | x&hi8
+		if stop != 0 {
+			return q + bits.TrailingZeros64(stop)/8
+		}
+		q += 8
+	}
+	for q < end && s[q] > 0x20 && s[q] < 0x80 {
+		q++
+	}
+	return q
 }

@@ -159,3 +159,32 @@ func BenchmarkFastMatcher(b *testing.B) {
 		fm.match(lines[i%len(lines)], loc)
 	}
 }
+
+// TestSkipPrintable checks the eight-bytes-at-a-time skip against a byte
+// loop, on strings of every byte value at every offset and length.
+func TestSkipPrintable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	alphabet := []byte{' ', '!', '~', 0x7f, 0x80, 0xff, 0x00, 0x01, '\t', 0x20, 0x21, 'a', '0', 0x1f}
+	for n := 0; n < 2000; n++ {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			if rng.IntN(4) == 0 {
+				b[i] = alphabet[rng.IntN(len(alphabet))]
+			} else {
+				b[i] = byte(0x21 + rng.IntN(0x5f))
+			}
+		}
+		s := string(b)
+		for q := 0; q <= len(s); q++ {
+			for end := q; end <= len(s); end++ {
+				want := q
+				for want < end && s[want] >= 0x21 && s[want] < 0x80 {
+					want++
+				}
+				if got := skipPrintable(s, q, end); got != want {
+					t.Fatalf("skipPrintable(%q, %d, %d) = %d, want %d", s, q, end, got, want)
+				}
+			}
+		}
+	}
+}

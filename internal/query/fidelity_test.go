@@ -278,6 +278,10 @@ func TestCommandPlacementAsLogsInsights(t *testing.T) {
 		{`stats count() as n by srcaddr | sort n desc | stats avg(n)`, "line 1, column 33", "only come after the second"},
 		{`limit 5 | stats count() as n by srcaddr | stats avg(n)`, "line 1, column 1", "only come after the second"},
 		{`dedup srcaddr | stats count()`, "line 1, column 17", "only 'limit' may follow 'dedup'"},
+		{"fields jsonParse(@message) as j", "line 1, column 8", "jsonparse is a Logs Insights function flowguard does not support"},
+		{"fields jsonStringify(@message) as j", "line 1, column 8", "not JSON"},
+		{"unnest j.events into e", "line 1, column 1", "'unnest' command is not supported"},
+		{"fields round(bytes) as r", "line 1, column 8", "unknown function round"},
 	}
 	for _, c := range bad {
 		_, err := Compile(c.query, Options{})

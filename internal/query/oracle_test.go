@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"sort"
@@ -372,6 +373,85 @@ func TestGroupByAddressAnyWorkers(t *testing.T) {
 				t.Errorf("workers %d: groups out of order at %d: %v then %v", c.workers, i, prev, row[0])
 			}
 			prev = row[0]
+		}
+	}
+}
+
+// TestGroupByParsedStringAnyWorkers checks stats … by a string that parse
+// took out (short strings partitioned as one word, long ones, the empty
+// string and absent values in the string table) against plain Go, whatever
+// the number of workers and block size, with the groups in key order.
+func TestGroupByParsedStringAnyWorkers(t *testing.T) {
+	rs := plainParse(genText(t, 30000, 5))
+	rng := rand.New(rand.NewPCG(5, 6))
+	var b strings.Builder
+	type agg struct{ n, bytes int64 }
+	m := map[string]*agg{}
+	absent := &agg{}
+	for _, r := range rs {
+		f := strings.Fields(r.line)
+		// eni- and 0 to 12 digits (the key: empty, short or long), or
+		// no eni- at all (no match: absent).
+		id := "x" + strconv.Itoa(rng.IntN(10))
+		if rng.IntN(20) > 0 {
+			digits := rng.IntN(13)
+			id = "eni-"
+			for range digits {
+				id += strconv.Itoa(rng.IntN(3))
+			}
+		}
+		f[2] = id
+		b.WriteString(strings.Join(f, " "))
+		b.WriteByte('\n')
+		a := absent
+		if k, ok := strings.CutPrefix(id, "eni-"); ok {
+			if m[k] == nil {
+				m[k] = &agg{}
+			}
+			a = m[k]
+		}
+		a.n++
+		a.bytes += r.bytes
+	}
+	text := b.String()
+	p, err := Compile(`parse @message /^\S+ \S+ eni-(?<k>\d*) / | stats count() as n, sum(bytes) as b by k`, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ workers, chunk int }{{1, 1 << 20}, {2, 4096}, {3, 777}} {
+		res, err := p.Run(context.Background(), &flowlog.Scanner{Workers: c.workers, ChunkSize: c.chunk}, []flowlog.Input{memInput("a", text)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Rows) != len(m)+1 {
+			t.Errorf("workers %d: %d groups, want %d", c.workers, len(res.Rows), len(m)+1)
+		}
+		short, long := 0, 0
+		var prev Value
+		for i, row := range res.Rows {
+			want := absent
+			if !row[0].IsNull() {
+				want = m[row[0].S]
+				if want == nil {
+					t.Errorf("workers %d: unexpected group %q", c.workers, row[0].S)
+					continue
+				}
+				if len(row[0].S) <= 7 {
+					short++
+				} else {
+					long++
+				}
+			}
+			if row[1].I != want.n || row[2].I != want.bytes {
+				t.Errorf("workers %d: %v: count %v sum %v, want %d %d", c.workers, row[0], row[1], row[2], want.n, want.bytes)
+			}
+			if i > 0 && compareNullsLast(prev, row[0]) >= 0 {
+				t.Errorf("workers %d: groups out of order at %d: %v then %v", c.workers, i, prev, row[0])
+			}
+			prev = row[0]
+		}
+		if short < 100 || long < 100 || res.Rows[0][0].T != TString || res.Rows[0][0].S != "" || !res.Rows[len(res.Rows)-1][0].IsNull() {
+			t.Errorf("workers %d: %d short and %d long keys, first %v, last %v: the test does not reach every path", c.workers, short, long, res.Rows[0][0], res.Rows[len(res.Rows)-1][0])
 		}
 	}
 }

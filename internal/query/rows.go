@@ -132,9 +132,25 @@ func (s *rowsSpec) collect(w *wctx, f *frame, order func(i uint32) [4]int, k *ro
 		return k.add(s.extract(w, f, order))
 	}
 	cols, keys, dk := s.eval(w, f)
+	// An integer first sort key (sum, count) rules most rows out with one
+	// comparison, once the heap is full, before the row is built.
+	var k0 *Vec
+	if len(keys) > 0 && keys[0].T == TInt {
+		k0 = keys[0]
+	}
 	for _, i := range f.sel {
 		if s.limit == 0 {
 			break
+		}
+		if k0 != nil && len(k.rows) == s.limit {
+			if worst := k.rows[0].keys[0]; worst.T == TInt {
+				j := k0.idx(int(i))
+				if k0.Valid == nil || k0.Valid[j] {
+					if x := k0.I[j]; s.sort[0].desc && x < worst.I || !s.sort[0].desc && x > worst.I {
+						continue // worse than the worst row kept
+					}
+				}
+			}
 		}
 		c := &k.cand
 		s.fillRow(c, cols, keys, dk, i, false)

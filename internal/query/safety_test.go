@@ -237,3 +237,31 @@ func TestWriteCSVAsEncodingCSV(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", got.String(), want.String())
 	}
 }
+
+// TestTopKAsFullSort checks that sort … | limit N (a heap that rules rows
+// out on an integer first key before building them) gives the first N rows
+// of the whole sorted result: descending and ascending, ties, absent
+// values, on records and on stats groups.
+func TestTopKAsFullSort(t *testing.T) {
+	text := genText(t, 20000, 9)
+	for _, q := range []string{
+		`stats sum(bytes) as b by srcaddr, dstaddr | sort b desc | limit 10`,
+		`stats count() as n by dstport | sort n asc | limit 15`,
+		`stats count() as n by dstport | sort n desc, dstport asc | limit 15`,
+		`sort packets desc, @message | limit 40`,
+		`sort packets asc | limit 30`,
+		`fields bytes, srcaddr | sort bytes desc | limit 5`,
+		`sort protocol desc, @message | limit 40`,
+		`sort protocol asc, bytes desc | limit 40`,
+	} {
+		got := runQuery(t, q, text)
+		full := runQuery(t, strings.Replace(q, "| limit ", "| limit 1000000 | limit ", 1), text)
+		if len(full.Rows) < len(got.Rows) {
+			t.Fatalf("%s: the full sort has %d rows", q, len(full.Rows))
+		}
+		full.Rows = full.Rows[:len(got.Rows)]
+		if g, w := tableText(got), tableText(full); g != w {
+			t.Errorf("%s:\n%s\nwant the first rows of the full sort:\n%s", q, g, w)
+		}
+	}
+}

@@ -49,9 +49,13 @@ type groupTable struct {
 	intKeys   []int64                 // by group
 	strIdx    map[string]int32        // one string key
 	strKeys   []string                // by group
-	multi     map[string]int32        // anything else
-	keys      []Value                 // multi: len(spec.by) values per group
-	nullG     int32                   // group of the absent key (single key), -1 if none
+	// One string key, counts and sums: strings of at most seven bytes
+	// (ports, protocols, actions taken out by parse) as one 8-byte key,
+	// partitioned; longer ones in strIdx.
+	str8  *partAgg[uint64]
+	multi map[string]int32 // anything else
+	keys  []Value          // multi: len(spec.by) values per group
+	nullG int32            // group of the absent key (single key), -1 if none
 
 	ngrp int
 	aggs []aggregator
@@ -94,6 +98,13 @@ func newGroupTable(s *statsSpec, like *groupTable) *groupTable {
 		t.intIdx = make(map[int64]int32)
 	case len(s.by) == 1 && t.types[0] == TString:
 		t.strIdx = make(map[string]int32)
+		if kinds := partAggKinds(s); kinds != nil {
+			if like != nil {
+				t.str8 = like.str8.worker()
+			} else {
+				t.str8 = newPartAgg(kinds, hashPair)
+			}
+		}
 	default:
 		t.multi = make(map[string]int32)
 	}
@@ -221,6 +232,28 @@ func (t *groupTable) consume(w *wctx, f *frame) {
 			}
 			gid[i] = t.intGroup(v.I[v.idx(int(i))])
 		}
+	case t.str8 != nil:
+		// Short strings go to the partitioned aggregation, the others
+		// and absent ones to the string table.
+		v := by[0]
+		rest := f.sel[:0:0]
+		for _, i := range f.sel {
+			j := v.idx(int(i))
+			switch {
+			case v.Valid != nil && !v.Valid[j]:
+				gid[i] = t.nullGroup()
+			case len(v.S[j]) <= 7:
+				t.str8.add(str8Key(v.S[j]), int(i), args)
+				continue
+			default:
+				gid[i] = t.strGroup(v.S[j])
+			}
+			rest = append(rest, i)
+		}
+		for a, agg := range t.aggs {
+			agg.update(gid, rest, args[a], tss[a])
+		}
+		return
 	case t.strIdx != nil:
 		v := by[0]
 		for _, i := range f.sel {
@@ -426,6 +459,9 @@ func (t *groupTable) finish() {
 		t.pair4.finish()
 		t.pair6.finish()
 	}
+	if t.str8 != nil {
+		t.str8.finish()
+	}
 }
 
 // merge adds another worker's groups into t (the partitioned groups are
@@ -481,6 +517,29 @@ func (t *groupTable) table() *Table {
 	for a, agg := range t.aggs {
 		out.cols[nk+a] = aggVec(agg, t.spec.aggs[a].t, t.ngrp)
 	}
+	if t.str8 != nil {
+		// The string table holds the long strings and the absent key;
+		// the short strings' groups follow them.
+		total := t.ngrp + t.str8.len()
+		aggs, spills := t.partColumns(out, total)
+		keys := append(make([]string, 0, total), out.cols[0].S[:t.ngrp]...)
+		var valid []bool
+		if out.cols[0].Valid != nil {
+			valid = append(make([]bool, 0, total), out.cols[0].Valid[:t.ngrp]...)
+		}
+		t.str8.appendColumns(aggs, spills, func(k uint64) {
+			keys = append(keys, strOf8(k))
+			if valid != nil {
+				valid = append(valid, true)
+			}
+		})
+		out.n = total
+		out.cols[0] = &Vec{T: TString, S: keys, Valid: valid}
+		for a, v := range aggs {
+			addSpills(v, spills[a])
+			out.cols[nk+a] = v
+		}
+	}
 	if t.v4 != nil || t.pair4 != nil {
 		// The group tables hold only the groups not partitioned (the
 		// absent key's, pairs that are not both IPv4); the partitioned
@@ -526,9 +585,22 @@ func (t *groupTable) table() *Table {
 			perm[i] = int32(i)
 		}
 		keys := out.cols[:nk]
-		if allAddrs(keys) && nk <= 2 {
+		switch {
+		case allAddrs(keys) && nk <= 2:
 			perm = sortAddrKeys(keys, ngrp)
-		} else {
+		case nk == 1 && keys[0].T == TString && !keys[0].Const:
+			// Text by its bytes, absent last, as compareNullsLast
+			// orders strings, without building Values.
+			v := keys[0]
+			slices.SortFunc(perm, func(x, y int32) int {
+				nx, ny := v.Valid != nil && !v.Valid[x], v.Valid != nil && !v.Valid[y]
+				switch {
+				case nx || ny:
+					return cmpBool(nx, ny)
+				}
+				return strings.Compare(v.S[x], v.S[y])
+			})
+		default:
 			slices.SortFunc(perm, func(x, y int32) int {
 				for _, k := range keys {
 					if c := compareNullsLast(k.Value(int(x)), k.Value(int(y))); c != 0 {
@@ -689,4 +761,36 @@ func compareNullsLast(a, b Value) int {
 		return strings.Compare(a.String(), b.String())
 	}
 	return c
+}
+
+// str8Key packs a string of at most seven bytes into one word: its bytes,
+// the first lowest, and its length in the top byte, so that different
+// strings (an empty one included) get different keys.
+func str8Key(s string) uint64 {
+	k := uint64(len(s)) << 56
+	for i := 0; i < len(s); i++ {
+		k |= uint64(s[i]) << (8 * i)
+	}
+	return k
+}
+
+// strOf8 is the string of a str8Key.
+func strOf8(k uint64) string {
+	n := int(k >> 56)
+	var b [7]byte
+	for i := range n {
+		b[i] = byte(k >> (8 * i))
+	}
+	return string(b[:n])
+}
+
+// cmpBool orders false before true.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/flowguard/flowguard/internal/alarm"
@@ -83,6 +84,57 @@ type Server struct {
 	// TrafficRetention is how long the daemon keeps the per-minute
 	// traffic aggregates the dashboard draws; default 168h (7 days).
 	TrafficRetention detect.Duration `yaml:"traffic_retention,omitempty"`
+	// QueryBuffer bounds the raw data of the sources other than files
+	// (Kinesis, Firehose, Kafka, ...) the daemon keeps in memory for
+	// queries and the actor timeline, oldest dropped first; default 256MiB.
+	QueryBuffer ByteSize `yaml:"query_buffer,omitempty"`
+}
+
+// DefaultQueryBuffer is server.query_buffer's default.
+const DefaultQueryBuffer = 256 << 20
+
+// Bounds of server.query_buffer.
+const (
+	minQueryBuffer = 1 << 20
+	maxQueryBuffer = 1 << 30
+)
+
+// ByteSize is a number of bytes, written as an integer or with a unit:
+// 512KiB, 256MiB, 1GiB (powers of 1024), or KB, MB, GB (powers of 1000).
+type ByteSize int64
+
+// UnmarshalYAML reads "256MiB" or 268435456.
+func (b *ByteSize) UnmarshalYAML(v *yaml.Node) error {
+	var s string
+	if v.Kind != yaml.ScalarNode || v.Decode(&s) != nil {
+		return fmt.Errorf("line %d: want a size such as 256MiB", v.Line)
+	}
+	n, err := ParseByteSize(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", v.Line, err)
+	}
+	*b = n
+	return nil
+}
+
+// ParseByteSize reads a size such as "256MiB", "1GB" or "1048576".
+func ParseByteSize(s string) (ByteSize, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suf string
+		m   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}} {
+		if strings.HasSuffix(t, u.suf) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suf)), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size (use forms such as 64MiB, 1GiB, 500MB)", s)
+	}
+	return ByteSize(n * mult), nil
 }
 
 // ExpectedSource is one rule of expected_sources: connections to Ports are
@@ -461,6 +513,9 @@ func (c *Config) validate(name string, t *tree) error {
 				at("alarms", e.Error())
 			}
 		}
+	}
+	if c.Server != nil && c.Server.QueryBuffer != 0 && (c.Server.QueryBuffer < minQueryBuffer || c.Server.QueryBuffer > maxQueryBuffer) {
+		at("server.query_buffer", fmt.Sprintf("%d bytes is out of range (1MiB to 1GiB)", c.Server.QueryBuffer))
 	}
 	names := map[string]bool{}
 	for _, sc := range c.Sources {

@@ -98,12 +98,36 @@ func TestErrorsPointAtTheKey(t *testing.T) {
 		{"detectors:\n  portscan:\n    min_ports: 1\n", `x.yaml:3:5: detectors.portscan.min_ports: 1 is too small (at least 2)`},
 		{"expected_sources:\n  - ports: [22]\n", `x.yaml:2:5: expected_sources[0].sources: give at least one source address or CIDR block`},
 		{"allowlist: [nope]\n", `x.yaml:1:13: allowlist[0]: "nope" is not an IP address or CIDR block`},
+		{"server:\n  query_buffer: 2GiB\n", `x.yaml:2:3: server.query_buffer: 2147483648 bytes is out of range (1MiB to 1GiB)`},
+		{"server:\n  query_buffer: 100\n", `x.yaml:2:3: server.query_buffer: 100 bytes is out of range (1MiB to 1GiB)`},
+		{"server:\n  query_buffer: lots\n", `x.yaml:2:3: server.query_buffer: "lots" is not a size (use forms such as 64MiB, 1GiB, 500MB)`},
 	}
 	for _, tt := range tests {
 		_, err := Parse([]byte(tt.yaml), "x.yaml")
 		if err == nil || err.Error() != tt.want {
 			t.Errorf("%q:\n got %v\nwant %s", tt.yaml, err, tt.want)
 		}
+	}
+}
+
+// TestQueryBuffer: server.query_buffer reads sizes with units.
+func TestQueryBuffer(t *testing.T) {
+	for in, want := range map[string]ByteSize{"64MiB": 64 << 20, "1GiB": 1 << 30, "500MB": 500e6, "2097152": 2 << 20, "512 KiB": 512 << 10} {
+		if got, err := ParseByteSize(in); err != nil || got != want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1MiB", "1.5GiB", "MiB", "12 parsecs"} {
+		if _, err := ParseByteSize(in); err == nil {
+			t.Errorf("ParseByteSize(%q): no error", in)
+		}
+	}
+	c, err := Parse([]byte("server:\n  query_buffer: 64MiB\n"), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.QueryBuffer != 64<<20 {
+		t.Errorf("query_buffer %d, want %d", c.Server.QueryBuffer, 64<<20)
 	}
 }
 

@@ -46,6 +46,24 @@ type Backend interface {
 	Ready() bool
 	TokenPath() string
 	Registry() *prometheus.Registry
+	// Recent returns the raw data the sources other than files delivered
+	// at or after since that the backend still keeps, oldest first:
+	// queries read it besides the followed files.
+	Recent(since time.Time) []RecentChunk
+}
+
+// RecentChunk is raw flow log data a stream source delivered (Kinesis,
+// Firehose, Kafka, ...), kept in memory for queries.
+type RecentChunk struct {
+	// Source is the source's name; Name the object's (stream, shard, file).
+	Source, Name string
+	// Arrived is when the data reached the source.
+	Arrived time.Time
+	// Header is the object's header line when Data starts after it (it
+	// names the fields of a custom format), else nil.
+	Header []byte
+	// Data holds whole records. It is never changed once handed over.
+	Data []byte
 }
 
 // Server is the HTTP API.

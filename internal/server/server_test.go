@@ -24,9 +24,10 @@ import (
 
 // backend is the daemon's side of the API, over a real store.
 type backend struct {
-	st    *store.Store
-	token string
-	files []string // followed by the files source
+	st     *store.Store
+	token  string
+	files  []string      // followed by the files source
+	recent []RecentChunk // delivered by stream sources
 }
 
 func (b *backend) Store() *store.Store    { return b.st }
@@ -42,6 +43,15 @@ func (b *backend) Sources() []source.Status {
 func (b *backend) Ready() bool                    { return true }
 func (b *backend) TokenPath() string              { return b.token }
 func (b *backend) Registry() *prometheus.Registry { return prometheus.NewRegistry() }
+func (b *backend) Recent(since time.Time) []RecentChunk {
+	var out []RecentChunk
+	for _, c := range b.recent {
+		if !c.Arrived.Before(since) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 func newTestServer(t *testing.T) (*httptest.Server, *backend, string) {
 	t.Helper()

@@ -53,6 +53,7 @@ type Daemon struct {
 	log     *slog.Logger
 	Metrics *Metrics
 	events  *server.Hub // live events for the dashboard
+	recent  *recentRing // stream sources' data for queries (recent.go)
 
 	mu      sync.Mutex
 	cfg     *config.Config
@@ -78,7 +79,8 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{opts: o, log: o.Logger, cfg: cfg, Metrics: NewMetrics(), events: server.NewHub(), restart: make(chan struct{}, 1)}
+	d := &Daemon{opts: o, log: o.Logger, cfg: cfg, Metrics: NewMetrics(), events: server.NewHub(), restart: make(chan struct{}, 1),
+		recent: newRecentRing(recentLimit(cfg))}
 	if d.sources, err = d.buildSources(cfg); err != nil {
 		return nil, err
 	}
@@ -219,8 +221,10 @@ func (d *Daemon) newProcessor(ctx context.Context, cfg *config.Config, sources [
 	}
 	p.rebuilt = true
 	from := make([][]source.Position, len(sources))
+	p.recent, p.streamed = d.recent, map[string]bool{}
 	for i, s := range sources {
 		p.sources[s.name] = s.src
+		p.streamed[s.name] = s.src.Status().Type != "files"
 		if ss, ok := s.src.(interface{ SetStore(*store.Store) }); ok {
 			ss.SetStore(d.st) // the guardduty source's archive/feedback sync
 		}
@@ -413,6 +417,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	d.mu.Lock()
 	old, p := d.cfg, d.proc
 	d.mu.Unlock()
+	d.recent.setLimit(recentLimit(cfg))
 	if changed(old, cfg) {
 		// The engines cannot change their rules while keeping their
 		// windows: the state is rebuilt under the new rules by replay.

@@ -64,7 +64,9 @@ type processor struct {
 	policy   *finding.Policy
 	pipeline *respond.Pipeline
 	trail    *trailState
-	traffic  *dashHook // aggregates, explanations, live events for the dashboard (dashboard.go)
+	traffic  *dashHook       // aggregates, explanations, live events for the dashboard (dashboard.go)
+	recent   *recentRing     // stream data kept for queries (recent.go)
+	streamed map[string]bool // sources whose data is kept there: those not files
 
 	sources   map[string]source.Live
 	committed map[string]map[string]string // source → object → token at start
@@ -242,6 +244,9 @@ func (p *processor) process(ctx context.Context, it item) error {
 	}
 	if err != nil {
 		return fmt.Errorf("cannot process %s: %w", c.Name, err)
+	}
+	if !replay && !isTrail && p.streamed[it.src] {
+		p.recent.add(it.src, c)
 	}
 	p.m.Records.WithLabelValues(it.src).Add(float64(records))
 	size := len(c.Data)

@@ -167,6 +167,34 @@ func TestCanonicalPrefix(t *testing.T) {
 	}
 }
 
+// TestQueryOverStreamData: POST /api/v1/query reads the stream data the
+// backend keeps besides the followed files: a chunk under a header line
+// of a custom format is read with its fields, a chunk without a final
+// newline does not run into the next, and a chunk that arrived before
+// since is not read.
+func TestQueryOverStreamData(t *testing.T) {
+	ts, b, tok := newTestServer(t)
+	p := filepath.Join(t.TempDir(), "flows.log")
+	if err := os.WriteFile(p, []byte("2 123456789012 eni-1 198.51.100.7 10.0.0.5 4444 22 6 1 40 1700000000 1700000060 REJECT OK\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.files = []string{p}
+	now := time.Now()
+	b.recent = []RecentChunk{
+		{Source: "fh", Name: "old", Arrived: now.Add(-2 * time.Hour), Data: []byte("2 123456789012 eni-1 198.51.100.7 10.0.0.5 4444 22 6 1 40 1700000000 1700000060 REJECT OK\n")},
+		{Source: "fh", Name: "a", Arrived: now, Data: []byte("2 123456789012 eni-1 198.51.100.7 10.0.0.5 4445 23 6 1 40 1700000000 1700000060 REJECT OK")},
+		{Source: "fh", Name: "b", Arrived: now, Data: []byte("2 123456789012 eni-1 198.51.100.7 10.0.0.5 4446 24 6 1 40 1700000000 1700000060 REJECT OK\n")},
+		{Source: "kin", Name: "shard-1", Arrived: now, Header: []byte("srcaddr dstaddr action"),
+			Data: []byte("198.51.100.7 10.0.0.5 REJECT\n198.51.100.8 10.0.0.5 REJECT\n")},
+	}
+	code, body := do(t, "POST", ts.URL+"/api/v1/query", tok, `{"query": "filter action = 'REJECT' | stats count() as n by srcaddr | sort n desc", "since": "1h"}`)
+	var rows []map[string]any
+	if code != 200 || json.Unmarshal([]byte(body), &rows) != nil || len(rows) != 2 ||
+		rows[0]["srcaddr"] != "198.51.100.7" || rows[0]["n"] != 4.0 || rows[1]["srcaddr"] != "198.51.100.8" || rows[1]["n"] != 1.0 {
+		t.Errorf("query: %d %s; want 198.51.100.7 with 4 (the file, two firehose chunks, one custom-format record), 198.51.100.8 with 1", code, body)
+	}
+}
+
 // TestQueryOverFollowedFiles: POST /api/v1/query runs a Logs Insights
 // query over the files the files sources follow.
 func TestQueryOverFollowedFiles(t *testing.T) {

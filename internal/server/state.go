@@ -94,9 +94,10 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	writeList(w, es, err)
 }
 
-// Query bounds: the daemon keeps no copy of the records; a query reads
-// the files the files sources follow (those modified within since, default
-// one hour), at most maxQueryBytes of them, for at most queryTimeout.
+// Query bounds: a query reads the files the files sources follow (those
+// modified within since, default one hour) and the stream data the
+// backend keeps (Backend.Recent), at most maxQueryBytes of them, for at
+// most queryTimeout.
 const (
 	maxQueryBytes = 1 << 30
 	queryTimeout  = time.Minute

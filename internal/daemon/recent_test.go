@@ -247,3 +247,14 @@ func TestActorTimelineOverFirehose(t *testing.T) {
 		t.Error("no sample record")
 	}
 }
+
+// BenchmarkRecentRingAdd: the cost the processor pays per 1 MiB chunk
+// kept (a copy, and dropping the oldest once the ring is full).
+func BenchmarkRecentRingAdd(b *testing.B) {
+	r := newRecentRing(64 << 20)
+	c := source.Chunk{Name: "x", Data: bytes.Repeat([]byte("2 123456789012 eni-1 198.51.100.7 10.0.0.5 4444 22 6 1 40 1700000000 1700000060 REJECT OK\n"), (1<<20)/93), Arrived: time.Now()}
+	b.SetBytes(int64(len(c.Data)))
+	for b.Loop() {
+		r.add("fh", c)
+	}
+}

@@ -391,7 +391,7 @@ async function findingPage(id) {
         [{ key: "where", label: "where" }, { key: "record", label: "record", render: (r) => el("code", {}, r.record) }],
         { empty: "No sample record was kept for this finding (it was found before flowguard recorded explanations, or from an event that is not a flow record)." }),
       el("details", {}, el("summary", {}, "As flowguard detect --explain prints it"), el("pre", { id: "explain-text" }, ex.text || ""))),
-    el("section", { class: "card wide" }, el("h3", {}, "The actor's latest records in the followed files"), samplesBox),
+    el("section", { class: "card wide" }, el("h3", {}, "The actor's latest records"), samplesBox),
     el("section", { class: "card wide" }, el("h3", {}, "History"), table(null, (f.history || []).map((h) => ({ ...h })), null, { empty: "No history." }))));
   try {
     const fl = await api("/api/v1/findings/" + encodeURIComponent(f.id) + "/flows");
@@ -400,7 +400,7 @@ async function findingPage(id) {
     timelineBox.replaceChildren(lineChart("The actor's flows over time", Object.entries(series).map(([a, pts]) => ({
       name: a, cls: a === "REJECT" ? "rejected" : "records", points: pts.filter((p) => p[0]) })), "", true),
     el("p", { class: "legend" }, el("span", { class: "k1" }, "── accepted"), el("span", { class: "k2" }, "- - rejected")));
-    samplesBox.replaceChildren(table(null, fl.samples, null, { empty: "The records are no longer in the followed files." }));
+    samplesBox.replaceChildren(table(null, fl.samples, null, { empty: "The records are no longer kept (followed files, and the recent data of stream sources)." }));
   } catch (e) { timelineBox.replaceChildren(el("p", { class: "muted" }, "Cannot load the flows: " + e.message)); }
 }
 
@@ -421,7 +421,7 @@ function queryPage() {
     } catch (e) { out.replaceChildren(); say("Query failed: " + e.message, true); }
   };
   main.replaceChildren(el("h2", {}, "Query"),
-    el("p", {}, "CloudWatch Logs Insights queries over the recent records of the followed files. ",
+    el("p", {}, "CloudWatch Logs Insights queries over the recent records: the followed files, and the data stream sources delivered lately. ",
       el("button", { id: "seed", onclick: () => { ta.value = SEED_QUERY; run(); } }, "Run the classic \u201crejected twice or more\u201d query"),
       " ", el("button", { onclick: () => { ta.value = "filter action = \"REJECT\"\n| stats count(*) as rejects by bin(1m)"; run(); } }, "Rejects per minute")),
     el("label", { for: "query-text" }, "Query"), ta,

@@ -41,18 +41,43 @@ func (r *recentRing) setLimit(limit int64) {
 	r.trim()
 }
 
-// add keeps a copy of a chunk's data (Data chunks only: objects read
-// whole are not kept) with its header line, arrival time and source. A
-// chunk larger than the whole bound is not kept.
+// objectRef is what an object kept by reference counts against the
+// bound besides its size (an object of unknown size counts this only).
+const objectRef = 1 << 10
+
+// entrySize is what an entry counts against the bound: its bytes, or for
+// an object kept by reference the size a query will read.
+func entrySize(e *server.RecentChunk) int64 {
+	if e.Open != nil {
+		return max(e.Size, 0) + objectRef
+	}
+	return int64(len(e.Data) + len(e.Header))
+}
+
+// add keeps a copy of a chunk's data with its header line, arrival time
+// and source; an object read whole (an S3 object) is kept by reference,
+// to be read again by a query. A chunk larger than the whole bound is not
+// kept.
 func (r *recentRing) add(src string, c source.Chunk) {
-	if c.Open != nil || len(c.Data) == 0 {
+	if c.Open == nil && len(c.Data) == 0 {
 		return
 	}
-	n := int64(len(c.Data) + len(c.Header))
 	arrived := c.Arrived
 	if arrived.IsZero() {
 		arrived = time.Now()
 	}
+	if c.Open != nil {
+		e := server.RecentChunk{Source: src, Name: c.Name, Arrived: arrived, Open: c.Open, Size: c.Size}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if n := entrySize(&e); n <= r.limit {
+			r.entries = append(r.entries, e)
+			r.size += n
+			r.trim()
+		}
+		return
+	}
+	n := int64(len(c.Data) + len(c.Header))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if n > r.limit {
@@ -73,7 +98,7 @@ func (r *recentRing) add(src string, c source.Chunk) {
 func (r *recentRing) trim() {
 	for r.size > r.limit && r.head < len(r.entries) {
 		e := &r.entries[r.head]
-		r.size -= int64(len(e.Data) + len(e.Header))
+		r.size -= entrySize(e)
 		*e = server.RecentChunk{}
 		r.head++
 	}

@@ -21,7 +21,7 @@ import (
 
 // TestRecentRingDropsTheOldest: the ring keeps at most its bound in
 // bytes, dropping the oldest chunks first; a chunk larger than the bound
-// is not kept; objects read whole are not kept; since filters by arrival.
+// is not kept; since filters by arrival.
 func TestRecentRingDropsTheOldest(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	chunk := func(i int, n int) source.Chunk {
@@ -256,5 +256,30 @@ func BenchmarkRecentRingAdd(b *testing.B) {
 	b.SetBytes(int64(len(c.Data)))
 	for b.Loop() {
 		r.add("fh", c)
+	}
+}
+
+// TestRecentRingKeepsObjectsByReference: an object read whole (an S3
+// object) is kept as a way to read it again, counted against the bound by
+// its size; one larger than the bound is not kept.
+func TestRecentRingKeepsObjectsByReference(t *testing.T) {
+	open := func(context.Context) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("x\n")), nil }
+	r := newRecentRing(10 << 10)
+	r.add("bucket", source.Chunk{Name: "s3://b/k1.gz", Open: open, Size: 4 << 10})
+	r.add("bucket", source.Chunk{Name: "s3://b/k2.gz", Open: open, Size: 4 << 10})
+	if got := r.bytes(); got != 2*(4<<10+objectRef) {
+		t.Fatalf("%d bytes counted for two objects of 4 KiB", got)
+	}
+	r.add("bucket", source.Chunk{Name: "s3://b/big.gz", Open: open, Size: 20 << 10})
+	r.add("bucket", source.Chunk{Name: "s3://b/k3.gz", Open: open, Size: 4 << 10}) // k1 goes
+	var names []string
+	for _, e := range r.since(time.Time{}) {
+		if e.Open == nil || e.Size != 4<<10 {
+			t.Errorf("%s kept without its reference or size: %+v", e.Name, e)
+		}
+		names = append(names, e.Name)
+	}
+	if got := strings.Join(names, " "); got != "s3://b/k2.gz s3://b/k3.gz" {
+		t.Errorf("kept %q", got)
 	}
 }

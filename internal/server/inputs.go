@@ -84,7 +84,14 @@ func chunkInputs(cs []RecentChunk) []flowlog.Input {
 		parts, size = nil, 0
 	}
 	for i, c := range cs {
-		same := i > 0 && cs[i-1].Source == c.Source && bytes.Equal(cs[i-1].Header, c.Header) && size+int64(len(c.Data)) <= maxChunkInput
+		if c.Open != nil {
+			// An object kept by reference: an input of its own, read
+			// again from where it is (gzip or Parquet as it was).
+			flush()
+			out = append(out, flowlog.Input{Name: c.Source + ":" + c.Name, Size: c.Size, Open: c.Open})
+			continue
+		}
+		same := i > 0 && cs[i-1].Open == nil && cs[i-1].Source == c.Source && bytes.Equal(cs[i-1].Header, c.Header) && size+int64(len(c.Data)) <= maxChunkInput
 		if !same {
 			flush()
 			name = c.Source + ":" + c.Name

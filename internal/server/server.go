@@ -64,6 +64,11 @@ type RecentChunk struct {
 	Header []byte
 	// Data holds whole records. It is never changed once handed over.
 	Data []byte
+	// Open, when not nil, reads a whole object (an S3 object) again from
+	// where the source found it; Data is then empty and Size is the
+	// object's size, or -1.
+	Open func(ctx context.Context) (io.ReadCloser, error)
+	Size int64
 }
 
 // Server is the HTTP API.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 )
 
@@ -30,14 +31,25 @@ const Region = "us-east-1"
 // ClientConfig returns an aws.Config that reaches url with static
 // credentials and no SDK-level retries, so that the caller's own retry
 // logic is what the tests exercise.
+//
+// Its connections are not kept idle longer than idleConnTimeout: the
+// Node.js emulators (kinesalite, dynalite, fauxqs) close a connection
+// idle for 5 seconds, and a request sent on it just then fails with
+// "connection reset by peer", which no retry would hide here.
 func ClientConfig(url string) aws.Config {
 	return aws.Config{
 		Region:       Region,
 		Credentials:  credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
 		BaseEndpoint: aws.String(url),
 		Retryer:      func() aws.Retryer { return aws.NopRetryer{} },
+		HTTPClient: awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+			t.IdleConnTimeout = idleConnTimeout
+		}),
 	}
 }
+
+// idleConnTimeout is well under Node.js's keep-alive timeout (5 s).
+const idleConnTimeout = 2 * time.Second
 
 // faults are the fault-injection hooks common to the servers.
 type faults struct {

@@ -28,25 +28,7 @@ const streamConfig = `detectors:
   allowed_lateness: 2m
 server:
   snapshot_interval: 300ms
-alarms:
-  metric_filters:
-    - name: rejects
-      pattern: '[version, account, eni, source, destination, srcport, destport, protocol, packets, bytes, windowstart, windowend, action="REJECT", flowlogstatus]'
-      metric_name: RejectedConnections
-      namespace: FlowGuard
-      value: "1"
-      default_value: 0
-  alarms:
-    - name: reject-spike
-      namespace: FlowGuard
-      metric_name: RejectedConnections
-      statistic: Sum
-      period: 60
-      evaluation_periods: 1
-      threshold: 300
-      comparison_operator: GreaterThanOrEqualToThreshold
-      treat_missing_data: notBreaching
-sources:
+` + rejectAlarm + `sources:
   - name: stream
     type: kafka
     brokers: [%s]

@@ -66,7 +66,11 @@ const serveConfig = `detectors:
   allowed_lateness: 2m
 server:
   traffic_retention: 87600h # the generated traffic is from 2026-11-22
-alarms:
+` + rejectAlarm + daemonSources
+
+// rejectAlarm is the configuration of an alarm on rejected records (300
+// in a minute) that the daemon tests compare across kills.
+const rejectAlarm = `alarms:
   metric_filters:
     - name: rejects
       pattern: '[version, account, eni, source, destination, srcport, destport, protocol, packets, bytes, windowstart, windowend, action="REJECT", flowlogstatus]'
@@ -84,7 +88,7 @@ alarms:
       threshold: 300
       comparison_operator: GreaterThanOrEqualToThreshold
       treat_missing_data: notBreaching
-` + daemonSources
+`
 
 // daemonSources is the source every daemon run follows: the run's logs
 // directory, polled often and read in small chunks.

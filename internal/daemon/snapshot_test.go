@@ -111,22 +111,9 @@ sources:
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	db := filepath.Join(dir, "f.db")
 	start := func() (*Daemon, func()) {
-		ctx, cancel := context.WithCancel(context.Background())
-		d, err := New(ctx, Options{ConfigPath: cfgPath, DBPath: db})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- d.Run(ctx) }()
-		return d, func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-			d.Close()
-		}
+		d, _, stop := runDaemon(t, dir)
+		return d, stop
 	}
 	url := "http://" + addr + "/"
 	post := func(id string, lines []string) (int, time.Duration) {
@@ -226,19 +213,9 @@ func TestRestoreDoesNotLowerCounts(t *testing.T) {
 	}
 	db := filepath.Join(dir, "f.db")
 	run := func(fn func(d *Daemon)) {
-		ctx, cancel := context.WithCancel(context.Background())
-		d, err := New(ctx, Options{ConfigPath: cfgPath, DBPath: db})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- d.Run(ctx) }()
+		d, _, stop := runDaemon(t, dir)
 		fn(d)
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		d.Close()
+		stop()
 	}
 	url := "http://" + addr + "/"
 	post := func(id string, lines []string) {
@@ -368,19 +345,9 @@ sources:
 	file := filepath.Join(dir, "logs", "flows.log")
 	size := 0
 	run := func(fn func(d *Daemon)) {
-		ctx, cancel := context.WithCancel(context.Background())
-		d, err := New(ctx, Options{ConfigPath: cfgPath, DBPath: db})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- d.Run(ctx) }()
+		d, _, stop := runDaemon(t, dir)
 		fn(d)
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		d.Close()
+		stop()
 	}
 	appendWait := func(d *Daemon, lines []string) {
 		t.Helper()
